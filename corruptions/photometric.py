@@ -1,0 +1,100 @@
+"""Colour and intensity operations: brightness, contrast, saturation, hue.
+
+Every function takes a float tensor x (B, 3, H, W) in [0, 1] on any device and
+returns a new tensor of the same shape, dtype and device, clipped to [0, 1].
+None of them is random; ``generator`` is accepted for the common signature and
+ignored. HSV follows scikit-image (hue as a fraction of the colour circle).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from corruptions.color import hsv_to_rgb, rgb_to_hsv
+from corruptions.errors import CorruptionError
+from corruptions.registry import register_operation
+
+
+@register_operation(
+    "brightness",
+    parameter="delta",
+    unit="added to HSV value (V in [0, 1]); negative darkens",
+    description="Add delta to the HSV value channel and clip to [0, 1], as ImageNet-C brightness.",
+)
+def brightness(x: torch.Tensor, delta: float, *, generator=None) -> torch.Tensor:
+    """V <- clip(V + delta, 0, 1) in HSV, hue and saturation kept (ImageNet-C ``brightness``).
+
+    Positive deltas brighten towards white-out; pixels already at V = 1 (e.g. slide
+    background) stay as they are.
+    """
+    hsv = rgb_to_hsv(x)
+    hue, saturation, value = hsv.unbind(dim=1)
+    value = torch.clamp(value + float(delta), 0.0, 1.0)
+    return hsv_to_rgb(torch.stack([hue, saturation, value], dim=1)).clamp_(0.0, 1.0)
+
+
+@register_operation(
+    "contrast",
+    parameter="factor",
+    unit="multiplies deviations from each image's per-channel mean; < 1 lowers contrast",
+    description="(x - mean) * factor + mean with per-image, per-channel means, clipped, as ImageNet-C contrast.",
+)
+def contrast(x: torch.Tensor, factor: float, *, generator=None) -> torch.Tensor:
+    """x <- clip((x - m) * factor + m, 0, 1), m the mean of each image and channel over H, W.
+
+    As ImageNet-C ``contrast`` (which averages over the two spatial axes only, so a
+    factor of 0 gives a flat image of the mean colour, not grey). Factor < 1 lowers
+    contrast, > 1 raises it.
+    """
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    return ((x - mean) * float(factor) + mean).clamp_(0.0, 1.0)
+
+
+def _factor_and_offset(value: float | Mapping[str, float]) -> tuple[float, float]:
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"factor", "offset"}
+        if unknown or "factor" not in value:
+            raise CorruptionError(
+                f"saturation value {dict(value)!r} must be a number or a table with 'factor' "
+                "and optionally 'offset'"
+            )
+        return float(value["factor"]), float(value.get("offset", 0.0))
+    return float(value), 0.0
+
+
+@register_operation(
+    "saturation",
+    parameter="factor",
+    unit="multiplies HSV saturation (S in [0, 1]); < 1 fades colour; table {factor, offset} adds offset",
+    description="S <- clip(S * factor + offset, 0, 1) in HSV, as ImageNet-C saturate.",
+    fields={"factor": None, "offset": 0.0},
+)
+def saturation(x: torch.Tensor, value: float | Mapping[str, float], *, generator=None) -> torch.Tensor:
+    """S <- clip(S * factor + offset, 0, 1) in HSV (ImageNet-C ``saturate``).
+
+    ``value`` is the factor, or a mapping {"factor": f, "offset": o} (offset
+    defaults to 0). Factor 0 gives a grey-level image (RGB all equal to V).
+    """
+    factor, offset = _factor_and_offset(value)
+    hsv = rgb_to_hsv(x)
+    hue, sat, val = hsv.unbind(dim=1)
+    sat = torch.clamp(sat * factor + offset, 0.0, 1.0)
+    return hsv_to_rgb(torch.stack([hue, sat, val], dim=1)).clamp_(0.0, 1.0)
+
+
+@register_operation(
+    "hue",
+    parameter="shift",
+    unit="fraction of the colour circle (1.0 = 360 degrees), wraps around",
+    description="Rotate HSV hue by shift (a fraction of the colour circle), saturation and value kept.",
+)
+def hue(x: torch.Tensor, shift: float, *, generator=None) -> torch.Tensor:
+    """H <- (H + shift) mod 1 in HSV; shift 0.5 is the complementary colour.
+
+    Grey pixels (saturation 0) are unchanged whatever the shift.
+    """
+    hsv = rgb_to_hsv(x)
+    hue_channel, sat, val = hsv.unbind(dim=1)
+    hue_channel = torch.remainder(hue_channel + float(shift), 1.0)
+    return hsv_to_rgb(torch.stack([hue_channel, sat, val], dim=1)).clamp_(0.0, 1.0)

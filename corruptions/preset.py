@@ -1,0 +1,192 @@
+"""Presets: TOML files that give every corruption its operation and one value per severity.
+
+Built-in presets live in ``corruptions/presets/*.toml`` (read with
+importlib.resources); ``load_preset`` also accepts a path to your own file. The
+format is documented at the top of ``presets/pathology.toml``. Every problem is
+reported as a one-line :class:`CorruptionError` naming the file, the key and what
+was expected.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from corruptions.errors import CorruptionError, unknown_name_message
+from corruptions.registry import Operation, get_operation, list_operations
+
+ParameterValue = float | Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """One corruption of a preset: ``values[s - 1]`` is the parameter of severity s.
+
+    ``sources`` has one entry per value (a single source in the file is repeated).
+    Table values (e.g. markup) are read-only mappings with every field filled in.
+    """
+
+    name: str
+    operation: str
+    values: tuple[ParameterValue, ...]
+    unit: str
+    sources: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of corruptions, in the order of the file."""
+
+    name: str
+    description: str
+    path: str
+    corruptions: Mapping[str, PresetEntry]
+
+    def severities(self, name: str) -> int:
+        """Number of severity levels (N) of corruption ``name``; levels are 1..N, 0 is clean."""
+        return len(self.entry(name).values)
+
+    def entry(self, name: str) -> PresetEntry:
+        """The :class:`PresetEntry` of corruption ``name``; unknown names raise with a suggestion."""
+        try:
+            return self.corruptions[name]
+        except KeyError:
+            message = unknown_name_message("corruption", name, self.corruptions)
+            raise CorruptionError(f"{message} (preset '{self.name}')") from None
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in presets (the TOML files in corruptions/presets/), sorted."""
+    folder = resources.files("corruptions") / "presets"
+    return sorted(item.name[: -len(".toml")] for item in folder.iterdir() if item.name.endswith(".toml"))
+
+
+def load_preset(name_or_path: str | Path = "pathology") -> Preset:
+    """Read a built-in preset by name, or a preset TOML file by path.
+
+    Built-in presets are parsed once per process (a Preset is immutable); files
+    given by path are read every time.
+    """
+    if isinstance(name_or_path, str) and name_or_path in list_presets():
+        return _load_builtin_preset(name_or_path)
+    return _load_preset_uncached(str(name_or_path))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_builtin_preset(name: str) -> Preset:
+    return _load_preset_uncached(name)
+
+
+def _load_preset_uncached(name_or_path: str) -> Preset:
+    text, where = _read_preset_text(name_or_path)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise CorruptionError(f"{where}: not valid TOML ({error})") from None
+    return _parse_preset(document, where)
+
+
+def _read_preset_text(name_or_path: str) -> tuple[str, str]:
+    if name_or_path in list_presets():
+        resource = resources.files("corruptions") / "presets" / f"{name_or_path}.toml"
+        return resource.read_text(encoding="utf-8"), str(resource)
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".toml" or path.exists() or len(path.parts) > 1:
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except OSError as error:
+            raise CorruptionError(f"cannot read preset file {path}: {error.strerror or error}") from None
+    raise CorruptionError(unknown_name_message("preset", name_or_path, list_presets()) + " (or a path to a .toml file)")
+
+
+def _parse_preset(document: dict[str, Any], where: str) -> Preset:
+    header = document.get("preset", {})
+    if not isinstance(header, dict):
+        raise CorruptionError(f"{where}: [preset] must be a table with name and description")
+    name = header.get("name", Path(where).stem)
+    description = header.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise CorruptionError(f"{where}: preset.name and preset.description must be strings")
+    table = document.get("corruptions")
+    if not isinstance(table, dict) or not table:
+        raise CorruptionError(f"{where}: missing [corruptions] table; expected one [corruptions.<name>] table per corruption")
+    entries = {key: _parse_entry(key, raw, where) for key, raw in table.items()}
+    return Preset(name=name, description=description, path=where, corruptions=MappingProxyType(entries))
+
+
+def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
+    key = f"corruptions.{name}"
+    if not isinstance(raw, dict):
+        raise CorruptionError(f"{where}: {key} must be a table with operation, unit, values, sources, note")
+    known = {"operation", "unit", "values", "sources", "note"}
+    if extra := sorted(set(raw) - known):
+        raise CorruptionError(f"{where}: {key} has unknown key(s) {', '.join(extra)}; expected only {', '.join(sorted(known))}")
+    operation_name = raw.get("operation", name)
+    if not isinstance(operation_name, str) or operation_name not in list_operations():
+        message = unknown_name_message("operation", str(operation_name), list_operations())
+        raise CorruptionError(f"{where}: {key}.operation: {message}")
+    operation = get_operation(operation_name)
+    values = raw.get("values")
+    if not isinstance(values, list) or not values:
+        raise CorruptionError(f"{where}: {key}.values must be a non-empty list, one value per severity; got {values!r}")
+    parsed = tuple(_parse_value(operation, value, f"{where}: {key}.values[{i}]") for i, value in enumerate(values))
+    for i, value in enumerate(parsed):
+        _try_value(operation, value, f"{where}: {key}.values[{i}]")
+    unit = raw.get("unit", operation.unit)
+    note = raw.get("note", "")
+    if not isinstance(unit, str) or not isinstance(note, str):
+        raise CorruptionError(f"{where}: {key}.unit and {key}.note must be strings")
+    sources = raw.get("sources", [])
+    if isinstance(sources, str):
+        sources = [sources]
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources) or len(sources) not in (0, 1, len(parsed)):
+        raise CorruptionError(
+            f"{where}: {key}.sources must be a list of strings with one entry for all values "
+            f"or one per value ({len(parsed)}); got {sources!r}"
+        )
+    if len(sources) <= 1:
+        sources = (sources or [""]) * len(parsed)
+    return PresetEntry(name=name, operation=operation_name, values=parsed, unit=unit, sources=tuple(sources), note=note)
+
+
+def _try_value(operation: Operation, value: ParameterValue, where: str) -> None:
+    """Run the operation once on a 2x2 image so that values it rejects fail at load time."""
+    try:
+        operation(torch.full((1, 3, 2, 2), 0.5), value, generator=[torch.Generator().manual_seed(0)])
+    except CorruptionError as error:
+        raise CorruptionError(f"{where}: {error}") from None
+
+
+def _parse_number(value: Any, where: str, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CorruptionError(f"{where}: expected {expected}; got {value!r}")
+    return float(value)
+
+
+def _parse_value(operation: Operation, value: Any, where: str) -> ParameterValue:
+    fields = operation.fields
+    if isinstance(value, dict):
+        if not fields:
+            raise CorruptionError(f"{where}: operation '{operation.name}' takes one number ({operation.parameter}), not a table")
+        unknown = sorted(set(value) - set(fields))
+        missing = sorted(k for k, default in fields.items() if default is None and k not in value)
+        if unknown or missing:
+            raise CorruptionError(
+                f"{where}: table for '{operation.name}' needs keys {', '.join(fields)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+            )
+        filled = {k: _parse_number(value.get(k, default), f"{where}.{k}", "a number") for k, default in fields.items()}
+        return MappingProxyType(filled)
+    if not operation.accepts_number:
+        raise CorruptionError(f"{where}: operation '{operation.name}' needs a table with keys {', '.join(fields)}; got {value!r}")
+    return _parse_number(value, where, f"a number ({operation.parameter})")

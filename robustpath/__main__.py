@@ -1,0 +1,3 @@
+from robustpath.cli import app
+
+app(prog_name="robustpath")

@@ -1,0 +1,171 @@
+"""The robustpath command line: parse → build a spec → call the library → render.
+
+Results go to stdout; progress bars, notices and errors go to stderr.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from robustpath import __version__
+from robustpath.cli_support import RichProgress, handle_errors, stderr_console, stdout_console
+from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
+
+app = typer.Typer(
+    name="robustpath",
+    help="How much does a pathology model's performance fall when slide images are imperfect?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Stage(str, Enum):
+    default = "default"
+    pre = "pre"
+    post = "post"
+    both = "both"
+
+
+DataOption = Annotated[
+    str, typer.Option("--data", "-d", help="'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest (path,label[,split]).")
+]
+DeviceOption = Annotated[Device, typer.Option("--device", help="auto picks CUDA when available.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seeds the split, markup strokes, bootstrap and training.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"robustpath {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """robustpath: degradation reports for pathology image models."""
+
+
+def _default_out(model: str, data: str) -> Path:
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{Path(data).name}__{Path(model).name}")
+    return Path("robustpath-runs") / f"{stem}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    model: Annotated[
+        str, typer.Argument(help="Model spec (customvit:DIR, a CustomViT folder) or alias; default: the shipped demo model.")
+    ] = "customvit-demo",
+    data: DataOption = DEFAULT_DATA,
+    corruption: Annotated[
+        Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption to apply (repeatable); default: all in the preset.")
+    ] = None,
+    severity: Annotated[
+        Optional[list[int]], typer.Option("--severity", "-s", help="Severity level (repeatable); default: all.")
+    ] = None,
+    task: Annotated[
+        Optional[list[str]],
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot (repeatable); default: all that the model supports."),
+    ] = None,
+    prompts: Annotated[
+        Optional[Path], typer.Option("--prompts", help="Zero-shot class names/synonyms/prompts (TOML or JSON).")
+    ] = None,
+    templates: Annotated[
+        Optional[str], typer.Option("--templates", help="Built-in prompt template set: pathology (default), plip, ihc, clip.")
+    ] = None,
+    stage: Annotated[
+        Stage, typer.Option("--stage", help="pre: corrupt at native size before the model's resize; post: after it; "
+                            "both; default: pre for all, plus post for gaussian_blur.")
+    ] = Stage.default,
+    preset: Annotated[str, typer.Option("--preset", help="Corruption preset name or TOML file.")] = DEFAULT_PRESET,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
+    ] = None,
+    device: DeviceOption = Device.auto,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = DEFAULT_BATCH_SIZE,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes for decoding.")] = 0,
+    seed: SeedOption = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, report.md, run.json."""
+    from robustpath.config import RunSpec
+    from robustpath.evaluate import run_evaluation
+    from robustpath.report.files import write_run_outputs
+    from robustpath.report.terminal import render_terminal
+    from robustpath.tasks import DEFAULT_TASKS
+
+    out_dir = out if out is not None else _default_out(model, data)
+    spec = RunSpec(
+        model=model, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
+        severities=tuple(severity or ()), stage=stage.value, preset=preset, device=device.value,
+        batch_size=batch_size, num_workers=workers, seed=seed, out=out_dir, prompts=prompts, templates=templates,
+    )
+    from robustpath.atomic import check_can_create
+
+    check_can_create(out_dir)
+    with RichProgress(enabled=not quiet) as progress:
+        result = run_evaluation(spec, progress=progress)
+    paths = write_run_outputs(result, out_dir)
+    render_terminal(result.table, stdout_console())
+    for note in result.record["notes"]:
+        stderr_console().print(f"note: {note}", highlight=False)
+    stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
+
+
+@app.command("train")
+@handle_errors
+def train_command(
+    data: DataOption = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for config.json + model.safetensors.")] = Path("customvit"),
+    samples_per_class: Annotated[
+        Optional[int], typer.Option("--samples-per-class", "-n", min=1, help="Training images per class (seeded subsample); default: all.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate.")] = 1e-3,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Model input size; default: the data's native size.")] = None,
+    patch_size: Annotated[int, typer.Option("--patch-size", min=1)] = 4,
+    width: Annotated[int, typer.Option("--width", min=8)] = 128,
+    depth: Annotated[int, typer.Option("--depth", min=1)] = 6,
+    heads: Annotated[int, typer.Option("--heads", min=1)] = 4,
+    device: DeviceOption = Device.auto,
+    seed: SeedOption = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Train a CustomViT from scratch on small patches and save it to --out."""
+    from robustpath.train import TrainSpec, train_customvit
+
+    spec = TrainSpec(
+        data=data, out=out, samples_per_class=samples_per_class, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, image_size=image_size, patch_size=patch_size, width=width, depth=depth,
+        heads=heads, seed=seed, device=device.value,
+    )
+    with RichProgress(enabled=not quiet) as progress:
+        progress.start("train", "Training CustomViT", epochs)
+
+        def on_epoch(log: dict) -> None:
+            progress.advance("train")
+
+        result = train_customvit(spec, on_epoch=on_epoch)
+    accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
+    stdout_console().print(
+        f"Saved CustomViT to {result.path} ({result.train_samples} training images, test accuracy {accuracy})"
+    )

@@ -1,0 +1,100 @@
+"""Command-line plumbing shared by every command: errors, consoles, progress bars."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+import typer
+
+from robustpath.errors import RobustPathError
+
+DEBUG_ENV = "ROBUSTPATH_DEBUG"
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+PIPE_WIDTH = 120
+
+
+def stdout_console():
+    """Results console; when stdout is a file or pipe, lines are up to 120 characters."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def fail(message: str, code: int) -> None:
+    """Print ``error: message`` on one line to stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command: Callable) -> Callable:
+    """Map user errors to one line + exit code; tracebacks only with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import os
+
+        debug = kwargs.get("debug", False) or os.environ.get(DEBUG_ENV) == "1"
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RobustPathError as exc:
+            if debug:
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # bugs and unmapped library errors: one line unless --debug
+            if debug:
+                raise
+            if _is_corruption_error(exc):
+                fail(str(exc), 2)
+            fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+    return wrapper
+
+
+def _is_corruption_error(exc: Exception) -> bool:
+    module = sys.modules.get("corruptions")
+    return module is not None and isinstance(exc, module.CorruptionError)
+
+
+class RichProgress:
+    """ProgressReporter drawing rich progress bars on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+            console=stderr_console(), disable=not enabled, transient=False,
+        )
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "RichProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._progress.stop()
+
+    def start(self, key: str, description: str, total: int) -> None:
+        self._tasks[key] = self._progress.add_task(description, total=total)
+
+    def advance(self, key: str, amount: int = 1) -> None:
+        self._progress.advance(self._tasks[key], amount)
+
+    def finish(self, key: str) -> None:
+        task = self._tasks[key]
+        self._progress.update(task, completed=self._progress.tasks[task].total)

@@ -1,0 +1,49 @@
+"""RunSpec: everything that defines an evaluation run, as a frozen dataclass."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STAGES = ("default", "pre", "post", "both")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_PRESET = "pathology"
+DEFAULT_DATA = "demo-ihc"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A resolved evaluation request.
+
+    ``corruptions``/``severities`` empty mean "all in the preset".  ``stage``
+    "default" runs every corruption before the model's resize ("pre") and
+    Gaussian blur also after it ("post"); "pre", "post" and "both" apply to
+    every selected corruption.  Zero-shot runs only for models with a text
+    encoder; for image-only models it is skipped with a note.
+    """
+
+    model: str
+    data: str = DEFAULT_DATA
+    tasks: tuple[str, ...] = ("linear_probe", "retrieval", "zeroshot")
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    stage: str = "default"
+    preset: str = DEFAULT_PRESET
+    device: str = "auto"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    num_workers: int = 0
+    seed: int = 0
+    test_fraction: float = 0.3
+    out: Path | None = None
+    prompts: Path | None = None
+    templates: str | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["out"] = str(self.out) if self.out is not None else None
+        data["prompts"] = str(self.prompts) if self.prompts is not None else None
+        data["tasks"], data["corruptions"], data["severities"] = (
+            list(self.tasks), list(self.corruptions), list(self.severities)
+        )
+        return data

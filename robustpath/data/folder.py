@@ -1,0 +1,74 @@
+"""Image folders: ROOT/<class>/* or ROOT/train/<class>/* + ROOT/test/<class>/*."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robustpath.data.dataset import Dataset, build_file_dataset, check_class_sizes
+from robustpath.data.images import IMAGE_EXTENSIONS
+from robustpath.data.split import stratified_split
+from robustpath.errors import DataError
+
+SPLIT_FOLDERS = ("train", "test")
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_in(folder: Path) -> list[str]:
+    return sorted(
+        str(p.resolve())
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def _collect(root: Path) -> tuple[list[str], list[str]]:
+    paths, labels = [], []
+    for class_dir in _visible_dirs(root):
+        images = _images_in(class_dir)
+        paths += images
+        labels += [class_dir.name] * len(images)
+    return paths, labels
+
+
+def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder '{root}' does not exist")
+    if not root.is_dir():
+        raise DataError(f"'{root}' is not a folder (expected ROOT/<class>/images or a .csv manifest)")
+    names = {p.name for p in _visible_dirs(root)}
+    if names and names <= set(SPLIT_FOLDERS):
+        if names != set(SPLIT_FOLDERS):
+            raise DataError(f"'{root}' has only a '{next(iter(names))}' folder; expected both train/ and test/")
+        train_paths, train_labels = _collect(root / "train")
+        test_paths, test_labels = _collect(root / "test")
+        if set(train_labels) != set(test_labels):
+            raise DataError(
+                f"'{root}': train/ and test/ must hold the same classes; train has {sorted(set(train_labels))}, "
+                f"test has {sorted(set(test_labels))}"
+            )
+        for split, labels in (("train", train_labels), ("test", test_labels)):
+            missing = sorted({p.name for p in _visible_dirs(root / split)} - set(labels))
+            if missing:
+                raise DataError(f"'{root / split / missing[0]}' holds no images")
+        paths, labels = train_paths + test_paths, train_labels + test_labels
+        splits = np.array(["train"] * len(train_paths) + ["test"] * len(test_paths))
+    else:
+        paths, labels = _collect(root)
+        if not paths:
+            raise DataError(
+                f"'{root}' holds no images in class folders; expected ROOT/<class>/*.png|jpg|jpeg|tif|tiff|bmp"
+            )
+        empty = sorted(names - set(labels))
+        if empty:
+            raise DataError(f"class folder '{root / empty[0]}' holds no images")
+        check_class_sizes(labels, f"'{root}'")
+        classes = sorted(set(labels))
+        splits = stratified_split(np.array([classes.index(c) for c in labels]), test_fraction, seed)
+    if len(set(labels)) < 2:
+        raise DataError(f"'{root}' has one class ('{labels[0]}'); at least 2 are needed")
+    return build_file_dataset(root.resolve().name, root, paths, labels, splits)

@@ -1,0 +1,168 @@
+"""CustomViT checkpoints: ``config.json`` + ``model.safetensors`` in one folder.
+
+Loading is safe by construction: the config is JSON, the weights are
+safetensors (no pickle), and the state dict must match the architecture
+exactly; mismatches are reported by key name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robustpath.errors import ModelError
+from robustpath.models.base import Preprocessing
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from robustpath.models.customvit_net import CustomViT
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_META_KEYS = {"architecture", "format_version"}
+
+
+def is_customvit_dir(path: Path) -> bool:
+    """True when ``path`` holds a CustomViT config and safetensors weights."""
+    config = Path(path) / CONFIG_FILE
+    if not (config.is_file() and (Path(path) / WEIGHTS_FILE).is_file()):
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("architecture") == "customvit"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_customvit_config(path: Path):
+    """Read and validate ``config.json``; raises ModelError naming the bad key."""
+    from dataclasses import fields
+
+    from robustpath.models.customvit_net import CustomViTConfig
+
+    config_path = Path(path) / CONFIG_FILE
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"'{config_path}' not found: a CustomViT folder needs {CONFIG_FILE} and {WEIGHTS_FILE}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"'{config_path}' is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("architecture") != "customvit":
+        raise ModelError(f"'{config_path}': expected \"architecture\": \"customvit\"")
+    known = {f.name for f in fields(CustomViTConfig)}
+    unknown = sorted(set(raw) - known - _META_KEYS)
+    if unknown:
+        raise ModelError(f"'{config_path}': unknown key(s) {unknown}; expected some of {sorted(known)}")
+    values = {k: v for k, v in raw.items() if k in known}
+    for key in ("class_names", "mean", "std"):
+        if key in values:
+            values[key] = tuple(values[key])
+    try:
+        config = CustomViTConfig(**values)
+        config.validate()
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"'{config_path}': {exc}") from None
+    return config
+
+
+def _state_dict_problems(model, state: dict) -> list[str]:
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shaped = sorted(
+        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing:
+        problems.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
+    if shaped:
+        problems.append(f"mis-shaped keys {shaped[:5]}{' …' if len(shaped) > 5 else ''}")
+    return problems
+
+
+def load_customvit(path: Path) -> "CustomViT":
+    """Build the network from ``path`` and load its weights strictly (eval mode, CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from robustpath.models.customvit_net import CustomViT
+
+    path = Path(path)
+    config = load_customvit_config(path)
+    weights = path / WEIGHTS_FILE
+    try:
+        state = load_file(str(weights))
+    except FileNotFoundError:
+        raise ModelError(f"'{weights}' not found") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"'{weights}' is not a readable safetensors file: {exc}") from None
+    model = CustomViT(config)
+    problems = _state_dict_problems(model, state)
+    if problems:
+        raise ModelError(f"'{weights}' does not fit its config.json: " + "; ".join(problems))
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def save_customvit(model: "CustomViT", path: Path) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically into ``path``."""
+    from safetensors.torch import save
+
+    from robustpath.atomic import write_bytes_atomic, write_json_atomic
+
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_bytes_atomic(path / WEIGHTS_FILE, save(state))
+    write_json_atomic(path / CONFIG_FILE, model.config.to_json_dict())
+    return path
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class CustomViTEncoder:
+    """Encoder adapter around a CustomViT checkpoint folder."""
+
+    has_text = False
+
+    def __init__(self, path: Path, spec: str) -> None:
+        self.path = Path(path)
+        self.spec = spec
+        self.model = load_customvit(self.path)
+        config = self.model.config
+        self.name = spec
+        self.embed_dim = config.width
+        size = (config.image_size, config.image_size)
+        self.preprocessing = Preprocessing(
+            input_size=size, mean=tuple(config.mean), std=tuple(config.std), resize_mode="bicubic", crop="none"
+        )
+
+    def to(self, device: "torch.device") -> "CustomViTEncoder":
+        self.model.to(device)
+        return self
+
+    def encode_image(self, images: "torch.Tensor") -> "torch.Tensor":
+        return self.model.forward_features(images)
+
+    def encode_text(self, texts: list[str]) -> "torch.Tensor":
+        raise ModelError(f"model '{self.name}' has no text encoder")
+
+    def describe(self) -> dict:
+        config = self.model.config
+        return {
+            "source": "customvit",
+            "path": str(self.path),
+            "weights_sha256": file_digest(self.path / WEIGHTS_FILE),
+            "architecture": {k: getattr(config, k) for k in ("image_size", "patch_size", "width", "depth", "heads")},
+            "preprocessing": self.preprocessing.as_dict(),
+        }

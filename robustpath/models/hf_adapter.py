@@ -1,0 +1,280 @@
+"""Hugging Face transformers models: CLIP-style (image + text) and vision AutoModels.
+
+A Hub name is first copied into the local cache through the fail-fast helper
+(config, image processor, tokenizer, safetensors weights; ``pytorch_model.bin``
+only when the repository has no safetensors); transformers then loads only
+from that folder (``local_files_only``, ``weights_only``), so it never
+touches the network itself.  Code shipped in a repository runs only with
+``trust_remote_code=True``.
+
+Models with ``get_image_features`` and ``get_text_features`` (CLIPModel, and
+the like) are vision-language encoders; transformers 5 returns an output whose
+``pooler_output`` is the projected embedding, 4.x returns the tensor: both work.
+
+Image-only models pool their output (``pooling``): "cls" = the class token of
+the last hidden state (after the final norm), "mean" = the mean of the patch
+tokens (class and register tokens excluded), "cls+mean" = both concatenated
+(2x the width; DINOv2's linear-evaluation features).  Default: "cls" for ViT
+and DINOv2 families (their own pooled output, and the DINOv2 kNN features);
+the model's ``pooler_output`` otherwise.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robustpath.errors import ModelError, UsageError
+from robustpath.models import hub
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+_CLS_TYPES = {"dinov2", "dinov2_with_registers", "vit", "vit_msn", "dinov3_vit"}
+_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic", "nearest": "nearest", "bilinear": "bilinear",
+             "bicubic": "bicubic", "nearest-exact": "nearest"}
+_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+def _size(size, key: str):
+    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+
+
+def preprocessing_from_image_processor(processor, notes: list[str]):
+    """Our Preprocessing from a transformers image processor (CLIPImageProcessor, BitImageProcessor, …)."""
+    if not getattr(processor, "do_resize", True):
+        raise ModelError("the image processor does not resize; robustpath needs a fixed input size")
+    resample = getattr(processor, "resample", 3)
+    resample = getattr(resample, "value", resample)
+    mode = _RESAMPLE.get(resample)
+    if mode is None:
+        notes.append(f"resample {resample!r} approximated by bicubic")
+        mode = "bicubic"
+    size, crop_size = processor.size, getattr(processor, "crop_size", None)
+    cropping = bool(getattr(processor, "do_center_crop", False)) and crop_size is not None
+    shortest = _size(size, "shortest_edge")
+    if shortest:
+        if not cropping:
+            raise ModelError("the image processor resizes the shorter side without a crop (variable input size)")
+        input_size, crop, resize_size = (_size(crop_size, "height"), _size(crop_size, "width")), "center", shortest
+    elif _size(size, "height"):
+        input_size, crop, resize_size = (_size(size, "height"), _size(size, "width")), "none", None
+        if cropping and (_size(crop_size, "height"), _size(crop_size, "width")) != input_size:
+            input_size = (_size(crop_size, "height"), _size(crop_size, "width"))
+            notes.append(f"resize to {_size(size, 'height')}x{_size(size, 'width')} then crop approximated")
+    else:
+        raise ModelError(f"image processor size {size} is not supported (expected shortest_edge or height/width)")
+    if not getattr(processor, "do_normalize", True):
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    else:
+        mean, std = processor.image_mean, processor.image_std
+    factor = getattr(processor, "rescale_factor", 1 / 255) if getattr(processor, "do_rescale", True) else 1.0
+    if abs(factor * 255 - 1) > 1e-6:
+        notes.append(f"rescale_factor {factor} is not 1/255; images are still scaled to [0, 1]")
+    return hub.make_preprocessing(input_size, mean, std, resize_mode=mode, crop=crop, resize_size=resize_size,
+                                  notes=notes)
+
+
+def _local_folder(argument: str, name: str, trust_remote_code: bool) -> Path:
+    from robustpath.models.registry import parse_source_argument
+
+    parts = parse_source_argument("hf", argument, name)
+    if parts.form == "dir":
+        return Path(parts.target)
+    patterns = _PATTERNS + (["*.py"] if trust_remote_code else [])
+    folder = hub.download_hub_snapshot(parts.target, patterns, spec=name, local_form="hf:DIR")
+    if not any(folder.glob("*.safetensors")):
+        folder = hub.download_hub_snapshot(parts.target, patterns + ["pytorch_model*.bin"], spec=name,
+                                           local_form="hf:DIR")
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"model '{name}': the cached copy of '{parts.target}' has no config.json; "
+                         + hub.local_copy_hint(parts.target, "hf:DIR"))
+    return folder
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers draws a loading bar and a key report on stderr; the library does not print."""
+    from transformers.utils import logging as hf_logging
+
+    enabled, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load(folder: Path, name: str, trust_remote_code: bool):
+    """(model, image processor) from a local folder; loading problems named."""
+    import transformers
+
+    common = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+    try:
+        with _quiet_transformers():  # mismatched shapes are reported below, by name
+            model, info = transformers.AutoModel.from_pretrained(
+                str(folder), output_loading_info=True, weights_only=True, ignore_mismatched_sizes=True, **common)
+        processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "trust_remote_code" in str(exc):
+            text = "it ships its own code; load it with trust_remote_code=True only if you trust that code"
+        raise ModelError(f"model '{name}': transformers cannot load '{folder}': {text}") from None
+    missing = sorted(info.get("missing_keys", ()))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
+    if missing or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {missing[:5]}")
+        if mismatched:
+            problems.append(f"mis-shaped keys {mismatched[:5]}")
+        raise ModelError(f"model '{name}': weights in '{folder}' do not fit its config.json: " + "; ".join(problems))
+    return model.eval(), processor, sorted(info.get("unexpected_keys", ()))
+
+
+class _HFEncoder:
+    has_text = False
+
+    def __init__(self, folder: Path, name: str, model, processor, unexpected: list[str]) -> None:
+        self.name, self.folder, self.model, self.unexpected = name, folder, model, unexpected
+        self.notes: list[str] = []
+        try:
+            self.preprocessing = preprocessing_from_image_processor(processor, self.notes)
+        except ModelError as exc:
+            raise ModelError(f"model '{name}': {exc}") from None
+
+    def to(self, device: "torch.device"):
+        self.model.to(device)
+        return self
+
+    def encode_text(self, texts: list[str]) -> "torch.Tensor":
+        raise ModelError(f"model '{self.name}' has no text encoder")
+
+    def describe(self) -> dict:
+        import transformers
+
+        weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("pytorch_model*.bin"))
+        facts = {"source": "hf", "path": str(self.folder), "model_type": self.model.config.model_type,
+                 "model_class": type(self.model).__name__, "transformers_version": transformers.__version__,
+                 "weights": {p.name: hub.file_sha256(p) for p in weights}, "embed_dim": self.embed_dim,
+                 "preprocessing": self.preprocessing.as_dict()}
+        if weights:
+            facts["weights_sha256"] = facts["weights"][weights[0].name]
+        commit = hub.hub_commit(self.folder)
+        if commit:
+            facts["hub_commit"] = commit
+        if self.unexpected:
+            facts["unexpected_keys"] = self.unexpected[:20]
+        if self.notes:
+            facts["preprocessing_notes"] = list(self.notes)
+        return facts
+
+
+def _features(output) -> "torch.Tensor":
+    """transformers 5 returns BaseModelOutputWithPooling (projected pooler_output); 4.x a tensor."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    return pooled if pooled is not None else output[0]
+
+
+class HFClipEncoder(_HFEncoder):
+    """CLIP-style model: ``get_image_features`` / ``get_text_features`` (projected, not L2-normalised)."""
+
+    has_text = True
+
+    def __init__(self, folder, name, model, processor, unexpected, trust_remote_code: bool) -> None:
+        import transformers
+
+        super().__init__(folder, name, model, processor, unexpected)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"model '{name}': no usable tokenizer in '{folder}': {exc}") from None
+        config = model.config
+        self.embed_dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
+        limit = getattr(getattr(config, "text_config", config), "max_position_embeddings", 77)
+        self.context_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
+        self.padding = "max_length" if config.model_type.startswith("siglip") else True
+
+    def encode_image(self, images: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        with torch.no_grad():
+            return _features(self.model.get_image_features(pixel_values=images))
+
+    def encode_text(self, texts: list[str]) -> "torch.Tensor":
+        import torch
+
+        tokens = self.tokenizer(list(texts), padding=self.padding, truncation=True, max_length=self.context_length,
+                                return_tensors="pt")
+        device = hub.model_device(self.model)
+        inputs = {k: v.to(device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            return _features(self.model.get_text_features(**inputs))
+
+    def describe(self) -> dict:
+        return dict(super().describe(), context_length=self.context_length)
+
+
+class HFVisionEncoder(_HFEncoder):
+    """Image-only AutoModel (DINOv2, ViT, …) with the pooling described in the module doc."""
+
+    def __init__(self, folder, name, model, processor, unexpected, pooling: str | None) -> None:
+        super().__init__(folder, name, model, processor, unexpected)
+        config = model.config
+        has_cls = config.model_type in _CLS_TYPES
+        if pooling in ("cls", "cls+mean") and not has_cls:
+            raise UsageError(f"model '{name}': pooling '{pooling}' needs a class token, and model type "
+                             f"'{config.model_type}' has none; use 'mean' or the default")
+        self.pooling = pooling or ("cls" if has_cls else "pooler")
+        self.prefix_tokens = (1 + int(getattr(config, "num_register_tokens", 0) or 0)) if has_cls else 0
+        if self.pooling == "pooler":
+            import torch
+
+            with torch.no_grad():
+                probe = self.encode_image(torch.zeros(1, 3, *self.preprocessing.input_size))
+            self.embed_dim = int(probe.shape[-1])
+        else:
+            self.embed_dim = int(config.hidden_size) * (2 if self.pooling == "cls+mean" else 1)
+
+    def encode_image(self, images: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        with torch.no_grad():
+            output = self.model(pixel_values=images)
+            if self.pooling == "pooler":
+                pooled = getattr(output, "pooler_output", None)
+                if pooled is None:
+                    raise ModelError(f"model '{self.name}' has no pooled output; choose pooling 'mean'")
+                return pooled.flatten(1)
+            hidden = output.last_hidden_state
+            if hidden.ndim == 4:  # (B, C, H, W) feature maps
+                return hidden.mean(dim=(2, 3))
+            cls, mean = hidden[:, 0], hidden[:, self.prefix_tokens:].mean(dim=1)
+            if self.pooling == "cls":
+                return cls
+            if self.pooling == "mean":
+                return mean
+            return torch.cat([cls, mean], dim=-1)
+
+    def describe(self) -> dict:
+        return dict(super().describe(), pooling=self.pooling)
+
+
+def load_hf_encoder(argument: str, name: str, *, pooling: str | None = None, trust_remote_code: bool = False):
+    """The encoder for ``hf:ORG/REPO`` or ``hf:DIR`` (see the module doc)."""
+    folder = _local_folder(argument, name, trust_remote_code)
+    model, processor, unexpected = _load(folder, name, trust_remote_code)
+    if hasattr(model, "get_image_features") and hasattr(model, "get_text_features"):
+        if pooling is not None:
+            raise UsageError(f"model '{name}' is a vision-language model with its own projection; "
+                             "pooling applies to image-only models")
+        return HFClipEncoder(folder, name, model, processor, unexpected, trust_remote_code)
+    return HFVisionEncoder(folder, name, model, processor, unexpected, pooling)

@@ -1,0 +1,66 @@
+"""Variants: the (corruption, severity, stage) combinations a run evaluates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robustpath.errors import UsageError
+
+CLEAN = "none"
+BLUR = "gaussian_blur"
+
+
+@dataclass(frozen=True, order=True)
+class Variant:
+    """One corrupted copy of the test set; the clean set is Variant('none', 0, 'none')."""
+
+    corruption: str
+    severity: int
+    stage: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.corruption}/{self.severity}/{self.stage}"
+
+    @property
+    def is_clean(self) -> bool:
+        return self.corruption == CLEAN
+
+
+CLEAN_VARIANT = Variant(CLEAN, 0, CLEAN)
+
+
+def _stages_for(corruption: str, stage: str) -> tuple[str, ...]:
+    if stage == "default":
+        return ("pre", "post") if corruption == BLUR else ("pre",)
+    if stage == "both":
+        return ("pre", "post")
+    return (stage,)
+
+
+def plan_variants(preset, corruptions: tuple[str, ...], severities: tuple[int, ...], stage: str) -> list[Variant]:
+    """Expand the user's selection against a corruptions.Preset.
+
+    Empty ``corruptions`` / ``severities`` select everything in the preset.
+    Raises UsageError for unknown names or out-of-range severities.
+    """
+    import corruptions as corruption_library
+
+    if stage not in ("default", "pre", "post", "both"):
+        raise UsageError(f"--stage must be one of default, pre, post, both; got '{stage}'")
+    names = list(corruptions) or list(preset.corruptions)
+    variants: list[Variant] = []
+    for name in dict.fromkeys(names):
+        try:
+            bound = corruption_library.get_corruption(name, preset)
+        except corruption_library.CorruptionError as exc:
+            raise UsageError(f"--corruption: {exc}") from None
+        levels = list(severities) or list(range(1, bound.max_severity + 1))
+        for severity in levels:
+            if not 1 <= severity <= bound.max_severity:
+                raise UsageError(
+                    f"--severity {severity} is out of range for '{name}' in preset '{preset.name}': "
+                    f"expected 1..{bound.max_severity}"
+                )
+        for stage_name in _stages_for(name, stage):
+            variants.extend(Variant(name, severity, stage_name) for severity in sorted(set(levels)))
+    return variants
