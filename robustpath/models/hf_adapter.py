@@ -21,6 +21,7 @@ the model's ``pooler_output`` otherwise.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,10 +114,12 @@ def _load(folder: Path, name: str, trust_remote_code: bool):
     import transformers
 
     common = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+    loading = dict(output_loading_info=True, ignore_mismatched_sizes=True)  # mismatches are named below
+    if "weights_only" in inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters:
+        loading["weights_only"] = True  # the default in recent releases; explicit for older ones
     try:
-        with _quiet_transformers():  # mismatched shapes are reported below, by name
-            model, info = transformers.AutoModel.from_pretrained(
-                str(folder), output_loading_info=True, weights_only=True, ignore_mismatched_sizes=True, **common)
+        with _quiet_transformers():
+            model, info = transformers.AutoModel.from_pretrained(str(folder), **loading, **common)
         processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -4,7 +4,8 @@
 fetches the pretrained weights timm names for it (``NAME.TAG`` picks a tag)
 through the fail-fast Hub helper; ``timm:hf-hub:ORG/REPO`` and
 ``timm:local-dir:DIR`` use the repository's config.json (architecture,
-model_args, pretrained_cfg).  Weights are loaded here, strictly (safetensors or
+model_args, pretrained_cfg; older configs such as UNI's keep img_size,
+patch_size, init_values and dynamic_img_size at the top level: used too).  Weights are loaded here, strictly (safetensors or
 weights-only torch.load); classifier weights are dropped, since the head is
 removed.  ``model_kwargs`` (from an alias, e.g. UNI's init_values and
 dynamic_img_size) go to ``timm.create_model``.
@@ -30,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 _WEIGHT_FILES = ["model.safetensors", "pytorch_model.bin"]
+# constructor arguments that older Hub configs (e.g. MahmoodLab/UNI) keep at the top level, not in model_args
+_TOP_LEVEL_MODEL_ARGS = ("img_size", "patch_size", "init_values", "dynamic_img_size")
 _INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
@@ -95,6 +98,21 @@ def _weights_for(parts, name: str) -> tuple[str, Path]:
     return arch, hub.download_first_hub_file(repo, files, spec=name, local_form=f"timm:{arch}@DIR/{files[0]}")
 
 
+def _top_level_model_args(create_name: str) -> dict:
+    """Constructor arguments a config.json without "model_args" keeps at its top level (UNI's layout)."""
+    import json
+
+    if not create_name.startswith("local-dir:"):
+        return {}
+    try:
+        config = json.loads((Path(create_name[len("local-dir:"):]) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(config, dict) or "model_args" in config:
+        return {}
+    return {k: config[k] for k in _TOP_LEVEL_MODEL_ARGS if k in config}
+
+
 def _drop_classifier(model, state: dict) -> dict:
     """Classifier weights of a checkpoint are not needed: the head is removed (num_classes=0)."""
     names = model.pretrained_cfg.get("classifier") or "head"
@@ -116,7 +134,7 @@ class TimmEncoder:
         self.name, self.spec, self.pooling = name, f"timm:{argument}", pooling
         parts = parse_source_argument("timm", argument, name)
         create_name, weights = _weights_for(parts, name)
-        self.model_kwargs = dict(model_kwargs)
+        self.model_kwargs = {**_top_level_model_args(create_name), **dict(model_kwargs)}
         try:
             self.model = timm.create_model(create_name, pretrained=False, num_classes=0, **self.model_kwargs)
         except (RuntimeError, ValueError, KeyError, TypeError, AssertionError, OSError) as exc:
