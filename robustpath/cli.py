@@ -31,6 +31,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Pooling(str, Enum):
+    cls = "cls"
+    mean = "mean"
+    cls_mean = "cls+mean"
+
+
 class Stage(str, Enum):
     default = "default"
     pre = "pre"
@@ -70,8 +76,23 @@ def _default_out(model: str, data: str) -> Path:
 @handle_errors
 def eval_command(
     model: Annotated[
-        str, typer.Argument(help="Model spec (customvit:DIR, a CustomViT folder) or alias; default: the shipped demo model.")
-    ] = "customvit-demo",
+        Optional[str],
+        typer.Argument(
+            help="Model alias (see `robustpath models`) or spec: customvit:DIR, open_clip:ARCH[@TAG_OR_FILE], "
+            "open_clip:hf-hub:ORG/REPO, open_clip:local-dir:DIR, hf:ORG/REPO_OR_DIR, timm:NAME[@FILE], or a model "
+            "folder; default: the shipped customvit-demo."
+        ),
+    ] = None,
+    model_option: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="The model, as an option (same forms as MODEL).")
+    ] = None,
+    pooling: Annotated[
+        Optional[Pooling],
+        typer.Option("--pooling", help="Image-only hf:/timm: models: cls token, mean of patch tokens, or both concatenated."),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Let hf: models run code from their repository (off by default).")
+    ] = False,
     data: DataOption = DEFAULT_DATA,
     corruption: Annotated[
         Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption to apply (repeatable); default: all in the preset.")
@@ -111,9 +132,15 @@ def eval_command(
     from robustpath.report.terminal import render_terminal
     from robustpath.tasks import DEFAULT_TASKS
 
+    from robustpath.errors import UsageError
+    from robustpath.models import DEMO_MODEL
+
+    if model is not None and model_option is not None and model != model_option:
+        raise UsageError(f"the model is given twice ('{model}' and --model '{model_option}'); give it once")
+    model = model or model_option or DEMO_MODEL
     out_dir = out if out is not None else _default_out(model, data)
     spec = RunSpec(
-        model=model, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
+        model=model, pooling=pooling.value if pooling else None, trust_remote_code=trust_remote_code, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
         severities=tuple(severity or ()), stage=stage.value, preset=preset, device=device.value,
         batch_size=batch_size, num_workers=workers, seed=seed, out=out_dir, prompts=prompts, templates=templates,
     )
@@ -127,6 +154,32 @@ def eval_command(
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
     stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
+
+
+@app.command("models")
+@handle_errors
+def models_command(
+    details: Annotated[bool, typer.Option("--details", help="Add a description of each model.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """List model aliases with the spec each stands for, its licence and whether access is gated."""
+    from rich.table import Table
+
+    from robustpath.models import list_model_aliases
+
+    table = Table(title="Model aliases (any spec form also works: see `robustpath eval --help`)", title_justify="left")
+    for column in ("alias", "spec", "licence", "gated", *(("description",) if details else ())):
+        table.add_column(column, overflow="fold")
+    for alias in list_model_aliases():
+        if not alias.supported:
+            spec = alias.install_hint
+        elif alias.source == "customvit":
+            spec = "customvit:<installed package>/checkpoints/" + Path(alias.spec).name
+        else:
+            spec = alias.spec
+        gated = "yes (HF_TOKEN)" if alias.gated else "no"
+        table.add_row(alias.name, spec, alias.licence, gated, *((alias.description,) if details else ()))
+    stdout_console().print(table)
 
 
 @app.command("train")

@@ -37,6 +37,8 @@ class RunSpec:
     out: Path | None = None
     prompts: Path | None = None
     templates: str | None = None
+    pooling: str | None = None
+    trust_remote_code: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:

@@ -40,8 +40,6 @@ def make_run_id(spec: RunSpec, started: datetime) -> str:
 
 def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult:
     """Evaluate ``spec.model`` on ``spec.data`` clean and under every planned variant."""
-    import numpy as np
-
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.engine import compute_embeddings
@@ -69,7 +67,7 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     timings["load_data"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    encoder = load_encoder(spec.model)
+    encoder = load_encoder(spec.model, pooling=spec.pooling, trust_remote_code=spec.trust_remote_code)
     timings["load_model"] = time.perf_counter() - clock
     notes: list[str] = []
     skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]

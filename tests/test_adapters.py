@@ -216,7 +216,18 @@ def test_timm_alias_style_model_kwargs_reach_create_model(tiny_timm, tmp_path):
     assert encoder.describe()["model_kwargs"] == {"init_values": 1e-5, "dynamic_img_size": True}
     x = torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
-        assert torch.allclose(ours(encoder, x), reference(normalise(x, encoder.preprocessing)), atol=ATOL)
+        expected = reference(normalise(x, encoder.preprocessing))
+        assert torch.allclose(ours(encoder, x), expected, atol=ATOL)
+    # UNI's Hub config.json keeps these arguments at its top level (no "model_args"): a local copy loads as is
+    config = json.loads((tiny_timm.extra["local_dir"] / "config.json").read_text())
+    config.pop("model_args", None)
+    config.update(img_size=32, patch_size=8, init_values=1.0, dynamic_img_size=True)
+    copy = tmp_path / "uni-like"
+    copy.mkdir()
+    (copy / "config.json").write_text(json.dumps(config))
+    (copy / "model.safetensors").write_bytes((tmp_path / "uni-like.safetensors").read_bytes())
+    with torch.inference_mode():
+        assert torch.allclose(ours(load_encoder(str(copy)), x), expected, atol=ATOL)
 
 
 def test_hf_features_accept_transformers_4_tensors_and_5_outputs():

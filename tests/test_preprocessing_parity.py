@@ -8,7 +8,6 @@ the difference is the libraries' uint8 rounding after the resize (PIL resizes ui
 plus PIL's vs torch's antialiased bicubic kernels.  A wrong geometry (crop, size, mean/std)
 gives mean differences of 0.1 and more.
 """
-import dataclasses
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -27,15 +26,10 @@ from model_fixtures import (  # noqa: E402,F401
 from PIL import Image  # noqa: E402
 
 from robustpath.models import load_encoder  # noqa: E402
-from robustpath.models.base import Preprocessing  # noqa: E402
 from robustpath.models.preprocess import normalise, resize_to_input  # noqa: E402
 
 MEAN_TOLERANCE, MAX_TOLERANCE = 0.01, 0.05
 SIZES = [(57, 45), (20, 26), (40, 40), (300, 240)]  # (width, height): down- and upscaling, both aspect ratios
-HAS_RESIZE_SIZE = "resize_size" in {f.name for f in dataclasses.fields(Preprocessing)}
-NEEDS_RESIZE_SIZE = pytest.mark.xfail(
-    not HAS_RESIZE_SIZE, strict=True,
-    reason="Preprocessing cannot express 'resize the shorter side to S, then crop C < S' (needs resize_size)")
 
 
 def tissue_like(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -74,7 +68,7 @@ def test_open_clip_transform(tiny_open_clip, size):
 
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 @pytest.mark.parametrize("fixture", ["tiny_hf_clip", "tiny_hf_dinov2",
-                                     pytest.param("tiny_hf_dinov2_resized", marks=NEEDS_RESIZE_SIZE)])
+                                     "tiny_hf_dinov2_resized"])
 def test_transformers_image_processor(request, fixture, backend):
     from transformers import AutoImageProcessor
 
@@ -96,7 +90,7 @@ def timm_local_dir_with_crop_pct(checkpoint, folder, crop_pct: float) -> str:
     return f"timm:local-dir:{folder}"
 
 
-@pytest.mark.parametrize("crop_pct", [1.0, pytest.param(0.875, marks=NEEDS_RESIZE_SIZE)])
+@pytest.mark.parametrize("crop_pct", [1.0, 0.875])
 def test_timm_eval_transform(tiny_timm, tmp_path, crop_pct):
     import timm
 
@@ -110,13 +104,9 @@ def test_timm_eval_transform(tiny_timm, tmp_path, crop_pct):
         assert_close(ours(encoder, image), transform(image))
 
 
-def test_geometry_mismatch_is_recorded_not_silent(tiny_hf_dinov2_resized):
-    """Until resize_size exists, the approximation is warned about and written to run.json."""
-    if HAS_RESIZE_SIZE:
-        pytest.skip("Preprocessing expresses resize_size")
-    with pytest.warns(UserWarning, match="shorter side to 36"):
-        encoder = load_encoder(tiny_hf_dinov2_resized.spec)
-    assert "shorter side to 36" in encoder.describe()["preprocessing_notes"][0]
+def test_resize_then_crop_is_expressed(tiny_hf_dinov2_resized):
+    encoder = load_encoder(tiny_hf_dinov2_resized.spec)
+    assert encoder.preprocessing.resize_size == 36 and encoder.preprocessing.input_size == (32, 32)
 
 
 def test_geometry_mapping_from_library_configs():

@@ -21,8 +21,10 @@ class Preprocessing:
     """How an image in [0, 1] becomes a model input.
 
     ``resize_mode`` is the interpolation used to scale the shorter side to
-    ``input_size`` (or the whole image when ``crop`` is "none"); ``crop`` "center"
-    then takes the central ``input_size`` square, as CLIP-style pipelines do.
+    ``resize_size`` (default: the larger side of ``input_size``), or the whole
+    image to ``input_size`` when ``crop`` is "none"; ``crop`` "center" then takes
+    the central ``input_size`` region, as CLIP-style pipelines do (DINOv2 and timm
+    models with crop_pct < 1 resize to e.g. 256 and crop 224).
     """
 
     input_size: tuple[int, int]
@@ -30,8 +32,13 @@ class Preprocessing:
     std: tuple[float, float, float]
     resize_mode: str = "bicubic"
     crop: str = "center"
+    resize_size: int | None = None
 
     def __post_init__(self) -> None:
+        if self.resize_size is not None and (self.crop != "center" or self.resize_size < max(self.input_size)):
+            raise ValueError(
+                f"resize_size ({self.resize_size}) needs crop 'center' and must be >= the input size {self.input_size}"
+            )
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if self.crop not in CROP_MODES:
@@ -46,6 +53,7 @@ class Preprocessing:
             "std": list(self.std),
             "resize_mode": self.resize_mode,
             "crop": self.crop,
+            "resize_size": self.resize_size,
         }
 
 

@@ -17,12 +17,11 @@ DIR``, then a local spec form).  Weights are untrusted data: safetensors, or
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
+import re
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -215,10 +214,10 @@ def load_state_dict_file(path: Path, *, spec: str) -> dict:
     try:
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if named:
+            raise ModelError(f"{refused}, and this one names code ({named.group(1)}); nothing was run") from None
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        code = next((line for line in lines if "GLOBAL" in line), None)
-        if code:
-            raise ModelError(f"{refused}, and this one needs code to unpickle ({code[:200]})") from None
         reason = next((line for line in lines if line.startswith("Unsupported")), type(exc).__name__)
         raise ModelError(f"model '{spec}': '{path}' is not a readable torch checkpoint ({reason})") from None
     except (RuntimeError, ValueError, EOFError, OSError, AttributeError, TypeError) as exc:
@@ -275,23 +274,12 @@ def load_strict(model: "torch.nn.Module", state: dict, *, path: Path, spec: str)
 
 def make_preprocessing(input_size: tuple[int, int], mean, std, *, resize_mode: str, crop: str,
                        resize_size: int | None, notes: list[str]) -> Preprocessing:
-    """A Preprocessing; ``resize_size`` is the shorter side before a centre crop.
-
-    Until Preprocessing has a ``resize_size`` field, a resize_size other than the
-    crop size is approximated by resizing straight to the crop size; the
-    difference is appended to ``notes`` (recorded by describe()) and warned about.
-    """
+    """A Preprocessing; ``resize_size`` is the shorter side before a centre crop (e.g. 256 → 224)."""
     size = (int(input_size[0]), int(input_size[1]))
     kwargs = dict(input_size=size, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
                   resize_mode=resize_mode, crop=crop)
     if crop == "center" and resize_size is not None and int(resize_size) != max(size):
-        if "resize_size" in {f.name for f in dataclasses.fields(Preprocessing)}:
-            kwargs["resize_size"] = int(resize_size)
-        else:
-            note = (f"the library resizes the shorter side to {int(resize_size)} before a {size[0]}x{size[1]} "
-                    f"centre crop; robustpath resizes it to {max(size)} instead (Preprocessing has no resize_size)")
-            notes.append(note)
-            warnings.warn(note, UserWarning, stacklevel=3)
+        kwargs["resize_size"] = int(resize_size)
     return Preprocessing(**kwargs)
 
 

@@ -21,11 +21,11 @@ def resize_to_input(images: "torch.Tensor", prep: "Preprocessing") -> "torch.Ten
 
     out_h, out_w = prep.input_size
     h, w = images.shape[-2:]
-    if (h, w) == (out_h, out_w):
+    if (h, w) == (out_h, out_w) and prep.resize_size in (None, max(out_h, out_w)):
         return images
     if prep.crop == "center":
         # shorter side to the larger output side, longer side truncated (torchvision's Resize(int))
-        target = max(out_h, out_w)
+        target = prep.resize_size or max(out_h, out_w)
         if h <= w:
             new_h, new_w = target, max(out_w, int(target * w / h))
         else:

@@ -17,7 +17,7 @@ RECORD_FILE = "run.json"
 
 def results_csv(table) -> str:
     """The results table as CSV text (floats at full precision, stable order)."""
-    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    return table.to_csv(index=False, float_format="%.12g", lineterminator="\n")
 
 
 def write_run_outputs(result: "RunResult", out_dir: Path) -> dict[str, Path]:
