@@ -6,7 +6,6 @@ exactly; mismatches are reported by key name.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,31 +65,13 @@ def load_customvit_config(path: Path):
     return config
 
 
-def _state_dict_problems(model, state: dict) -> list[str]:
-    expected = model.state_dict()
-    problems = []
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shaped = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    if missing:
-        problems.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
-    if shaped:
-        problems.append(f"mis-shaped keys {shaped[:5]}{' …' if len(shaped) > 5 else ''}")
-    return problems
-
-
 def load_customvit(path: Path) -> "CustomViT":
     """Build the network from ``path`` and load its weights strictly (eval mode, CPU)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from robustpath.models.customvit_net import CustomViT
+    from robustpath.models.hub import state_dict_problems
 
     path = Path(path)
     config = load_customvit_config(path)
@@ -102,7 +83,7 @@ def load_customvit(path: Path) -> "CustomViT":
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"'{weights}' is not a readable safetensors file: {exc}") from None
     model = CustomViT(config)
-    problems = _state_dict_problems(model, state)
+    problems = state_dict_problems(model.state_dict(), state)
     if problems:
         raise ModelError(f"'{weights}' does not fit its config.json: " + "; ".join(problems))
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
@@ -120,14 +101,6 @@ def save_customvit(model: "CustomViT", path: Path) -> Path:
     write_bytes_atomic(path / WEIGHTS_FILE, save(state))
     write_json_atomic(path / CONFIG_FILE, model.config.to_json_dict())
     return path
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class CustomViTEncoder:
@@ -158,11 +131,13 @@ class CustomViTEncoder:
         raise ModelError(f"model '{self.name}' has no text encoder")
 
     def describe(self) -> dict:
+        from robustpath.models.hub import file_sha256
+
         config = self.model.config
         return {
             "source": "customvit",
             "path": str(self.path),
-            "weights_sha256": file_digest(self.path / WEIGHTS_FILE),
+            "weights_sha256": file_sha256(self.path / WEIGHTS_FILE),
             "architecture": {k: getattr(config, k) for k in ("image_size", "patch_size", "width", "depth", "heads")},
             "preprocessing": self.preprocessing.as_dict(),
         }

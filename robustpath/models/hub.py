@@ -161,9 +161,23 @@ def file_sha256(path: Path) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    from robustpath.models.customvit import file_digest
+    import hashlib
 
-    return file_digest(Path(path))
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def add_provenance(facts: dict, weights: Path, notes: list[str]) -> dict:
+    """Add the weights' Hub commit (when downloaded) and preprocessing notes to ``facts``."""
+    commit = hub_commit(weights)
+    if commit:
+        facts["hub_commit"] = commit
+    if notes:
+        facts["preprocessing_notes"] = list(notes)
+    return facts
 
 
 def _is_safetensors(path: Path) -> bool:

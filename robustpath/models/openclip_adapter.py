@@ -224,9 +224,4 @@ class OpenClipEncoder:
     def describe(self) -> dict:
         facts = dict(self.facts, weights=str(self.weights), weights_sha256=hub.file_sha256(self.weights),
                      embed_dim=self.embed_dim, preprocessing=self.preprocessing.as_dict())
-        commit = hub.hub_commit(self.weights)
-        if commit:
-            facts["hub_commit"] = commit
-        if self.notes:
-            facts["preprocessing_notes"] = list(self.notes)
-        return facts
+        return hub.add_provenance(facts, self.weights, self.notes)

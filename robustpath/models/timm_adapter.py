@@ -188,9 +188,4 @@ class TimmEncoder:
                  "model_kwargs": dict(self.model_kwargs), "pooling": self.pooling or "model head",
                  "embed_dim": self.embed_dim, "preprocessing": self.preprocessing.as_dict(),
                  "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}}
-        commit = hub.hub_commit(self.weights)
-        if commit:
-            facts["hub_commit"] = commit
-        if self.notes:
-            facts["preprocessing_notes"] = list(self.notes)
-        return facts
+        return hub.add_provenance(facts, self.weights, self.notes)
