@@ -104,6 +104,7 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
         class_names=dataset.classes,
         seed=spec.seed,
         text_embeddings=text_embeddings,
+        clean_test_embeddings=embeddings.clean[embeddings.test_indices],
     )
     run_id = make_run_id(spec, started)
     rows: list[dict] = []
@@ -113,9 +114,9 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
         task = create_task(name)
         task.fit(context)
         task_records[name] = task.describe()
-        clean_test = embeddings.clean[embeddings.test_indices]
         for variant in [CLEAN_VARIANT, *variants]:
-            values = task.evaluate(clean_test if variant.is_clean else embeddings.variants[variant.key])
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            values = task.evaluate(test)
             rows.extend(metric_rows(run_id, encoder.name, dataset.name, name, variant, values))
             progress.advance("tasks")
     progress.finish("tasks")

@@ -20,7 +20,9 @@ class TaskContext:
     train_labels: (N_train,) int64; test_labels: (N_test,) int64;
     class_names: the dataset's classes, indexed by label;
     text_embeddings: (K, D) float32 L2-normalised class embeddings (prompt
-    ensembles) for vision-language models, else None.
+    ensembles) for vision-language models, else None;
+    clean_test_embeddings: (N_test, D) float32 clean embeddings of the test split
+    (for measures relative to clean, e.g. embedding drift, prediction flips).
     """
 
     train_embeddings: np.ndarray
@@ -29,6 +31,7 @@ class TaskContext:
     class_names: tuple[str, ...]
     seed: int
     text_embeddings: np.ndarray | None = None
+    clean_test_embeddings: np.ndarray | None = None
 
 
 class Task(Protocol):
