@@ -37,6 +37,11 @@ class Pooling(str, Enum):
     cls_mean = "cls+mean"
 
 
+class BadImagePolicy(str, Enum):
+    skip = "skip"
+    fail = "fail"
+
+
 class Stage(str, Enum):
     default = "default"
     pre = "pre"
@@ -118,6 +123,10 @@ def eval_command(
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
     ] = None,
+    on_bad_image: Annotated[
+        BadImagePolicy,
+        typer.Option("--on-bad-image", help="Files that cannot be decoded: skip them (listed in run.json and report.md) or fail."),
+    ] = BadImagePolicy.skip,
     device: DeviceOption = Device.auto,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = DEFAULT_BATCH_SIZE,
     workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes for decoding.")] = 0,
@@ -140,7 +149,8 @@ def eval_command(
     model = model or model_option or DEMO_MODEL
     out_dir = out if out is not None else _default_out(model, data)
     spec = RunSpec(
-        model=model, pooling=pooling.value if pooling else None, trust_remote_code=trust_remote_code, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
+        model=model, pooling=pooling.value if pooling else None, trust_remote_code=trust_remote_code,
+        on_bad_image=on_bad_image.value, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
         severities=tuple(severity or ()), stage=stage.value, preset=preset, device=device.value,
         batch_size=batch_size, num_workers=workers, seed=seed, out=out_dir, prompts=prompts, templates=templates,
     )

@@ -39,6 +39,7 @@ class RunSpec:
     templates: str | None = None
     pooling: str | None = None
     trust_remote_code: bool = False
+    on_bad_image: str = "skip"
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:

@@ -175,3 +175,71 @@ def test_content_digest_changes_with_one_image(tmp_path):
     before = load_dataset(str(tmp_path)).content_digest()
     _write(tmp_path / "b" / "3.png", _rgb(99))
     assert load_dataset(str(tmp_path)).content_digest() != before
+
+
+def _bad_image_folder(root):
+    for k in range(3):
+        _write(root / "a" / f"{k}.png", _rgb(k))
+        _write(root / "b" / f"{k}.png", _rgb(k + 5))
+    (root / "a" / "empty.png").write_bytes(b"")
+    good = (root / "a" / "0.png").read_bytes()
+    (root / "b" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "b" / "text.png").write_text("not an image")
+    return root
+
+
+def test_bad_images_are_skipped_and_listed(tmp_path):
+    dataset = load_dataset(str(_bad_image_folder(tmp_path)))
+    assert len(dataset) == 6
+    skipped = {path.split("/")[-1]: reason for path, reason in dataset.skipped}
+    assert set(skipped) == {"empty.png", "truncated.png", "text.png"}
+    assert "0 bytes" in skipped["empty.png"] and "cannot be decoded" in skipped["text.png"]
+
+
+def test_bad_images_fail_on_request(tmp_path):
+    with pytest.raises(DataError, match=r"empty\.png.*0 bytes.*--on-bad-image skip"):
+        load_dataset(str(_bad_image_folder(tmp_path)), on_bad_image="fail")
+
+
+def test_class_emptied_by_skipping_is_reported(tmp_path):
+    _write(tmp_path / "a" / "0.png", _rgb(0))
+    _write(tmp_path / "a" / "1.png", _rgb(1))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "0.png").write_bytes(b"")
+    (tmp_path / "b" / "1.png").write_text("junk")
+    with pytest.raises(DataError, match="one class"):
+        load_dataset(str(tmp_path))
+
+
+def test_manifest_parsing_properties(tmp_path_factory):
+    """Any manifest of existing files, labels and optional splits loads as written."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    root = tmp_path_factory.mktemp("pool")
+    for k in range(8):
+        _write(root / "img" / f"{k}.png", _rgb(k, (6, 6)))
+    label_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=',"\r\n'), min_size=1, max_size=8)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 7), label_text), min_size=4, max_size=8, unique_by=lambda r: r[0]),
+           st.booleans())
+    def check(rows, with_split):
+        labels = [label.strip() or "x" for _, label in rows]
+        splits = ["train" if i % 2 == 0 else "test" for i in range(len(rows))]
+        lines = ["path,label" + (",split" if with_split else "")]
+        for (k, _), label, split in zip(rows, labels, splits):
+            lines.append(f"img/{k}.png,{label}" + (f",{split}" if with_split else ""))
+        manifest = root / "m.csv"
+        manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            dataset = load_dataset(str(manifest))
+        except DataError as exc:  # too few images per class / classes / split members: said in one line
+            assert "\n" not in str(exc) and ("class" in str(exc) or "split" in str(exc) or "train" in str(exc))
+            return
+        assert [dataset.classes[i] for i in dataset.labels] == labels
+        assert [sid for sid in dataset.sample_ids] == [f"img/{k}.png" for k, _ in rows]
+        if with_split:
+            assert list(dataset.splits) == splits
+
+    check()

@@ -15,8 +15,12 @@ def list_builtin_datasets() -> list[str]:
     return list(BUILTIN_DATASETS)
 
 
-def load_dataset(spec: str, *, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
-    """'demo-ihc', an image folder, or a .csv manifest → Dataset."""
+def load_dataset(spec: str, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
+    """'demo-ihc', an image folder, or a .csv manifest → Dataset.
+
+    Every file is decoded once up front; ``on_bad_image`` "skip" leaves
+    undecodable files out (listed in ``Dataset.skipped``), "fail" stops at the first.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise UsageError(f"test fraction must be between 0 and 1, got {test_fraction}")
     if spec == "demo-ihc":
@@ -27,11 +31,11 @@ def load_dataset(spec: str, *, test_fraction: float = 0.3, seed: int = 0) -> Dat
     if path.suffix.lower() == ".csv":
         from robustpath.data.manifest import load_manifest
 
-        return load_manifest(path, test_fraction=test_fraction, seed=seed)
+        return load_manifest(path, test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image)
     if path.is_dir():
         from robustpath.data.folder import load_image_folder
 
-        return load_image_folder(path, test_fraction=test_fraction, seed=seed)
+        return load_image_folder(path, test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image)
     if path.exists():
         raise DataError(f"--data '{spec}' is a file but not a .csv manifest")
     close = difflib.get_close_matches(spec, BUILTIN_DATASETS, n=1, cutoff=0.6)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robustpath.data.images import image_size, read_image_file
-from robustpath.errors import DataError
+from robustpath.data.images import BAD_IMAGE_POLICIES, check_image_file, read_image_file
+from robustpath.errors import DataError, UsageError
 
 
 class FileReader:
@@ -48,7 +48,8 @@ class Dataset:
 
     labels: (N,) int64 indices into ``classes``; splits: (N,) 'train' / 'test';
     paths: source files (None for in-memory images); native_size: (H, W) every
-    image is returned at by ``read_image``.
+    image is returned at by ``read_image``; skipped: (path, reason) of files left
+    out because they could not be decoded (policy ``on_bad_image="skip"``).
     """
 
     name: str
@@ -59,6 +60,7 @@ class Dataset:
     paths: tuple[str | None, ...]
     native_size: tuple[int, int]
     reader: object
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -86,27 +88,65 @@ class Dataset:
         return digest.hexdigest()
 
 
-def most_common_size(paths: list[str]) -> tuple[int, int]:
-    """The most frequent (H, W) among the files (ties: the first seen)."""
-    counts = Counter(image_size(Path(p)) for p in paths)
-    return counts.most_common(1)[0][0]
+def validate_images(paths: list[str], on_bad_image: str) -> tuple[list[int], list[tuple[int, int]], list[tuple[str, str]]]:
+    """Decode every file once: (kept positions, their (H, W), skipped (path, reason))."""
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise UsageError(f"--on-bad-image must be skip or fail, got '{on_bad_image}'")
+    kept, sizes, skipped = [], [], []
+    for position, path in enumerate(paths):
+        try:
+            sizes.append(check_image_file(Path(path)))
+            kept.append(position)
+        except DataError as exc:
+            if on_bad_image == "fail":
+                raise DataError(f"{exc} (--on-bad-image skip leaves such files out)") from None
+            skipped.append((path, str(exc)))
+    return kept, sizes, skipped
 
 
-def build_file_dataset(name: str, root: Path, paths: list[str], labels: list[str], splits: np.ndarray) -> Dataset:
-    """Assemble a Dataset from absolute file paths and string labels."""
+def build_file_dataset(
+    name: str, root: Path, paths: list[str], labels: list[str], splits: np.ndarray | None, *,
+    where: str, test_fraction: float, seed: int, on_bad_image: str,
+) -> Dataset:
+    """Assemble a Dataset from absolute file paths and string labels.
+
+    Undecodable files are skipped or fatal (``on_bad_image``); ``splits`` None
+    means a seeded stratified split of what remains.  Images of another size
+    than the most common one are resized to it when read.
+    """
+    from robustpath.data.split import stratified_split
+
+    kept, sizes, skipped = validate_images(paths, on_bad_image)
+    if not kept:
+        raise DataError(f"{where}: none of the {len(paths)} images can be decoded, e.g. {skipped[0][1]}")
+    paths = [paths[i] for i in kept]
+    labels = [labels[i] for i in kept]
+    check_class_sizes(labels, where)
     classes = tuple(sorted(set(labels)))
+    if len(classes) < 2:
+        raise DataError(f"{where} has one class ('{classes[0]}'); at least 2 are needed")
     index = {c: k for k, c in enumerate(classes)}
-    ids = tuple(_relative_id(Path(p), root) for p in paths)
-    size = most_common_size(paths)
+    label_array = np.array([index[label] for label in labels], dtype=np.int64)
+    if splits is None:
+        split_array = stratified_split(label_array, test_fraction, seed)
+    else:
+        split_array = np.asarray(splits, dtype="<U5")[kept]
+        for split in ("train", "test"):
+            present = set(label_array[split_array == split].tolist())
+            if len(present) < len(classes):
+                missing = classes[min(set(range(len(classes))) - present)]
+                raise DataError(f"{where}: class '{missing}' has no {split} images")
+    size = Counter(sizes).most_common(1)[0][0]
     return Dataset(
         name=name,
         classes=classes,
-        sample_ids=ids,
-        labels=np.array([index[label] for label in labels], dtype=np.int64),
-        splits=np.asarray(splits, dtype="<U5"),
+        sample_ids=tuple(_relative_id(Path(p), root) for p in paths),
+        labels=label_array,
+        splits=split_array,
         paths=tuple(paths),
         native_size=size,
         reader=FileReader(tuple(paths), size),
+        skipped=tuple(skipped),
     )
 
 

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robustpath.data.dataset import Dataset, build_file_dataset, check_class_sizes
+from robustpath.data.dataset import Dataset, build_file_dataset
 from robustpath.data.images import IMAGE_EXTENSIONS
-from robustpath.data.split import stratified_split
 from robustpath.errors import DataError
 
 SPLIT_FOLDERS = ("train", "test")
@@ -34,7 +33,7 @@ def _collect(root: Path) -> tuple[list[str], list[str]]:
     return paths, labels
 
 
-def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
+def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder '{root}' does not exist")
@@ -66,9 +65,8 @@ def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0) 
         empty = sorted(names - set(labels))
         if empty:
             raise DataError(f"class folder '{root / empty[0]}' holds no images")
-        check_class_sizes(labels, f"'{root}'")
-        classes = sorted(set(labels))
-        splits = stratified_split(np.array([classes.index(c) for c in labels]), test_fraction, seed)
-    if len(set(labels)) < 2:
-        raise DataError(f"'{root}' has one class ('{labels[0]}'); at least 2 are needed")
-    return build_file_dataset(root.resolve().name, root, paths, labels, splits)
+        splits = None
+    return build_file_dataset(
+        root.resolve().name, root, paths, labels, splits,
+        where=f"'{root}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+    )

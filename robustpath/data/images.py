@@ -8,6 +8,13 @@ import numpy as np
 from robustpath.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+BAD_IMAGE_POLICIES = ("skip", "fail")
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def to_rgb_array(image) -> np.ndarray:
@@ -41,7 +48,7 @@ def to_rgb_array(image) -> np.ndarray:
 
 def read_image_file(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Read ``path`` as (H, W, 3) uint8; resize (bicubic) to ``size`` = (H, W) if given."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
@@ -49,21 +56,34 @@ def read_image_file(path: Path, size: tuple[int, int] | None = None) -> np.ndarr
             array = to_rgb_array(image)
     except FileNotFoundError:
         raise DataError(f"image '{path}' not found") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"image '{path}' cannot be decoded: {exc}") from None
+    except _decode_errors() as exc:
+        raise DataError(f"image '{path}' cannot be decoded: {_reason(exc)}") from None
     if size is not None and array.shape[:2] != tuple(size):
         array = np.asarray(Image.fromarray(array).resize((size[1], size[0]), Image.BICUBIC))
     return array
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) from the file header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
 
+
+def check_image_file(path: Path) -> tuple[int, int]:
+    """Decode ``path`` completely (truncation shows only then) and return its (H, W).
+
+    Raises DataError naming the file: missing, empty, not an image, truncated,
+    or larger than PIL's decompression-bomb limit.
+    """
+    from PIL import Image
+
+    path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise DataError(f"image '{path}' is empty (0 bytes)")
         with Image.open(path) as image:
+            image.load()
             return image.size[1], image.size[0]
     except FileNotFoundError:
         raise DataError(f"image '{path}' not found") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"image '{path}' cannot be decoded: {exc}") from None
+    except _decode_errors() as exc:
+        raise DataError(f"image '{path}' cannot be decoded: {_reason(exc)}") from None

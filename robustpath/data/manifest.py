@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
-from robustpath.data.dataset import Dataset, build_file_dataset, check_class_sizes
-from robustpath.data.split import stratified_split
+from robustpath.data.dataset import Dataset, build_file_dataset
 from robustpath.errors import DataError
 
 REQUIRED = ("path", "label")
@@ -24,7 +24,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[dict]]:
     except OSError as exc:
         raise DataError(f"cannot read manifest '{manifest}': {exc.strerror or exc}") from None
     try:
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         fields = [f.strip() for f in (reader.fieldnames or [])]
         rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     except csv.Error as exc:
@@ -32,7 +32,7 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[dict]]:
     return fields, rows
 
 
-def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
+def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
     manifest = Path(manifest)
     fields, rows = _read_rows(manifest)
     missing = [c for c in REQUIRED if c not in fields]
@@ -57,9 +57,6 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0) 
     if absent:
         shown = ", ".join(f"'{p}'" for p in absent[:3])
         raise DataError(f"manifest '{manifest}': {len(absent)} listed file(s) not found, e.g. {shown}")
-    check_class_sizes(labels, f"manifest '{manifest}'")
-    if len(set(labels)) < 2:
-        raise DataError(f"manifest '{manifest}' has one class ('{labels[0]}'); at least 2 are needed")
     if "split" in fields and any(row["split"] for row in rows):
         splits = [row["split"].lower() for row in rows]
         bad = next((s for s in splits if s not in SPLITS), None)
@@ -70,6 +67,8 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0) 
             if split not in splits:
                 raise DataError(f"manifest '{manifest}' has no '{split}' rows")
     else:
-        classes = sorted(set(labels))
-        split_array = stratified_split(np.array([classes.index(c) for c in labels]), test_fraction, seed)
-    return build_file_dataset(manifest.stem, base, paths, labels, split_array)
+        split_array = None
+    return build_file_dataset(
+        manifest.stem, base, paths, labels, split_array,
+        where=f"manifest '{manifest}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+    )
