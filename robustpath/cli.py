@@ -12,11 +12,12 @@ from typing import Annotated, Optional
 import typer
 
 from robustpath import __version__
-from robustpath.cli_support import RichProgress, handle_errors, stderr_console, stdout_console
+from robustpath.cli_support import OneLineErrorGroup, RichProgress, handle_errors, stderr_console, stdout_console
 from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
 
 app = typer.Typer(
     name="robustpath",
+    cls=OneLineErrorGroup,
     help="How much does a pathology model's performance fall when slide images are imperfect?",
     no_args_is_help=True,
     add_completion=False,
@@ -131,6 +132,9 @@ def eval_command(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = DEFAULT_BATCH_SIZE,
     workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes for decoding.")] = 0,
     seed: SeedOption = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate data, model spec, preset and options, print the plan, load no weights.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -157,6 +161,11 @@ def eval_command(
     from robustpath.atomic import check_can_create
 
     check_can_create(out_dir)
+    if dry_run:
+        from robustpath.plan import plan_run
+
+        _print_plan(plan_run(spec), out_dir)
+        return
     with RichProgress(enabled=not quiet) as progress:
         result = run_evaluation(spec, progress=progress)
     paths = write_run_outputs(result, out_dir)
@@ -164,6 +173,21 @@ def eval_command(
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
     stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
+
+
+def _print_plan(plan, out_dir: Path) -> None:
+    console = stdout_console()
+    console.print(f"[bold]Plan[/] (dry run: nothing loaded, nothing written)", highlight=False)
+    console.print(f"  model     {plan.model}  (source {plan.source}, text encoder: {plan.text_encoder})", highlight=False)
+    console.print(
+        f"  data      {plan.dataset}: {plan.images} images, {plan.test_images} in the test split"
+        + (f", {plan.skipped_images} undecodable files skipped" if plan.skipped_images else ""),
+        highlight=False,
+    )
+    console.print(f"  variants  clean + {len(plan.variants)} corrupted: {', '.join(plan.variants)}", highlight=False)
+    console.print(f"  tasks     {', '.join(plan.tasks)}", highlight=False)
+    console.print(f"  forward passes  {plan.forward_passes}", highlight=False)
+    console.print(f"  output    {out_dir}", highlight=False)
 
 
 @app.command("models")

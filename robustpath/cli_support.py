@@ -6,6 +6,7 @@ import sys
 from typing import Callable
 
 import typer
+from typer.core import TyperGroup
 
 from robustpath.errors import RobustPathError
 
@@ -27,6 +28,39 @@ def stdout_console():
 
     console = Console()
     return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def _click_exceptions():
+    """Click's exception classes: typer ≥ 0.20 vendors click as typer._click."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older typer on the real click
+        from click import exceptions
+    return exceptions
+
+
+class OneLineErrorGroup(TyperGroup):
+    """Usage errors (bad option values, unknown options) as one ``error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        click = _click_exceptions()
+        try:
+            result = super().main(
+                args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+            )
+        except click.NoArgsIsHelpError as exc:  # `robustpath` alone: show the help
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.ClickException as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def fail(message: str, code: int) -> None:

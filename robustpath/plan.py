@@ -1,0 +1,75 @@
+"""Dry run: validate a RunSpec and describe the work without loading any weights."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustpath.config import RunSpec
+from robustpath.errors import UsageError
+
+_TEXT_SOURCES = {"open_clip": "yes", "customvit": "no", "timm": "no"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``robustpath eval`` would do: counts, variants and the resolved inputs."""
+
+    model: str
+    source: str
+    text_encoder: str  # "yes", "no" or "unknown until loaded"
+    dataset: str
+    images: int
+    test_images: int
+    skipped_images: int
+    variants: tuple[str, ...]
+    tasks: tuple[str, ...]
+    forward_passes: int
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks)}
+
+
+def _has_text(source: str, argument: str) -> str:
+    if source in _TEXT_SOURCES:
+        return _TEXT_SOURCES[source]
+    config = Path(argument).expanduser() / "config.json"
+    if config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type", "")
+        except (OSError, ValueError, AttributeError):
+            return "unknown until loaded"
+        return "yes" if "clip" in str(model_type).lower() else "no"
+    return "unknown until loaded"
+
+
+def plan_run(spec: RunSpec) -> RunPlan:
+    """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
+    from robustpath.data import load_dataset
+    from robustpath.device import resolve_device
+    from robustpath.evaluate import load_preset_or_fail
+    from robustpath.models import resolve_model_spec
+    from robustpath.prompts import load_prompts
+    from robustpath.tasks import TEXT_TASKS, check_task_name
+    from robustpath.variants import plan_variants
+
+    if spec.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
+    tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
+    preset = load_preset_or_fail(spec.preset)
+    variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
+    resolve_device(spec.device)
+    source, argument = resolve_model_spec(spec.model)
+    text = _has_text(source.name, argument)
+    dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=spec.on_bad_image)
+    if text == "no":
+        tasks = [name for name in tasks if name not in TEXT_TASKS]
+    if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
+        load_prompts(spec.prompts, dataset.classes, spec.templates)
+    test_images = len(dataset.indices("test"))
+    return RunPlan(
+        model=spec.model, source=source.name, text_encoder=text, dataset=dataset.name,
+        images=len(dataset), test_images=test_images, skipped_images=len(dataset.skipped),
+        variants=tuple(v.key for v in variants), tasks=tuple(tasks),
+        forward_passes=len(dataset) + test_images * len(variants),
+    )
