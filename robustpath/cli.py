@@ -4,6 +4,7 @@ Results go to stdout; progress bars, notices and errors go to stderr.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -53,7 +54,9 @@ class Stage(str, Enum):
 DataOption = Annotated[
     str, typer.Option("--data", "-d", help="'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest (path,label[,split]).")
 ]
-DeviceOption = Annotated[Device, typer.Option("--device", help="auto picks CUDA when available.")]
+DeviceOption = Annotated[
+    Device, typer.Option("--device", envvar="ROBUSTPATH_DEVICE", help="auto picks CUDA when available.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seeds the split, markup strokes, bootstrap and training.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
@@ -120,7 +123,9 @@ def eval_command(
         Stage, typer.Option("--stage", help="pre: corrupt at native size before the model's resize; post: after it; "
                             "both; default: pre for all, plus post for gaussian_blur.")
     ] = Stage.default,
-    preset: Annotated[str, typer.Option("--preset", help="Corruption preset name or TOML file.")] = DEFAULT_PRESET,
+    preset: Annotated[
+        str, typer.Option("--preset", envvar="ROBUSTPATH_PRESET", help="Corruption preset name or TOML file.")
+    ] = DEFAULT_PRESET,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
     ] = None,
@@ -129,9 +134,16 @@ def eval_command(
         typer.Option("--on-bad-image", help="Files that cannot be decoded: skip them (listed in run.json and report.md) or fail."),
     ] = BadImagePolicy.skip,
     device: DeviceOption = Device.auto,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = DEFAULT_BATCH_SIZE,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes for decoding.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, envvar="ROBUSTPATH_BATCH_SIZE", help="Images per forward pass.")
+    ] = DEFAULT_BATCH_SIZE,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, envvar="ROBUSTPATH_WORKERS", help="DataLoader worker processes for decoding.")
+    ] = 0,
     seed: SeedOption = 0,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout instead of the tables.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate data, model spec, preset and options, print the plan, load no weights.")
     ] = False,
@@ -164,12 +176,21 @@ def eval_command(
     if dry_run:
         from robustpath.plan import plan_run
 
-        _print_plan(plan_run(spec), out_dir)
+        plan = plan_run(spec)
+        if json_summary:
+            typer.echo(json.dumps({"dry_run": True, "out": str(out_dir), **plan.as_dict()}, indent=2))
+        else:
+            _print_plan(plan, out_dir)
         return
     with RichProgress(enabled=not quiet) as progress:
         result = run_evaluation(spec, progress=progress)
     paths = write_run_outputs(result, out_dir)
-    render_terminal(result.table, stdout_console())
+    if json_summary:
+        from robustpath.summary import run_summary
+
+        typer.echo(json.dumps(run_summary(result, {k: str(v) for k, v in paths.items()}), indent=2))
+    else:
+        render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
     stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
