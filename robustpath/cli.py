@@ -4,6 +4,7 @@ Results go to stdout; progress bars, notices and errors go to stderr.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from enum import Enum
@@ -57,7 +58,9 @@ DataOption = Annotated[
 DeviceOption = Annotated[
     Device, typer.Option("--device", envvar="ROBUSTPATH_DEVICE", help="auto picks CUDA when available.")
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seeds the split, markup strokes, bootstrap and training.")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", min=0, help="Seeds the split of your data, markup strokes, bootstrap and training.")
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
 
@@ -77,13 +80,38 @@ def main(
 
 
 def _default_out(model: str, data: str) -> Path:
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{Path(data).name}__{Path(model).name}")
-    return Path("robustpath-runs") / f"{stem}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    from robustpath.run_config import run_folder_name
+
+    return Path("robustpath-runs") / f"{run_folder_name(data, model)}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+# eval's command-line parameters → RunSpec fields (the rest have the same name)
+_SPEC_NAMES = {"model_option": "model", "corruption": "corruptions", "severity": "severities", "task": "tasks",
+               "workers": "num_workers"}
+_NOT_SPEC = {"ctx", "config", "json_summary", "dry_run", "quiet", "debug"}
+
+
+def _given_options(ctx: typer.Context, options: dict) -> dict:
+    """The options set on the command line or through ROBUSTPATH_* variables, as RunSpec fields."""
+    given = {}
+    for name, value in options.items():
+        if name in _NOT_SPEC:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        if isinstance(value, list):
+            value = tuple(value)
+        given[_SPEC_NAMES.get(name, name)] = value
+    return given
 
 
 @app.command("eval")
 @handle_errors
 def eval_command(
+    ctx: typer.Context,
     model: Annotated[
         Optional[str],
         typer.Argument(
@@ -141,6 +169,10 @@ def eval_command(
         int, typer.Option("--workers", min=0, envvar="ROBUSTPATH_WORKERS", help="DataLoader worker processes for decoding.")
     ] = 0,
     seed: SeedOption = 0,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", help="A TOML sweep over models and datasets (or a run.json to re-run); options given here override it."),
+    ] = None,
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout instead of the tables.")
     ] = False,
@@ -152,53 +184,59 @@ def eval_command(
 ) -> None:
     """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, report.md, run.json."""
     from robustpath.config import RunSpec
-    from robustpath.evaluate import run_evaluation
-    from robustpath.report.files import write_run_outputs
-    from robustpath.report.terminal import render_terminal
-    from robustpath.tasks import DEFAULT_TASKS
-
     from robustpath.errors import UsageError
     from robustpath.models import DEMO_MODEL
+    from robustpath.tasks import DEFAULT_TASKS
 
     if model is not None and model_option is not None and model != model_option:
         raise UsageError(f"the model is given twice ('{model}' and --model '{model_option}'); give it once")
-    model = model or model_option or DEMO_MODEL
-    out_dir = out if out is not None else _default_out(model, data)
-    spec = RunSpec(
-        model=model, pooling=pooling.value if pooling else None, trust_remote_code=trust_remote_code,
-        on_bad_image=on_bad_image.value, data=data, tasks=tuple(task or DEFAULT_TASKS), corruptions=tuple(corruption or ()),
-        severities=tuple(severity or ()), stage=stage.value, preset=preset, device=device.value,
-        batch_size=batch_size, num_workers=workers, seed=seed, out=out_dir, prompts=prompts, templates=templates,
-    )
+    given = _given_options(ctx, dict(locals()))
+    if model is not None:
+        given["model"] = model
+    if config is not None:
+        from robustpath.run_config import load_run_config
+
+        specs = load_run_config(config, given)
+    else:
+        values = {"model": DEMO_MODEL, "tasks": DEFAULT_TASKS, **given}
+        specs = [RunSpec(**values)]
+    specs = [spec if spec.out is not None else dataclasses.replace(spec, out=_default_out(spec.model, spec.data)) for spec in specs]
+    summaries = [_run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet) for spec in specs]
+    if json_summary:
+        typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}, indent=2))
+
+
+def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool) -> dict:
+    """Validate or run one RunSpec; print its tables unless a JSON summary is wanted."""
     from robustpath.atomic import check_can_create
 
-    check_can_create(out_dir)
+    check_can_create(spec.out)
     if dry_run:
         from robustpath.plan import plan_run
 
         plan = plan_run(spec)
-        if json_summary:
-            typer.echo(json.dumps({"dry_run": True, "out": str(out_dir), **plan.as_dict()}, indent=2))
-        else:
-            _print_plan(plan, out_dir)
-        return
+        if not json_summary:
+            _print_plan(plan, spec.out)
+        return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
+    from robustpath.evaluate import run_evaluation
+    from robustpath.report.files import write_run_outputs
+    from robustpath.report.terminal import render_terminal
+    from robustpath.summary import run_summary
+
     with RichProgress(enabled=not quiet) as progress:
         result = run_evaluation(spec, progress=progress)
-    paths = write_run_outputs(result, out_dir)
-    if json_summary:
-        from robustpath.summary import run_summary
-
-        typer.echo(json.dumps(run_summary(result, {k: str(v) for k, v in paths.items()}), indent=2))
-    else:
+    paths = write_run_outputs(result, spec.out)
+    if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
     stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
+    return run_summary(result, {k: str(v) for k, v in paths.items()})
 
 
 def _print_plan(plan, out_dir: Path) -> None:
     console = stdout_console()
-    console.print(f"[bold]Plan[/] (dry run: nothing loaded, nothing written)", highlight=False)
+    console.print("[bold]Plan[/] (dry run: nothing loaded, nothing written)", highlight=False)
     console.print(f"  model     {plan.model}  (source {plan.source}, text encoder: {plan.text_encoder})", highlight=False)
     console.print(
         f"  data      {plan.dataset}: {plan.images} images, {plan.test_images} in the test split"

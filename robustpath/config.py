@@ -1,7 +1,7 @@
 """RunSpec: everything that defines an evaluation run, as a frozen dataclass."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STAGES = ("default", "pre", "post", "both")
@@ -40,7 +40,6 @@ class RunSpec:
     pooling: str | None = None
     trust_remote_code: bool = False
     on_bad_image: str = "skip"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -243,3 +243,39 @@ def test_manifest_parsing_properties(tmp_path_factory):
             assert list(dataset.splits) == splits
 
     check()
+
+
+def test_split_folders_beside_others_are_refused(tmp_path):
+    for split in ("train", "test", "val"):
+        for name in ("a", "b"):
+            _write(tmp_path / split / name / "0.png", _rgb(0))
+    with pytest.raises(DataError, match=r"beside \['val'\]"):
+        load_dataset(str(tmp_path))
+
+
+def test_hidden_folders_inside_classes_are_ignored(tmp_path):
+    for name in ("a", "b"):
+        for k in range(2):
+            _write(tmp_path / name / f"{k}.png", _rgb(k))
+    _write(tmp_path / "a" / ".ipynb_checkpoints" / "0-checkpoint.png", _rgb(9))
+    assert len(load_dataset(str(tmp_path))) == 4
+
+
+def test_demo_images_are_copies_and_split_ignores_the_seed():
+    a = load_dataset("demo-ihc", seed=0)
+    b = load_dataset("demo-ihc", seed=7)
+    assert np.array_equal(a.splits, b.splits)
+    image = a.read_image(0)
+    image[:] = 0
+    assert a.read_image(0).any()
+
+
+def test_manifest_header_is_case_insensitive_and_empty_file_is_named(tmp_path):
+    for k in range(4):
+        _write(tmp_path / "img" / f"{k}.png", _rgb(k))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("Path,Label\nimg/0.png,a\nimg/1.png,a\nimg/2.png,b\nimg/3.png,b\n", encoding="utf-8")
+    assert len(load_dataset(str(manifest))) == 4
+    manifest.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="is empty"):
+        load_dataset(str(manifest))

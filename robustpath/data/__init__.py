@@ -16,17 +16,19 @@ def list_builtin_datasets() -> list[str]:
 
 
 def load_dataset(spec: str, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
-    """'demo-ihc', an image folder, or a .csv manifest → Dataset.
+    """'demo-ihc' (its split is fixed), an image folder, or a .csv manifest → Dataset.
 
     Every file is decoded once up front; ``on_bad_image`` "skip" leaves
     undecodable files out (listed in ``Dataset.skipped``), "fail" stops at the first.
     """
     if not 0.0 < test_fraction < 1.0:
         raise UsageError(f"test fraction must be between 0 and 1, got {test_fraction}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     if spec == "demo-ihc":
         from robustpath.data.demo import load_demo_dataset
 
-        return load_demo_dataset(test_fraction, seed)
+        return load_demo_dataset()
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".csv":
         from robustpath.data.manifest import load_manifest

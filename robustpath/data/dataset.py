@@ -36,13 +36,13 @@ class ArrayReader:
         self.images = images
 
     def __call__(self, index: int) -> np.ndarray:
-        return self.images[index]
+        return self.images[index].copy()
 
     def digest_bytes(self, index: int) -> bytes:
         return self.images[index].tobytes()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """A labelled image set with a train/test split.
 
@@ -61,6 +61,10 @@ class Dataset:
     native_size: tuple[int, int]
     reader: object
     skipped: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.labels.setflags(write=False)
+        self.splits.setflags(write=False)
 
     def __len__(self) -> int:
         return len(self.sample_ids)

@@ -17,10 +17,13 @@ def _visible_dirs(path: Path) -> list[Path]:
 
 
 def _images_in(folder: Path) -> list[str]:
+    """Image files below ``folder``, skipping anything inside hidden folders (e.g. .ipynb_checkpoints)."""
     return sorted(
         str(p.resolve())
         for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
 
@@ -40,6 +43,11 @@ def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, 
     if not root.is_dir():
         raise DataError(f"'{root}' is not a folder (expected ROOT/<class>/images or a .csv manifest)")
     names = {p.name for p in _visible_dirs(root)}
+    if set(SPLIT_FOLDERS) <= names and names != set(SPLIT_FOLDERS):
+        others = sorted(names - set(SPLIT_FOLDERS))
+        raise DataError(
+            f"'{root}' has train/ and test/ beside {others}; expected only train/ and test/ (or class folders only)"
+        )
     if names and names <= set(SPLIT_FOLDERS):
         if names != set(SPLIT_FOLDERS):
             raise DataError(f"'{root}' has only a '{next(iter(names))}' folder; expected both train/ and test/")

@@ -25,8 +25,8 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[dict]]:
         raise DataError(f"cannot read manifest '{manifest}': {exc.strerror or exc}") from None
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
     except csv.Error as exc:
         raise DataError(f"manifest '{manifest}' is not valid CSV: {exc}") from None
     return fields, rows
@@ -35,6 +35,8 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[dict]]:
 def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
     manifest = Path(manifest)
     fields, rows = _read_rows(manifest)
+    if not fields:
+        raise DataError(f"manifest '{manifest}' is empty; expected a header path,label[,split] and one row per image")
     missing = [c for c in REQUIRED if c not in fields]
     if missing:
         raise DataError(f"manifest '{manifest}' lacks column(s) {missing}; found {fields}, expected path,label[,split]")
