@@ -6,6 +6,14 @@ severities 1..N read a parameter table from a preset TOML file (default
 "pathology"). Random corruptions draw only from the generators they are given.
 This package never imports robustpath.
 
+Built-in presets (``list_presets()``): "pathology" (default), "small-patch" (spatial
+values for 40 px patches), "imagenet-c" (ImageNet-C's own values for the five
+operations computed the same way; "imagenet_c" also works) and "imagecorruptions"
+(all 19 ImageNet-C corruptions of the optional imagecorruptions package, via
+:mod:`corruptions.imagenet_c_compat`). Spatial parameters are in pixels of the
+image a corruption acts on; :func:`native_equivalent` restates them in pixels of
+the native image for a corruption applied after a resize.
+
 Example::
 
     import torch
@@ -22,14 +30,20 @@ Example::
 """
 from __future__ import annotations
 
-from corruptions.errors import CorruptionError
-from corruptions.registry import Operation, get_operation, list_operations, register_operation
-from corruptions.randomness import sample_generators
-from corruptions.preset import Preset, PresetEntry, list_presets, load_preset
+# Built-in operations register themselves on import; imagenet_c_compat registers the
+# imagecorruptions.* operations without importing the optional package.
+from corruptions import blur, imagenet_c_compat, markup, photometric, resolution  # noqa: F401  (registration)
 from corruptions.corruption import Corruption, get_corruption, list_corruptions
-
-# Built-in operations register themselves on import.
-from corruptions import blur, markup, photometric, resolution  # noqa: E402,F401  (registration)
+from corruptions.errors import CorruptionError
+from corruptions.native import equivalent_native_sigma, native_equivalent
+from corruptions.preset import Preset, PresetEntry, list_presets, load_preset
+from corruptions.randomness import sample_generators
+from corruptions.registry import (
+    Operation,
+    get_operation,
+    list_operations,
+    register_operation,
+)
 
 __all__ = [
     "Corruption",
@@ -37,12 +51,14 @@ __all__ = [
     "Operation",
     "Preset",
     "PresetEntry",
+    "equivalent_native_sigma",
     "get_corruption",
     "get_operation",
     "list_corruptions",
     "list_operations",
     "list_presets",
     "load_preset",
+    "native_equivalent",
     "register_operation",
     "sample_generators",
 ]

@@ -9,8 +9,16 @@ channel_axis=-1)`` (the scikit-image default mode, used by ImageNet-C):
 * border: "nearest" (edge pixels repeated), which works for any image size, so
   1x1 or 2x2 images with a 25-pixel kernel are fine (reflect padding would need
   the padding to be smaller than the image).
+
+Images up to ``MATRIX_MAX_SIDE`` pixels a side are blurred by two matrix products,
+B_h @ x @ B_w^T, with banded (H, H) and (W, W) matrices that hold the kernel and
+the repeated edge pixels: on CPUs and GPUs this is several times faster than a
+depthwise convolution. Larger images use the separable convolution. Both give
+the same result up to float rounding.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +26,7 @@ import torch.nn.functional as F
 from corruptions.registry import register_operation
 
 TRUNCATE = 4.0
+MATRIX_MAX_SIDE = 512
 
 
 def gaussian_kernel_1d(sigma: float, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -28,11 +37,28 @@ def gaussian_kernel_1d(sigma: float, *, dtype: torch.dtype, device: torch.device
     return (kernel / kernel.sum()).to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=32)
+def blur_matrix(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(size, size) matrix M with (M @ v)[i] = sum_d kernel[d] * v[clamp(i + d, 0, size - 1)], d = -r..r.
+
+    One row per output pixel; edge pixels repeated as in mode "nearest". Cached
+    (the same sizes and sigmas come back batch after batch); do not modify it.
+    """
+    kernel = gaussian_kernel_1d(sigma, dtype=torch.float64, device=torch.device("cpu"))
+    radius = (kernel.numel() - 1) // 2
+    rows = torch.arange(size).unsqueeze(1).expand(size, kernel.numel())
+    sources = (rows + torch.arange(-radius, radius + 1)).clamp_(0, size - 1)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix.index_put_((rows, sources), kernel.expand(size, -1), accumulate=True)
+    return matrix.to(dtype=dtype, device=device)
+
+
 @register_operation(
     "gaussian_blur",
     parameter="sigma",
     unit="sigma, pixels of the image the blur acts on",
     description="Gaussian blur, kernel truncated at 4 sigma, edge pixels repeated at the border.",
+    spatial="length",
 )
 def gaussian_blur(x: torch.Tensor, sigma: float, *, generator=None) -> torch.Tensor:
     """Blur each channel of x (B, C, H, W) with a Gaussian of standard deviation ``sigma`` pixels.
@@ -42,6 +68,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float, *, generator=None) -> torch.Ten
     """
     if float(sigma) <= 0:
         return x
+    height, width = x.shape[-2:]
+    if max(height, width) <= MATRIX_MAX_SIDE:
+        rows = blur_matrix(height, float(sigma), x.dtype, x.device)
+        columns = blur_matrix(width, float(sigma), x.dtype, x.device)
+        return torch.matmul(torch.matmul(rows, x), columns.transpose(0, 1)).clamp_(0.0, 1.0)
     channels = x.shape[1]
     kernel = gaussian_kernel_1d(sigma, dtype=x.dtype, device=x.device)
     radius = (kernel.numel() - 1) // 2

@@ -6,6 +6,7 @@ image and severities 1..N to the preset's parameter table.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -37,9 +38,13 @@ class Corruption:
     entry: PresetEntry
 
     def parameter(self, severity: int) -> ParameterValue | None:
-        """The preset value of ``severity`` (None for severity 0, the clean image)."""
+        """The preset value of ``severity`` (None for severity 0, the clean image).
+
+        Table values are read-only mappings; use ``dict(...)`` (or
+        :meth:`PresetEntry.as_dict`) before writing them to JSON.
+        """
         self._check_severity(severity)
-        return None if severity == 0 else self.entry.values[severity - 1]
+        return None if severity == 0 else self.entry.values[int(severity) - 1]
 
     def __call__(self, x: torch.Tensor, severity: int, *, generator: GeneratorArgument = None) -> torch.Tensor:
         """Corrupt x, a float tensor (B, 3, H, W) in [0, 1] on any device, at ``severity``.
@@ -54,14 +59,14 @@ class Corruption:
         if severity == 0:
             return x
         work = x.float() if x.dtype in _LOW_PRECISION else x
-        out = self._operation()(work, self.entry.values[severity - 1], generator=generator)
+        out = self._operation()(work, self.entry.values[int(severity) - 1], generator=generator)
         return out.to(x.dtype)
 
     def _operation(self) -> Operation:
         return get_operation(self.operation)
 
     def _check_severity(self, severity: int) -> None:
-        if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= self.max_severity:
+        if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 0 <= severity <= self.max_severity:
             raise CorruptionError(
                 f"severity {severity!r} of '{self.name}' is out of range; expected an integer "
                 f"0..{self.max_severity} (0 = clean)"

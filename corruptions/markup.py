@@ -8,16 +8,23 @@ and device, in [0, 1].
   then ``DRAWS_PER_STROKE`` uniform numbers per stroke, stroke after stroke (so
   with the same generator, n + 1 strokes are the n strokes plus one more). Shapes
   are in :mod:`corruptions.markup_geometry`.
-* On x.device, for the whole batch at once: the distance from every pixel centre
-  to each stroke's polyline (a Python loop over segment chunks, never over
-  pixels), turned into a coverage in [0, 1] with a one-pixel soft edge
-  (coverage = clamp(width / 2 + 0.5 - distance, 0, 1)).
+* On x.device, for the whole batch at once: the distance from the pixel centres
+  near each stroke to its polyline (a Python loop over strokes and segment
+  chunks, never over pixels or images), turned into a coverage in [0, 1] with a
+  one-pixel soft edge (coverage = clamp(width / 2 + 0.5 - distance, 0, 1)).
 * Ink acts like a marker, multiplying what is under it:
   x <- x * (1 - alpha * coverage * (1 - ink)), stroke after stroke, so crossings
   are darker and white background takes the ink colour at opacity alpha.
+
+Marks are rendered on every call and not cached: robustpath's engine corrupts each
+batch of test images once per variant (corruption, severity, stage), so a
+sample's marks are drawn once per severity and stage and a cache would never be
+hit. The two stages draw the same marks (same generator, sizes relative to the
+image) at two resolutions.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -34,7 +41,7 @@ INKS: dict[str, tuple[float, float, float]] = {
     "black": (0.10, 0.10, 0.12),
     "red": (0.80, 0.12, 0.15),
 }
-ELEMENT_BUDGET = 1 << 22  # elements per (chunk, B, H, W) temporary when measuring distances
+ELEMENT_BUDGET = 1 << 22  # elements per (B, chunk, window) temporary when measuring distances
 
 
 def _markup_parameters(value: Mapping[str, float]) -> tuple[int, float, float]:
@@ -55,23 +62,43 @@ def _stroke_coverage(points: torch.Tensor, half_width: torch.Tensor, height: int
     """Coverage (B, H, W) in [0, 1] of one stroke per sample.
 
     points: (B, P, 2) pixel coordinates (x, y) on the target device; half_width: (B,).
+    Distances are measured only in a window around each segment: a pixel farther
+    than half_width + 0.5 from a segment gets no ink from it, so each segment needs
+    the pixels of its bounding box grown by half_width + 1. The windows have one
+    size for the whole batch (the largest needed, at most the image), are moved
+    inside the image, and their squared distances are merged per pixel with
+    ``scatter_reduce(amin)``; pixels in no window are farther than every segment.
+    The result does not depend on the window sizes, so not on the batch either.
     """
     batch, count = points.shape[0], points.shape[1] - 1
-    xs = torch.arange(width, device=points.device, dtype=points.dtype) + 0.5
-    ys = torch.arange(height, device=points.device, dtype=points.dtype) + 0.5
-    start, delta = points[:, :-1], points[:, 1:] - points[:, :-1]
-    length2 = (delta * delta).sum(-1).clamp_min(1e-12)
-    chunk = max(1, min(count, ELEMENT_BUDGET // max(1, batch * height * width)))
-    nearest2 = torch.full((batch, height, width), float("inf"), device=points.device, dtype=points.dtype)
-    for first in range(0, count, chunk):
-        part = slice(first, first + chunk)
-        ax, ay = start[:, part, 0, None, None], start[:, part, 1, None, None]  # (B, c, 1, 1)
-        dx, dy = delta[:, part, 0, None, None], delta[:, part, 1, None, None]
-        px, py = xs.view(1, 1, 1, -1) - ax, ys.view(1, 1, -1, 1) - ay  # (B, c, 1, W), (B, c, H, 1)
-        t = ((px * dx + py * dy) / length2[:, part, None, None]).clamp_(0.0, 1.0)  # (B, c, H, W)
-        distance2 = (px - t * dx).square_() + (py - t * dy).square_()
-        nearest2 = torch.minimum(nearest2, distance2.amin(dim=1))
-    return (half_width.view(-1, 1, 1) + 0.5 - nearest2.sqrt()).clamp_(0.0, 1.0)
+    dtype, device = points.dtype, points.device
+    nearest2 = torch.full((batch, height * width), float("inf"), device=device, dtype=dtype)
+    if count > 0 and batch > 0:
+        start, delta = points[:, :-1], points[:, 1:] - points[:, :-1]  # (B, S, 2)
+        length2 = (delta * delta).sum(-1).clamp_min(1e-12)
+        reach = (half_width + 1.0).view(batch, 1, 1)
+        low = torch.minimum(start, start + delta) - reach  # (B, S, 2) window corner before clamping
+        extent = (delta.abs() + 2 * reach).amax(dim=(0, 1))  # (2,) largest window needed
+        window_w = min(width, math.ceil(float(extent[0])) + 2)
+        window_h = min(height, math.ceil(float(extent[1])) + 2)
+        left = torch.floor(low[..., 0]).clamp_(0, width - window_w)  # (B, S), whole pixels
+        top = torch.floor(low[..., 1]).clamp_(0, height - window_h)
+        steps_x = torch.arange(window_w, device=device, dtype=dtype)
+        steps_y = torch.arange(window_h, device=device, dtype=dtype)
+        chunk = max(1, min(count, ELEMENT_BUDGET // max(1, batch * window_w * window_h)))
+        for first in range(0, count, chunk):
+            part = slice(first, first + chunk)
+            columns = left[:, part, None] + steps_x  # (B, c, w) pixel columns of each window
+            rows = top[:, part, None] + steps_y  # (B, c, h)
+            px = (columns + 0.5 - start[:, part, 0, None]).unsqueeze(-2)  # (B, c, 1, w)
+            py = (rows + 0.5 - start[:, part, 1, None]).unsqueeze(-1)  # (B, c, h, 1)
+            dx, dy = delta[:, part, 0, None, None], delta[:, part, 1, None, None]
+            t = ((px * dx + py * dy) / length2[:, part, None, None]).clamp_(0.0, 1.0)  # (B, c, h, w)
+            distance2 = (px - t * dx).square_() + (py - t * dy).square_()
+            index = (rows.long() * width).unsqueeze(-1) + columns.long().unsqueeze(-2)  # (B, c, h, w)
+            nearest2.scatter_reduce_(1, index.reshape(batch, -1), distance2.reshape(batch, -1), reduce="amin")
+    coverage = half_width.view(-1, 1) + 0.5 - nearest2.sqrt()
+    return coverage.clamp_(0.0, 1.0).view(batch, height, width)
 
 
 @register_operation(

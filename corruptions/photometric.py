@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from corruptions.color import hsv_to_rgb, rgb_to_hsv
+from corruptions.color import hue_from_rgb, rgb_from_hue
 from corruptions.errors import CorruptionError
 from corruptions.registry import register_operation
 
@@ -27,11 +27,16 @@ def brightness(x: torch.Tensor, delta: float, *, generator=None) -> torch.Tensor
 
     Positive deltas brighten towards white-out; pixels already at V = 1 (e.g. slide
     background) stay as they are.
+
+    Computed without a round trip through HSV: with H and S fixed every channel is
+    proportional to V (RGB = V * (1 - S * ramp(H))), so RGB' = RGB * V' / V; black
+    pixels (V = 0, hence S = 0) become the grey V'.
     """
-    hsv = rgb_to_hsv(x)
-    hue, saturation, value = hsv.unbind(dim=1)
-    value = torch.clamp(value + float(delta), 0.0, 1.0)
-    return hsv_to_rgb(torch.stack([hue, saturation, value], dim=1)).clamp_(0.0, 1.0)
+    value = x.amax(dim=1, keepdim=True)
+    new_value = torch.clamp(value + float(delta), 0.0, 1.0)
+    lit = value > 0
+    ratio = new_value / torch.where(lit, value, torch.ones_like(value))
+    return torch.where(lit, x * ratio, new_value.expand_as(x)).clamp_(0.0, 1.0)
 
 
 @register_operation(
@@ -75,12 +80,23 @@ def saturation(x: torch.Tensor, value: float | Mapping[str, float], *, generator
 
     ``value`` is the factor, or a mapping {"factor": f, "offset": o} (offset
     defaults to 0). Factor 0 gives a grey-level image (RGB all equal to V).
+
+    Computed without a round trip through HSV: with H and V fixed, V - RGB is
+    proportional to S, so RGB' = V - (V - RGB) * S' / S. Grey pixels (S = 0) have
+    hue 0 (red) in scikit-image's convention, so a positive offset tints them red:
+    RGB' = (V, V (1 - S'), V (1 - S')), exactly as the HSV round trip does.
     """
     factor, offset = _factor_and_offset(value)
-    hsv = rgb_to_hsv(x)
-    hue, sat, val = hsv.unbind(dim=1)
-    sat = torch.clamp(sat * factor + offset, 0.0, 1.0)
-    return hsv_to_rgb(torch.stack([hue, sat, val], dim=1)).clamp_(0.0, 1.0)
+    value_channel = x.amax(dim=1, keepdim=True)
+    spread = value_channel - x.amin(dim=1, keepdim=True)
+    coloured = spread > 0  # V > 0 wherever spread > 0
+    safe_spread = torch.where(coloured, spread, torch.ones_like(spread))
+    sat = spread / torch.where(coloured, value_channel, torch.ones_like(value_channel))  # 0 for greys
+    new_sat = torch.clamp(sat * factor + offset, 0.0, 1.0)
+    out_coloured = value_channel - (value_channel - x) * (new_sat * value_channel / safe_spread)
+    faded = value_channel * (1.0 - new_sat)
+    out_grey = torch.cat([value_channel, faded, faded], dim=1)
+    return torch.where(coloured, out_coloured, out_grey).clamp_(0.0, 1.0)
 
 
 @register_operation(
@@ -92,9 +108,11 @@ def saturation(x: torch.Tensor, value: float | Mapping[str, float], *, generator
 def hue(x: torch.Tensor, shift: float, *, generator=None) -> torch.Tensor:
     """H <- (H + shift) mod 1 in HSV; shift 0.5 is the complementary colour.
 
-    Grey pixels (saturation 0) are unchanged whatever the shift.
+    Grey pixels (saturation 0) are unchanged whatever the shift. Computed from
+    value V and chroma C = V - min = V * S, which the rotation keeps:
+    RGB' = V - C * ramp(H'), the sector formula of :func:`corruptions.color.hsv_to_rgb`.
     """
-    hsv = rgb_to_hsv(x)
-    hue_channel, sat, val = hsv.unbind(dim=1)
-    hue_channel = torch.remainder(hue_channel + float(shift), 1.0)
-    return hsv_to_rgb(torch.stack([hue_channel, sat, val], dim=1)).clamp_(0.0, 1.0)
+    value = x.amax(dim=1, keepdim=True)
+    chroma = value - x.amin(dim=1, keepdim=True)
+    rotated = torch.remainder(hue_from_rgb(x, value, chroma) + float(shift), 1.0)
+    return rgb_from_hue(rotated, value, chroma).clamp_(0.0, 1.0)

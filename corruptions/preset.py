@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import tomllib
 import torch
 
 from corruptions.errors import CorruptionError, unknown_name_message
@@ -41,6 +41,17 @@ class PresetEntry:
     sources: tuple[str, ...]
     note: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready copy (table values become dicts, tuples lists)."""
+        return {
+            "name": self.name,
+            "operation": self.operation,
+            "values": [dict(v) if isinstance(v, Mapping) else v for v in self.values],
+            "unit": self.unit,
+            "sources": list(self.sources),
+            "note": self.note,
+        }
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -63,9 +74,22 @@ class Preset:
             message = unknown_name_message("corruption", name, self.corruptions)
             raise CorruptionError(f"{message} (preset '{self.name}')") from None
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready copy: name, description, path and every entry's :meth:`PresetEntry.as_dict`."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "path": self.path,
+            "corruptions": {name: entry.as_dict() for name, entry in self.corruptions.items()},
+        }
+
+
+# Other names accepted for built-in presets (old spellings).
+PRESET_ALIASES = {"imagenet_c": "imagenet-c"}
+
 
 def list_presets() -> list[str]:
-    """Names of the built-in presets (the TOML files in corruptions/presets/), sorted."""
+    """Names of the built-in presets (the TOML files in corruptions/presets/), sorted; aliases not included."""
     folder = resources.files("corruptions") / "presets"
     return sorted(item.name[: -len(".toml")] for item in folder.iterdir() if item.name.endswith(".toml"))
 
@@ -74,14 +98,17 @@ def load_preset(name_or_path: str | Path = "pathology") -> Preset:
     """Read a built-in preset by name, or a preset TOML file by path.
 
     Built-in presets are parsed once per process (a Preset is immutable); files
-    given by path are read every time.
+    given by path are read every time. ``PRESET_ALIASES`` maps old names to
+    built-in ones (``imagenet_c`` is ``imagenet-c``).
     """
+    if isinstance(name_or_path, str):
+        name_or_path = PRESET_ALIASES.get(name_or_path, name_or_path)
     if isinstance(name_or_path, str) and name_or_path in list_presets():
         return _load_builtin_preset(name_or_path)
     return _load_preset_uncached(str(name_or_path))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_builtin_preset(name: str) -> Preset:
     return _load_preset_uncached(name)
 
@@ -159,9 +186,12 @@ def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
 
 
 def _try_value(operation: Operation, value: ParameterValue, where: str) -> None:
-    """Run the operation once on a 2x2 image so that values it rejects fail at load time."""
+    """Check a value at load time: the operation's own ``validate``, else one run on a 2x2 image."""
     try:
-        operation(torch.full((1, 3, 2, 2), 0.5), value, generator=[torch.Generator().manual_seed(0)])
+        if operation.validate is not None:
+            operation.validate(value)
+        else:
+            operation(torch.full((1, 3, 2, 2), 0.5), value, generator=[torch.Generator().manual_seed(0)])
     except CorruptionError as error:
         raise CorruptionError(f"{where}: {error}") from None
 

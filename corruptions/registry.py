@@ -20,8 +20,9 @@ from typing import Any
 from corruptions.errors import CorruptionError, unknown_name_message
 
 OperationFunction = Callable[..., Any]
+SPATIAL_KINDS = (None, "length", "scale")
 
-_OPERATIONS: dict[str, "Operation"] = {}
+_OPERATIONS: dict[str, Operation] = {}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class Operation:
     table value may hold to their default (None = required); it is empty when the
     value must be one number. ``accepts_number`` says whether a plain number is
     allowed as well as a table.
+
+    ``spatial`` says how the value depends on the size of the image the operation
+    acts on, so that it can be restated in pixels of the native image (see
+    :mod:`corruptions.native`): "length" for a length in its pixels (a blur
+    sigma, a downsampling factor), "scale" for a number of its pixels per pixel
+    of the image (pixelate's fraction of each side kept), None when it does not
+    depend on the size (colour changes, markup widths given as fractions of the
+    image).
+    ``validate``, when given, checks a table value (raising CorruptionError)
+    instead of a trial run of the operation on a tiny image when a preset loads.
     """
 
     name: str
@@ -43,6 +54,8 @@ class Operation:
     random: bool = False
     fields: Mapping[str, float | None] = field(default_factory=dict)
     accepts_number: bool = True
+    spatial: str | None = None
+    validate: Callable[[Any], None] | None = None
 
     def __call__(self, x, value, *, generator=None):
         return self.function(x, value, generator=generator)
@@ -57,6 +70,8 @@ def register_operation(
     random: bool = False,
     fields: Mapping[str, float | None] | None = None,
     accepts_number: bool = True,
+    spatial: str | None = None,
+    validate: Callable[[Any], None] | None = None,
 ) -> Callable[[OperationFunction], OperationFunction]:
     """Decorator: register ``op(x, value, *, generator=None)`` under ``name``.
 
@@ -65,6 +80,8 @@ def register_operation(
     """
     if not fields and not accepts_number:
         raise CorruptionError(f"operation '{name}' must accept a number or declare fields")
+    if spatial not in SPATIAL_KINDS:
+        raise CorruptionError(f"operation '{name}': spatial must be one of {SPATIAL_KINDS}; got {spatial!r}")
 
     def decorator(function: OperationFunction) -> OperationFunction:
         if name in _OPERATIONS:
@@ -81,6 +98,8 @@ def register_operation(
             random=random,
             fields=MappingProxyType(dict(fields or {})),
             accepts_number=accepts_number,
+            spatial=spatial,
+            validate=validate,
         )
         return function
 

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from robustpath import __version__
+from robustpath.cli_report import FormatOption, register as register_report
 from robustpath.cli_support import OneLineErrorGroup, RichProgress, handle_errors, stderr_console, stdout_console
 from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
 
@@ -43,6 +44,11 @@ class Pooling(str, Enum):
 class BadImagePolicy(str, Enum):
     skip = "skip"
     fail = "fail"
+
+
+class Gallery(str, Enum):
+    clean = "clean"
+    corrupted = "corrupted"
 
 
 class Stage(str, Enum):
@@ -87,8 +93,8 @@ def _default_out(model: str, data: str) -> Path:
 
 # eval's command-line parameters → RunSpec fields (the rest have the same name)
 _SPEC_NAMES = {"model_option": "model", "corruption": "corruptions", "severity": "severities", "task": "tasks",
-               "workers": "num_workers"}
-_NOT_SPEC = {"ctx", "config", "json_summary", "dry_run", "quiet", "debug"}
+               "workers": "num_workers", "compile_model": "compile"}
+_NOT_SPEC = {"ctx", "config", "json_summary", "dry_run", "quiet", "debug", "formats"}
 
 
 def _given_options(ctx: typer.Context, options: dict) -> dict:
@@ -139,8 +145,18 @@ def eval_command(
     ] = None,
     task: Annotated[
         Optional[list[str]],
-        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot (repeatable); default: all that the model supports."),
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift (repeatable); default: all that the model supports."),
     ] = None,
+    samples_per_class: Annotated[
+        Optional[list[str]],
+        typer.Option("--samples-per-class", "-n", help="Data-scale sweep: also train linear probes on N training images per class, e.g. 16,64,256 (repeatable)."),
+    ] = None,
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Seeded subsamples per --samples-per-class value (mean ± sd in the report).")
+    ] = 3,
+    gallery: Annotated[
+        Gallery, typer.Option("--gallery", help="Retrieval gallery: clean training images, or corrupted like the queries.")
+    ] = Gallery.clean,
     prompts: Annotated[
         Optional[Path], typer.Option("--prompts", help="Zero-shot class names/synonyms/prompts (TOML or JSON).")
     ] = None,
@@ -169,6 +185,17 @@ def eval_command(
         int, typer.Option("--workers", min=0, envvar="ROBUSTPATH_WORKERS", help="DataLoader worker processes for decoding.")
     ] = 0,
     seed: SeedOption = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a complete run (or an unfinished one with other options) in --out.")
+    ] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the shared embedding cache.")] = False,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option("--cache-dir", envvar="ROBUSTPATH_CACHE_DIR", help="Embedding cache folder; default ~/.cache/robustpath."),
+    ] = None,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
+    ] = False,
     config: Annotated[
         Optional[Path],
         typer.Option("--config", help="A TOML sweep over models and datasets (or a run.json to re-run); options given here override it."),
@@ -179,20 +206,25 @@ def eval_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate data, model spec, preset and options, print the plan, load no weights.")
     ] = False,
+    formats: FormatOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, report.md, run.json."""
+    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, run.json, report.md."""
     from robustpath.config import RunSpec
     from robustpath.errors import UsageError
     from robustpath.models import DEMO_MODEL
-    from robustpath.tasks import DEFAULT_TASKS
+    from robustpath.report.formats import check_formats
+    from robustpath.tasks import DEFAULT_TASKS, parse_samples_per_class
 
     if model is not None and model_option is not None and model != model_option:
         raise UsageError(f"the model is given twice ('{model}' and --model '{model_option}'); give it once")
+    chosen_formats = check_formats([f.value for f in formats or ()])
     given = _given_options(ctx, dict(locals()))
     if model is not None:
         given["model"] = model
+    if samples_per_class is not None:
+        given["samples_per_class"] = parse_samples_per_class(samples_per_class)
     if config is not None:
         from robustpath.run_config import load_run_config
 
@@ -201,12 +233,14 @@ def eval_command(
         values = {"model": DEMO_MODEL, "tasks": DEFAULT_TASKS, **given}
         specs = [RunSpec(**values)]
     specs = [spec if spec.out is not None else dataclasses.replace(spec, out=_default_out(spec.model, spec.data)) for spec in specs]
-    summaries = [_run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet) for spec in specs]
+    summaries = [
+        _run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet, formats=chosen_formats) for spec in specs
+    ]
     if json_summary:
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}, indent=2))
 
 
-def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool) -> dict:
+def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: tuple[str, ...] = ()) -> dict:
     """Validate or run one RunSpec; print its tables unless a JSON summary is wanted."""
     from robustpath.atomic import check_can_create
 
@@ -218,19 +252,20 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool) -> dict:
         if not json_summary:
             _print_plan(plan, spec.out)
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
-    from robustpath.evaluate import run_evaluation
+    from robustpath.runner import run_evaluation
     from robustpath.report.files import write_run_outputs
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
     with RichProgress(enabled=not quiet) as progress:
         result = run_evaluation(spec, progress=progress)
-    paths = write_run_outputs(result, spec.out)
+    paths = write_run_outputs(result, spec.out, formats)
     if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
-    stderr_console().print(f"Wrote {paths['results']}, {paths['report'].name} and {paths['record'].name}")
+    names = ", ".join(sorted({path.name for path in paths.values()}))
+    stderr_console().print(f"Wrote {names} to {spec.out}", highlight=False)
     return run_summary(result, {k: str(v) for k, v in paths.items()})
 
 
@@ -297,7 +332,7 @@ def train_command(
     debug: DebugOption = False,
 ) -> None:
     """Train a CustomViT from scratch on small patches and save it to --out."""
-    from robustpath.train import TrainSpec, train_customvit
+    from robustpath.training import TrainSpec, train_customvit
 
     spec = TrainSpec(
         data=data, out=out, samples_per_class=samples_per_class, epochs=epochs, batch_size=batch_size,
@@ -315,3 +350,6 @@ def train_command(
     stdout_console().print(
         f"Saved CustomViT to {result.path} ({result.train_samples} training images, test accuracy {accuracy})"
     )
+
+
+register_report(app)  # robustpath report RUN_DIR... (robustpath/cli_report.py)

@@ -20,11 +20,14 @@ class RunSpec:
     Gaussian blur also after it ("post"); "pre", "post" and "both" apply to
     every selected corruption.  Zero-shot runs only for models with a text
     encoder; for image-only models it is skipped with a note.
+    ``samples_per_class`` adds linear probes trained on seeded class-balanced
+    subsamples (each size ``repeats`` times) to the probe on all training images;
+    ``gallery`` "corrupted" corrupts the retrieval gallery like the queries.
     """
 
     model: str
     data: str = DEFAULT_DATA
-    tasks: tuple[str, ...] = ("linear_probe", "retrieval", "zeroshot")
+    tasks: tuple[str, ...] = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
     corruptions: tuple[str, ...] = ()
     severities: tuple[int, ...] = ()
     stage: str = "default"
@@ -40,6 +43,13 @@ class RunSpec:
     pooling: str | None = None
     trust_remote_code: bool = False
     on_bad_image: str = "skip"
+    samples_per_class: tuple[int, ...] = ()
+    repeats: int = 3
+    gallery: str = "clean"
+    overwrite: bool = False
+    no_cache: bool = False
+    cache_dir: Path | None = None
+    compile: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -48,4 +58,6 @@ class RunSpec:
         data["tasks"], data["corruptions"], data["severities"] = (
             list(self.tasks), list(self.corruptions), list(self.severities)
         )
+        data["samples_per_class"] = list(self.samples_per_class)
+        data["cache_dir"] = str(self.cache_dir) if self.cache_dir is not None else None
         return data

@@ -1,36 +1,163 @@
-"""The sweep: batches × variants → embeddings.
+"""The sweep: batches × variants → embeddings, with little work beyond the forward passes.
 
-Each image is decoded once.  Test images are fanned out on the device to every
-variant (corruption at native size → model resize → corruption at model size →
-normalise → encode); training images are only needed clean (probe and gallery).
+Plan.  The samples are cut into chunks (at most CHUNK_BYTES of decoded uint8 images;
+the chunking depends only on the split and the image size).  Every sample gets the
+clean pipeline; test samples (all samples with ``corrupt_training``) also get one
+pipeline per variant.  Variants whose pipelines coincide (``pre`` and ``post`` when
+the model's resize is a no-op) are computed once.  The work is one stream of
+(chunk, pipeline, sample) items in a fixed order — chunk by chunk, pipeline by
+pipeline — cut into forward passes of ``batch_size`` images, so the tail of one
+variant shares a forward pass with the head of the next instead of running a small
+batch.  The images in every forward pass are a function of the plan and the batch
+size only, so a resumed run recomputes exactly the forward passes of an
+uninterrupted one.
+
+Per forward pass, each piece (chunk, pipeline, rows) is prepared on the device from
+the chunk's images — uint8 → float in [0, 1] → corruption at native size → resize →
+corruption at model size → normalise — straight into one reused input buffer, and
+the buffer goes through the encoder once (torch.inference_mode; autocast bf16/fp16
+on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compile).
+Random corruptions draw from per-sample generators re-seeded from a reused pool.
+
+Chunks are decoded once by a DataLoader (``num_workers`` processes; pinned memory on
+CUDA) and copied to the device once (non-blocking).  Every (chunk, pipeline) whose
+last row is embedded is written to the store at once; entries already in a store are
+read instead of computed.  CUDA out-of-memory halves the batch size and retries the
+forward pass, with a notice; nothing finished is lost.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from robustpath.progress import ProgressReporter, SilentProgress
-from robustpath.variants import Variant
+from robustpath.errors import RobustPathError
+from robustpath.progress import ProgressReporter, SilentProgress, notify
+from robustpath.variants import CLEAN_VARIANT, Variant
+
+CHUNK_BYTES = 32 << 20  # decoded uint8 images per chunk (a store entry covers one chunk)
+STAGE_ANY = "any"  # the stage of a corruption when resizing is a no-op (pre and post coincide)
+
+
+class OutOfMemory(RobustPathError):
+    """Out of memory even with one image per forward pass."""
 
 
 @dataclass
 class Embeddings:
     """Clean embeddings of every sample and corrupted embeddings of the test split.
 
-    clean: (N, D) float32 in dataset order; variants: key → (N_test, D) float32 in
-    the order of ``test_indices``.
+    clean: (N, D) float32 in dataset order; variants: key → (N_test, D) float32 in the
+    order of ``test_indices`` (variants with the same pipeline share one array);
+    train_variants: key → (N_train, D) in the order of ``train_indices``, only when the
+    sweep ran with ``corrupt_training``.  ``seconds``: embedding time per variant key
+    (forward time shared out by images); ``reused``: variant key → where all of its
+    embeddings came from ("run folder" or "cache"); ``stats``: forward passes, images
+    forwarded, final batch size, store entries read and written; ``notes``: notices
+    worth keeping in run.json (batch size reduced, compile fallback, cache problems).
+    stats: ``images_nominal`` = every (image, variant) pair, ``images_planned`` = the items
+    of the distinct pipelines, ``images_forwarded`` = what went through the encoder.
     """
 
     clean: np.ndarray
     test_indices: np.ndarray
     variants: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    train_indices: np.ndarray | None = None
+    train_variants: dict[str, np.ndarray] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
+    """True when ``resize_to_input`` returns images of ``native_size`` unchanged."""
+    out_h, out_w = prep.input_size
+    return tuple(native_size) == (out_h, out_w) and prep.resize_size in (None, max(out_h, out_w))
+
+
+def precision_name(device, amp: bool = True) -> str:
+    """'fp32', or the CUDA autocast dtype ('bf16' / 'fp16') when ``amp``."""
+    from robustpath.device import autocast_dtype
+
+    dtype = autocast_dtype(device) if amp else None
+    return "fp32" if dtype is None else str(dtype).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
+
+
+@dataclass
+class _Pipeline:
+    """One distinct image pipeline; ``keys`` are the variant keys that share it."""
+
+    variant: Variant
+    stage: str
+    keys: list[str]
+    corruption: object | None = None  # corruptions.Corruption
+
+    @property
+    def name(self) -> str:
+        return self.keys[0]
+
+    def facts(self) -> dict:
+        if self.corruption is None:
+            return {"corruption": "none"}
+        return {
+            "corruption": self.variant.corruption, "operation": self.corruption.operation,
+            "parameter": self.corruption.parameter(self.variant.severity), "severity": self.variant.severity,
+            "stage": self.stage,
+        }
+
+
+@dataclass
+class _Chunk:
+    number: int
+    indices: np.ndarray  # dataset indices, in order
+    positions: np.ndarray  # rows of these samples in their split's arrays
+
+
+@dataclass
+class _Segment:
+    """All rows of one chunk through one pipeline: the unit that is stored and reused."""
+
+    chunk: _Chunk
+    pipeline: _Pipeline
+    start: int  # offset in the stream of items
+    target: np.ndarray
+    rows: np.ndarray  # rows of ``target`` for the chunk's samples
+    key: dict | None = None
+    remaining: int = 0
+    done: bool = False
+    source: str | None = None  # where a reused entry came from
+
+
+def _pipelines(variants: list[Variant], preset, native_size, prep) -> list[_Pipeline]:
+    import corruptions
+
+    identity = resize_is_identity(native_size, prep)
+    pipelines: dict[tuple, _Pipeline] = {}
+    for variant in variants:
+        stage = STAGE_ANY if identity else variant.stage
+        signature = (variant.corruption, variant.severity, stage)
+        if signature in pipelines:
+            pipelines[signature].keys.append(variant.key)
+        else:
+            bound = corruptions.get_corruption(variant.corruption, preset)
+            pipelines[signature] = _Pipeline(variant, stage, [variant.key], bound)
+    return list(pipelines.values())
+
+
+def _chunks(indices: np.ndarray, chunk_len: int, first_number: int) -> list[_Chunk]:
+    chunks = []
+    for number, begin in enumerate(range(0, len(indices), chunk_len), start=first_number):
+        positions = np.arange(begin, min(begin + chunk_len, len(indices)))
+        chunks.append(_Chunk(number, indices[positions], positions))
+    return chunks
 
 
 class _ImageReader:
-    """torch Dataset over a robustpath Dataset: (uint8 (H, W, 3) tensor, index)."""
+    """torch Dataset over a robustpath Dataset: position → (H, W, 3) uint8 tensor."""
 
     def __init__(self, dataset, indices: np.ndarray) -> None:
         self.dataset = dataset
@@ -42,73 +169,304 @@ class _ImageReader:
     def __getitem__(self, position: int):
         import torch
 
-        index = int(self.indices[position])
-        return torch.from_numpy(np.ascontiguousarray(self.dataset.read_image(index))), index
+        image = np.require(self.dataset.read_image(int(self.indices[position])), dtype=np.uint8, requirements=["C", "W"])
+        return torch.from_numpy(image)
 
 
-class _VariantRunner:
-    """Applies one run's corruptions, geometry and encoder to a batch on the device."""
+class _ChunkImages:
+    """Decodes chunks in stream order with one DataLoader; each chunk once, on the device once."""
 
-    def __init__(self, encoder, preset, seed: int, device) -> None:
+    def __init__(self, dataset, chunks: list[_Chunk], batch_size: int, num_workers: int, device) -> None:
+        from torch.utils.data import DataLoader
+
+        self.dataset = dataset
+        self.device = device
+        self.pending = list(chunks)
+        indices = np.concatenate([c.indices for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        batches, offset = [], 0
+        for chunk in chunks:
+            for begin in range(0, len(chunk.indices), batch_size):
+                batches.append(list(range(offset + begin, offset + min(begin + batch_size, len(chunk.indices)))))
+            offset += len(chunk.indices)
+        self._batches = iter(
+            DataLoader(
+                _ImageReader(dataset, indices), batch_sampler=batches, num_workers=num_workers,
+                pin_memory=device.type == "cuda", persistent_workers=False,
+            )
+        ) if batches else iter(())
+        self.resident: dict[int, object] = {}
+
+    def get(self, chunk: _Chunk):
+        """(C, H, W, 3) uint8 on the device."""
+        if chunk.number in self.resident:
+            return self.resident[chunk.number]
+        import torch
+
+        while self.pending and self.pending[0].number < chunk.number:  # planned but no longer needed
+            self._drain(self.pending.pop(0))
+        height, width = self.dataset.native_size
+        images = torch.empty((len(chunk.indices), height, width, 3), dtype=torch.uint8, device=self.device)
+        if self.pending and self.pending[0].number == chunk.number:
+            self.pending.pop(0)
+            filled = 0
+            while filled < len(chunk.indices):
+                batch = next(self._batches)
+                images[filled : filled + len(batch)].copy_(batch, non_blocking=True)
+                filled += len(batch)
+        else:  # not planned (the batch size changed after an out-of-memory error): read directly
+            for row, index in enumerate(chunk.indices.tolist()):
+                image = np.require(self.dataset.read_image(index), dtype=np.uint8, requirements=["C", "W"])
+                images[row].copy_(torch.from_numpy(image))
+        self.resident[chunk.number] = images
+        return images
+
+    def _drain(self, chunk: _Chunk) -> None:
+        consumed = 0
+        while consumed < len(chunk.indices):
+            consumed += len(next(self._batches))
+
+    def release_before(self, number: int) -> None:
+        for old in [n for n in self.resident if n < number]:
+            del self.resident[old]
+
+
+class _Preparer:
+    """Corrupt, resize and normalise a piece of a chunk into the input buffer."""
+
+    def __init__(self, prep, native_size, device, seed: int, sample_ids, pool_size: int) -> None:
+        import torch
+
+        self.prep = prep
+        self.identity = resize_is_identity(native_size, prep)
+        self.seed = seed
+        self.sample_ids = sample_ids
+        self.mean = torch.tensor(prep.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(prep.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]
+
+    def _generators(self, pipeline: _Pipeline, indices: np.ndarray):
+        from corruptions.randomness import seed_for_sample
+
+        if len(indices) > len(self.pool):
+            import torch
+
+            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
+        variant = pipeline.variant
+        for generator, index in zip(self.pool, indices.tolist()):
+            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, variant.severity))
+        return self.pool[: len(indices)]
+
+    def __call__(self, pipeline: _Pipeline, images, indices: np.ndarray, out) -> None:
+        """images: (n, H, W, 3) uint8 on the device → ``out`` (n, 3, h, w) normalised float32."""
+        import torch
+
+        from robustpath.models.preprocess import resize_to_input
+
+        x = images.permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, H, W), strides of the HWC bytes
+        bound = pipeline.corruption
+        if bound is not None and pipeline.stage in ("pre", STAGE_ANY):
+            x = self._corrupt(bound, pipeline, x, indices)
+        if not self.identity:
+            # resizing a contiguous tensor is twice as fast as the channels-last view (same values)
+            x = resize_to_input(x.contiguous(), self.prep)
+        if bound is not None and pipeline.stage == "post":
+            x = self._corrupt(bound, pipeline, x, indices)
+        torch.sub(x, self.mean, out=out)
+        out.div_(self.std)
+
+    def _corrupt(self, bound, pipeline: _Pipeline, x, indices: np.ndarray):
+        generators = self._generators(pipeline, indices) if bound.random else None
+        return bound(x, pipeline.variant.severity, generator=generators)
+
+
+class _Forward:
+    """The encoder under inference_mode (+ CUDA autocast), optionally compiled, with eager fallback."""
+
+    def __init__(self, encoder, device, amp: bool, compile: bool, progress, notes: list[str]) -> None:
         from robustpath.device import autocast_dtype
 
         self.encoder = encoder
-        self.preset = preset
-        self.seed = seed
         self.device = device
-        self.amp_dtype = autocast_dtype(device)
-        self._bound: dict[str, object] = {}
+        self.amp_dtype = autocast_dtype(device) if amp else None
+        self.progress = progress
+        self.notes = notes
+        self.function = encoder.encode_image
+        self.compiled = False
+        if compile:
+            import torch
 
-    def corruption(self, name: str):
-        import corruptions
+            try:
+                self.function = torch.compile(encoder.encode_image)
+                self.compiled = True
+            except Exception as exc:  # noqa: BLE001 - any failure means: run eagerly
+                self._fall_back(exc)
 
-        if name not in self._bound:
-            self._bound[name] = corruptions.get_corruption(name, self.preset)
-        return self._bound[name]
+    def _fall_back(self, exc: BaseException) -> None:
+        message = f"torch.compile failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); running without compilation"
+        notify(self.progress, message)
+        self.notes.append(message)
+        self.function = self.encoder.encode_image
+        self.compiled = False
 
-    def _corrupt(self, images, variant: Variant, sample_ids: list[str]):
-        import corruptions
-
-        bound = self.corruption(variant.corruption)
-        generators = corruptions.sample_generators(self.seed, sample_ids, variant.corruption, variant.severity)
-        return bound(images, variant.severity, generator=generators)
-
-    def embed(self, images, variant: Variant, sample_ids: list[str]):
-        """images: (B, 3, H, W) float in [0, 1] on the device → (B, D) float32 on the host."""
+    def __call__(self, x):
         import torch
 
-        from robustpath.models.preprocess import normalise, resize_to_input
-
-        prep = self.encoder.preprocessing
-        x = images
-        if variant.stage == "pre":
-            x = self._corrupt(x, variant, sample_ids)
-        x = resize_to_input(x, prep)
-        if variant.stage == "post":
-            x = self._corrupt(x, variant, sample_ids)
-        x = normalise(x, prep)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         autocast = (
-            torch.autocast(device_type="cuda", dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
+            torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None else contextlib.nullcontext()
         )
-        with torch.inference_mode(), autocast:
-            features = self.encoder.encode_image(x)
-        return features.float().cpu().numpy()
+        try:
+            with torch.inference_mode(), autocast:
+                return self.function(x).float()
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if not self.compiled:
+                raise
+            self._fall_back(exc)
+            with torch.inference_mode(), autocast:
+                return self.function(x).float()
 
 
-def _loader(dataset, indices: np.ndarray, batch_size: int, num_workers: int, device):
-    from torch.utils.data import DataLoader
+class _Sweep:
+    def __init__(self, *, encoder, dataset, pipelines, segments, device, batch_size, num_workers, seed, store,
+                 forward: _Forward, progress) -> None:
+        import torch
 
-    return DataLoader(
-        _ImageReader(dataset, indices),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-    )
+        self.dataset = dataset
+        self.segments = segments
+        self.starts = [s.start for s in segments]
+        self.total = segments[-1].start + len(segments[-1].chunk.indices) if segments else 0
+        self.device = device
+        self.capacity = batch_size
+        self.num_workers = num_workers
+        self.store = store
+        self.forward = forward
+        self.progress = progress
+        self.prep = encoder.preprocessing
+        self.preparer = _Preparer(self.prep, dataset.native_size, device, seed, dataset.sample_ids, batch_size)
+        height, width = self.prep.input_size
+        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.buffer = torch.empty((batch_size, 3, height, width), dtype=torch.float32, device=device).contiguous(
+            memory_format=memory_format
+        )
+        self.host = [
+            torch.empty((batch_size, encoder.embed_dim), dtype=torch.float32, pin_memory=True)
+            for _ in range(2)
+        ] if device.type == "cuda" else None
+        self.pending = None  # (host tensor, event, pieces) of the last CUDA forward pass
+        self.seconds: dict[str, float] = {p.name: 0.0 for p in pipelines}
+        self.forward_images = 0
+        self.forward_batches = 0
+        self.notes: list[str] = []
+
+    def pieces(self, begin: int, end: int) -> list[tuple[_Segment, int, int]]:
+        """(segment, first row, row count) of the items begin..end-1 of the stream."""
+        out = []
+        number = bisect.bisect_right(self.starts, begin) - 1
+        position = begin
+        while position < end:
+            segment = self.segments[number]
+            offset = position - segment.start
+            count = min(len(segment.chunk.indices) - offset, end - position)
+            if count > 0:
+                out.append((segment, offset, count))
+            position += max(count, 0)
+            number += 1
+        return out
+
+    def run(self) -> None:
+        import torch
+
+        needed = self._needed_chunks(self.capacity)
+        self.images = _ChunkImages(self.dataset, needed, self.capacity, self.num_workers, self.device)
+        position = 0
+        while position < self.total:
+            end = min(position + self.capacity, self.total)
+            pieces = self.pieces(position, end)
+            if all(segment.done for segment, _, _ in pieces):
+                self.progress.advance("embed", end - position)
+                position = end
+                continue
+            try:
+                self._run_batch(pieces)
+            except torch.OutOfMemoryError:
+                self._complete_pending()
+                self._shrink()
+                continue
+            self.progress.advance("embed", end - position)
+            position = end
+        self._complete_pending()
+
+    def _needed_chunks(self, capacity: int) -> list[_Chunk]:
+        chunks: dict[int, _Chunk] = {}
+        for begin in range(0, self.total, capacity):
+            pieces = self.pieces(begin, min(begin + capacity, self.total))
+            if not all(segment.done for segment, _, _ in pieces):
+                for segment, _, _ in pieces:
+                    chunks[segment.chunk.number] = segment.chunk
+        return [chunks[n] for n in sorted(chunks)]
+
+    def _shrink(self) -> None:
+        import torch
+
+        if self.capacity == 1:
+            raise OutOfMemory(
+                f"{self.device.type.upper()} out of memory even with one image per forward pass: "
+                "use a smaller model, --device cpu, or free the device"
+            )
+        old, self.capacity = self.capacity, max(1, self.capacity // 2)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        message = f"out of memory at batch size {old}: retrying with batch size {self.capacity}"
+        notify(self.progress, message)
+        self.notes.append(message)
+
+    def _run_batch(self, pieces) -> None:
+        started = time.perf_counter()
+        self.images.release_before(pieces[0][0].chunk.number)
+        filled = 0
+        for segment, offset, count in pieces:
+            images = self.images.get(segment.chunk)[offset : offset + count]
+            indices = segment.chunk.indices[offset : offset + count]
+            self.preparer(segment.pipeline, images, indices, self.buffer[filled : filled + count])
+            filled += count
+        features = self.forward(self.buffer[:filled])
+        self.forward_images += filled
+        self.forward_batches += 1
+        if self.host is None:
+            self._scatter(features.cpu().numpy(), pieces)
+        else:
+            import torch
+
+            host = self.host[self.forward_batches % 2][:filled]
+            host.copy_(features, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self._complete_pending()
+            self.pending = (host, event, pieces)
+        elapsed = time.perf_counter() - started
+        for segment, _, count in pieces:
+            self.seconds[segment.pipeline.name] += elapsed * count / filled
+
+    def _complete_pending(self) -> None:
+        if self.pending is not None:
+            host, event, pieces = self.pending
+            self.pending = None
+            event.synchronize()
+            self._scatter(host.numpy(), pieces)
+
+    def _scatter(self, features: np.ndarray, pieces) -> None:
+        row = 0
+        for segment, offset, count in pieces:
+            if not segment.done:
+                segment.target[segment.rows[offset : offset + count]] = features[row : row + count]
+                segment.remaining -= count
+                if segment.remaining == 0:
+                    segment.done = True
+                    if self.store is not None and segment.key is not None:
+                        self.store.put(segment.key, segment.target[segment.rows])
+            row += count
 
 
 def compute_embeddings(
@@ -122,42 +480,113 @@ def compute_embeddings(
     batch_size: int,
     num_workers: int = 0,
     progress: ProgressReporter | None = None,
+    store=None,
+    keys=None,
+    amp: bool = True,
+    compile: bool = False,
+    corrupt_training: bool = False,
 ) -> Embeddings:
-    """Run the sweep and return clean and per-variant embeddings (see Embeddings)."""
-    import time
+    """Run the sweep and return clean and per-variant embeddings (see Embeddings).
 
+    ``store`` (a robustpath.cache.StoreChain) and ``keys`` (robustpath.cache.EmbeddingKeys)
+    enable reuse and persistence; without them everything is computed in memory.
+    ``amp``: autocast on CUDA (ignored on CPU).  ``compile``: torch.compile the image
+    encoder, falling back to eager execution with a notice when that fails.
+    """
     import torch
 
-    from robustpath.variants import CLEAN_VARIANT
-
     progress = progress or SilentProgress()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     encoder.to(device)
-    runner = _VariantRunner(encoder, preset, seed, device)
+    module = getattr(encoder, "model", None)  # every adapter keeps its torch module here
+    if device.type == "cuda" and isinstance(module, torch.nn.Module):
+        module.to(memory_format=torch.channels_last)  # faster convolutions (patch embedding, conv nets)
+    prep = encoder.preprocessing
     test_indices = dataset.indices("test")
     train_indices = dataset.indices("train")
-    row_of_test = {int(index): row for row, index in enumerate(test_indices)}
-    clean = np.zeros((len(dataset), encoder.embed_dim), dtype=np.float32)
-    outputs = {v.key: np.zeros((len(test_indices), encoder.embed_dim), dtype=np.float32) for v in variants}
-    seconds = {v.key: 0.0 for v in [CLEAN_VARIANT, *variants]}
-    total = len(dataset) + len(test_indices) * len(variants)
-    progress.start("embed", f"Embedding {len(variants) + 1} variants", total)
-    for split_indices in (test_indices, train_indices):
-        for batch, indices in _loader(dataset, split_indices, batch_size, num_workers, device):
-            images = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-            sample_ids = [dataset.sample_ids[i] for i in indices.tolist()]
-            started = time.perf_counter()
-            clean[indices.numpy()] = runner.embed(images, CLEAN_VARIANT, sample_ids)
-            seconds[CLEAN_VARIANT.key] += time.perf_counter() - started
-            progress.advance("embed", len(indices))
-            if split_indices is not test_indices:
-                continue
-            rows = np.array([row_of_test[i] for i in indices.tolist()])
-            for variant in variants:
-                started = time.perf_counter()
-                outputs[variant.key][rows] = runner.embed(images, variant, sample_ids)
-                seconds[variant.key] += time.perf_counter() - started
-                progress.advance("embed", len(indices))
+    dim = int(encoder.embed_dim)
+    clean = np.zeros((len(dataset), dim), dtype=np.float32)
+    clean_pipeline = _Pipeline(CLEAN_VARIANT, CLEAN_VARIANT.stage, [CLEAN_VARIANT.key])
+    pipelines = _pipelines(variants, preset, dataset.native_size, prep)
+    test_targets = {p.name: np.zeros((len(test_indices), dim), dtype=np.float32) for p in pipelines}
+    train_targets = (
+        {p.name: np.zeros((len(train_indices), dim), dtype=np.float32) for p in pipelines} if corrupt_training else {}
+    )
+    height, width = dataset.native_size
+    chunk_len = max(1, CHUNK_BYTES // (height * width * 3))
+    test_chunks = _chunks(test_indices, chunk_len, 0)
+    train_chunks = _chunks(train_indices, chunk_len, len(test_chunks))
+
+    segments: list[_Segment] = []
+    position = 0
+    groups = [(test_chunks, test_targets, pipelines), (train_chunks, train_targets, pipelines if corrupt_training else [])]
+    for chunks, targets, corrupted in groups:
+        for chunk in chunks:
+            for pipeline in [clean_pipeline, *corrupted]:
+                if pipeline is clean_pipeline:
+                    target, rows = clean, chunk.indices
+                else:
+                    target, rows = targets[pipeline.name], chunk.positions
+                segment = _Segment(chunk, pipeline, position, target, rows, remaining=len(chunk.indices))
+                if keys is not None:
+                    random = bool(pipeline.corruption is not None and pipeline.corruption.random)
+                    segment.key = keys.key(pipeline.facts(), chunk.indices, random=random)
+                segments.append(segment)
+                position += len(chunk.indices)
+
+    reused_entries = {}
+    if store is not None and keys is not None:
+        for segment in segments:
+            array, source = store.get(segment.key, rows=len(segment.chunk.indices))
+            if array is not None and array.shape[1] == dim:
+                segment.target[segment.rows] = array
+                segment.done, segment.remaining = True, 0
+                segment.source = "run folder" if getattr(source, "strict", False) else "cache"
+                reused_entries[segment.source] = reused_entries.get(segment.source, 0) + 1
+
+    notes: list[str] = []
+    forward = _Forward(encoder, device, amp, compile, progress, notes)
+    sweep = _Sweep(
+        encoder=encoder, dataset=dataset, pipelines=[clean_pipeline, *pipelines], segments=segments, device=device,
+        batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
+    )
+    progress.start("embed", f"Embedding {len(variants) + 1} variants", sweep.total)
+    sweep.run()
     progress.finish("embed")
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return Embeddings(clean=clean, test_indices=test_indices, variants=outputs, seconds=seconds)
+    notes += sweep.notes
+    if store is not None:
+        notes += [problem for problem in store.problems() if problem not in notes]
+        for problem in store.problems():
+            notify(progress, problem)
+
+    variant_arrays, train_arrays, seconds, reused = {}, {}, {CLEAN_VARIANT.key: sweep.seconds[clean_pipeline.name]}, {}
+    for pipeline in [clean_pipeline, *pipelines]:
+        own = [s for s in segments if s.pipeline is pipeline]
+        sources = {s.source for s in own}
+        for number, key in enumerate(pipeline.keys):
+            if pipeline is not clean_pipeline:
+                variant_arrays[key] = test_targets[pipeline.name]
+                if corrupt_training:
+                    train_arrays[key] = train_targets[pipeline.name]
+                seconds[key] = sweep.seconds[pipeline.name] if number == 0 else 0.0
+            if own and None not in sources:
+                reused[key] = "run folder" if sources == {"run folder"} else "cache"
+    stats = {
+        "batch_size": sweep.capacity,
+        "forward_passes": sweep.forward_batches,
+        "images_forwarded": sweep.forward_images,
+        "images_planned": sweep.total,
+        "images_nominal": len(dataset) + len(variants) * (len(dataset) if corrupt_training else len(test_indices)),
+        "distinct_pipelines": len(pipelines) + 1,
+        "entries_reused": reused_entries,
+        "entries_written": sum(s.writes for s in store.stores) if store is not None else 0,
+        "compiled": forward.compiled,
+        "precision": precision_name(device, amp),
+    }
+    return Embeddings(
+        clean=clean, test_indices=test_indices, variants=variant_arrays, seconds=seconds,
+        train_indices=train_indices, train_variants=train_arrays, reused=reused, stats=stats, notes=notes,
+    )

@@ -9,7 +9,17 @@ image by image.  Classification metrics follow scikit-learn's definitions:
 - balanced_accuracy: mean recall over the classes present in ``y_true``;
 - macro_f1: unweighted mean of per-class F1 over the classes present in
   ``y_true`` or ``y_pred`` (F1 = 2TP / (2TP + FP + FN));
-- weighted_f1: per-class F1 averaged with the true-class supports as weights.
+- weighted_f1: per-class F1 averaged with the true-class supports as weights;
+- expected_calibration_error (lower is better): the confidence (highest class
+  probability) of each sample falls in one of 15 equal-width bins
+  ((b−1)/15, b/15]; ECE = Σ_b (|B_b| / n) · |accuracy(B_b) − mean confidence(B_b)|
+  (Guo et al., 2017), i.e. Σ_b |Σ_{i∈B_b} correct_i − Σ_{i∈B_b} confidence_i| / n.
+
+Intervals are 95% percentile intervals over 1,000 bootstrap resamples of the
+test images.  A drop from clean is tested with a *paired* bootstrap: each
+replicate resamples the same images for the clean and the corrupted set, and
+the interval of (corrupted − clean) replicates says whether the drop is
+significant (the interval excludes 0).
 """
 from __future__ import annotations
 
@@ -22,12 +32,23 @@ BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 
 
+CALIBRATION_BINS = 15
+
+
 @dataclass(frozen=True)
 class MetricValue:
+    """A point estimate with its 95% interval over n samples.
+
+    drop_ci_low / drop_ci_high: 95% paired-bootstrap interval of (value − clean
+    value); NaN when there is no clean reference.
+    """
+
     value: float
     ci_low: float
     ci_high: float
     n: int
+    drop_ci_low: float = float("nan")
+    drop_ci_high: float = float("nan")
 
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, indices: np.ndarray) -> np.ndarray:
@@ -90,10 +111,53 @@ def bootstrap_indices(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -
     return rng.integers(0, n, size=(resamples, n))
 
 
-def _interval(point: float, replicates: np.ndarray, n: int) -> MetricValue:
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    """(R,) bootstrap replicates → the 95% percentile interval (NaN replicates ignored)."""
+    replicates = np.asarray(replicates, dtype=float)
+    if not np.isfinite(replicates).any():
+        return float("nan"), float("nan")
     tail = (1.0 - CONFIDENCE) / 2.0 * 100.0
     low, high = np.nanpercentile(replicates, [tail, 100.0 - tail])
-    return MetricValue(float(point), float(low), float(high), int(n))
+    return float(low), float(high)
+
+
+def _interval(point: float, replicates: np.ndarray, n: int) -> MetricValue:
+    low, high = percentile_interval(replicates)
+    return MetricValue(float(point), low, high, int(n))
+
+
+def calibration_bins(confidence: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """(n,) confidences in [0, 1] → (n,) bin index b−1 for the bin ((b−1)/bins, b/bins]."""
+    return np.clip(np.ceil(np.asarray(confidence, float) * bins).astype(np.int64) - 1, 0, bins - 1)
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, indices: np.ndarray, bins: int = CALIBRATION_BINS
+) -> np.ndarray:
+    """ECE for each row of ``indices``.
+
+    confidence: (n,) float in [0, 1], the highest predicted class probability;
+    correct: (n,) bool, whether that class is the true one; indices: (R, m) int.
+    Returns (R,) float in [0, 1].
+    """
+    indices = np.atleast_2d(indices)
+    replicates, m = indices.shape
+    flat = (calibration_bins(confidence, bins)[indices] + np.arange(replicates)[:, None] * bins).ravel()
+    size = replicates * bins
+    confidence_sums = np.bincount(flat, weights=np.asarray(confidence, float)[indices].ravel(), minlength=size)
+    correct_sums = np.bincount(flat, weights=np.asarray(correct, float)[indices].ravel(), minlength=size)
+    gaps = np.abs(correct_sums - confidence_sums).reshape(replicates, bins)
+    return gaps.sum(axis=1) / m
+
+
+def paired_drop_interval(variant_replicates: np.ndarray, clean_replicates: np.ndarray) -> tuple[float, float]:
+    """95% interval of (variant − clean) over bootstrap replicates drawn with the same indices."""
+    return percentile_interval(np.asarray(variant_replicates, float) - np.asarray(clean_replicates, float))
+
+
+def drop_is_significant(drop_ci_low: float, drop_ci_high: float) -> bool:
+    """True when the paired 95% interval of the drop excludes 0."""
+    return bool(drop_ci_low > 0 or drop_ci_high < 0)
 
 
 def classification_metrics(

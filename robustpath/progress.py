@@ -1,4 +1,4 @@
-"""A tiny progress interface so the library reports progress without printing."""
+"""A tiny progress interface so the library reports progress and notices without printing."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -10,6 +10,10 @@ class ProgressReporter(Protocol):
     def advance(self, key: str, amount: int = 1) -> None: ...
 
     def finish(self, key: str) -> None: ...
+
+    def notice(self, message: str) -> None:
+        """One line the user should see now (e.g. "CUDA out of memory: batch size 64 → 32")."""
+        ...
 
 
 class SilentProgress:
@@ -23,3 +27,13 @@ class SilentProgress:
 
     def finish(self, key: str) -> None:
         pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+
+def notify(progress: ProgressReporter | None, message: str) -> None:
+    """Send ``message`` to ``progress.notice``; reporters written before notice() existed are skipped."""
+    notice = getattr(progress, "notice", None)
+    if callable(notice):
+        notice(message)

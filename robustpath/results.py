@@ -1,34 +1,63 @@
 """The tidy results table: the single source of every output format.
 
-One row per (run, model, dataset, task, metric, corruption, severity, stage).
-Clean rows have corruption "none", severity 0 and stage "none".  Derived
-columns are computed from the table itself:
+One row per (run, model, dataset, task, samples_per_class, repeat, metric,
+corruption, severity, stage).  Clean rows have corruption "none", severity 0 and
+stage "none".  Columns, in order (schema version 2):
 
-- drop_from_clean = value − clean value (negative = worse for higher-is-better);
-- relative_retention = value / clean value.
+- run_id, model, dataset, task, metric, corruption, severity, stage;
+- value, ci_low, ci_high: the metric and its 95% percentile-bootstrap interval
+  over the n test images;  n;  higher_is_better;
+- drop_from_clean = value − clean value (derived; negative = worse when higher
+  is better);  relative_retention = value / clean value (derived);
+- drop_ci_low, drop_ci_high: 95% paired-bootstrap interval of the drop (the
+  same resampled images for clean and corrupted); 0 on clean rows, NaN when
+  unknown;  drop_significant: the interval excludes 0 (derived);
+- samples_per_class: training images per class of the linear probe (0 = all;
+  always 0 for other tasks);  repeat: repetition of a data-scale subsample
+  (0 when samples_per_class is 0);
+- schema_version: 2 on every row.
+
+Version 1 tables (without the last six columns) are read by load_results_table
+and upgraded: samples_per_class = repeat = 0, drop intervals NaN.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robustpath.errors import DataError
 from robustpath.metrics import MetricValue
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_COLUMNS = (
     "run_id", "model", "dataset", "task", "metric", "corruption", "severity", "stage",
     "value", "ci_low", "ci_high", "n", "higher_is_better",
 )
-DERIVED_COLUMNS = ("drop_from_clean", "relative_retention")
-LOWER_IS_BETTER: frozenset[str] = frozenset()
-_GROUP = ["run_id", "model", "dataset", "task", "metric"]
+DERIVED_COLUMNS = ("drop_from_clean", "relative_retention", "drop_significant")
+PAIRED_COLUMNS = ("drop_ci_low", "drop_ci_high")
+SCALE_COLUMNS = ("samples_per_class", "repeat")
+RESULT_COLUMNS = (
+    *SCHEMA_COLUMNS, "drop_from_clean", "relative_retention", *PAIRED_COLUMNS, "drop_significant",
+    *SCALE_COLUMNS, "schema_version",
+)
+ADDED_IN_VERSION_2 = (*PAIRED_COLUMNS, "drop_significant", *SCALE_COLUMNS, "schema_version")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate"})
+TASK_ORDER = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+PRIMARY_METRIC = {
+    "linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
+    "embedding_drift": "cosine_similarity",
+}
+GROUP_COLUMNS = ["run_id", "model", "dataset", "task", "samples_per_class", "repeat", "metric"]
+VARIANT_COLUMNS = ["corruption", "severity", "stage"]
 
 
 def metric_rows(
-    run_id: str, model: str, dataset: str, task: str, variant: Variant, values: dict[str, MetricValue]
+    run_id: str, model: str, dataset: str, task: str, variant: Variant, values: dict[str, MetricValue],
+    *, samples_per_class: int = 0, repeat: int = 0,
 ) -> list[dict]:
     """Rows in the schema for one task evaluated on one variant."""
     return [
@@ -37,33 +66,87 @@ def metric_rows(
             "corruption": variant.corruption, "severity": variant.severity, "stage": variant.stage,
             "value": value.value, "ci_low": value.ci_low, "ci_high": value.ci_high, "n": value.n,
             "higher_is_better": metric not in LOWER_IS_BETTER,
+            "drop_ci_low": value.drop_ci_low, "drop_ci_high": value.drop_ci_high,
+            "samples_per_class": int(samples_per_class), "repeat": int(repeat),
         }
         for metric, value in values.items()
     ]
 
 
 def build_results_table(rows: list[dict]) -> "pd.DataFrame":
-    """Rows → DataFrame with the schema columns (in order) plus derived columns."""
+    """Rows → DataFrame with every column of RESULT_COLUMNS, in order."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=list(SCHEMA_COLUMNS))
-    table["severity"] = table["severity"].astype("int64")
-    table["n"] = table["n"].astype("int64")
+    measured = [c for c in RESULT_COLUMNS if c not in DERIVED_COLUMNS and c != "schema_version"]
+    table = pd.DataFrame(rows, columns=measured)
+    return _finish(table)
+
+
+def _finish(table: "pd.DataFrame") -> "pd.DataFrame":
+    for column in ("severity", "n", "samples_per_class", "repeat"):
+        table[column] = table[column].astype("int64")
     table["higher_is_better"] = table["higher_is_better"].astype(bool)
-    return add_derived_columns(table)
+    for column in ("value", "ci_low", "ci_high", *PAIRED_COLUMNS):
+        table[column] = table[column].astype(float)
+    table = add_derived_columns(table)
+    table["schema_version"] = SCHEMA_VERSION
+    return table[list(RESULT_COLUMNS)]
 
 
 def add_derived_columns(table: "pd.DataFrame") -> "pd.DataFrame":
-    """Add drop_from_clean and relative_retention, matched on run/model/dataset/task/metric."""
+    """drop_from_clean, relative_retention and drop_significant, matched on GROUP_COLUMNS."""
     import numpy as np
 
-    clean = table[table["corruption"] == "none"][_GROUP + ["value"]].rename(columns={"value": "clean_value"})
-    merged = table.drop(columns=[c for c in DERIVED_COLUMNS if c in table], errors="ignore").merge(
-        clean, on=_GROUP, how="left"
-    )
+    group = [c for c in GROUP_COLUMNS if c in table]
+    clean = table[table["corruption"] == "none"][group + ["value"]].rename(columns={"value": "clean_value"})
+    clean = clean.drop_duplicates(subset=group)
+    merged = table.drop(columns=[c for c in DERIVED_COLUMNS if c in table]).merge(clean, on=group, how="left")
     merged["drop_from_clean"] = merged["value"] - merged["clean_value"]
     with np.errstate(divide="ignore", invalid="ignore"):
         merged["relative_retention"] = np.where(
             merged["clean_value"] != 0, merged["value"] / merged["clean_value"], np.nan
         )
+    if "drop_ci_low" in merged:
+        merged["drop_significant"] = (merged["drop_ci_low"] > 0) | (merged["drop_ci_high"] < 0)
     return merged.drop(columns=["clean_value"])
+
+
+def upgrade_results_table(table: "pd.DataFrame", source: str = "results table") -> "pd.DataFrame":
+    """A version-1 or version-2 table (e.g. read from CSV) → a version-2 table."""
+    version = int(table["schema_version"].iloc[0]) if "schema_version" in table and len(table) else 1
+    if version > SCHEMA_VERSION:
+        raise DataError(
+            f"{source} has results schema version {version}; this robustpath reads up to {SCHEMA_VERSION}: upgrade robustpath"
+        )
+    missing = [c for c in SCHEMA_COLUMNS if c not in table]
+    if missing:
+        raise DataError(f"{source} is not a robustpath results table: missing columns {', '.join(missing)}")
+    table = table.copy()
+    for column in SCALE_COLUMNS:
+        if column not in table:
+            table[column] = 0
+    for column in PAIRED_COLUMNS:
+        if column not in table:
+            table[column] = float("nan")
+    for column in ("run_id", "model", "dataset", "task", "metric", "corruption", "stage"):
+        table[column] = table[column].astype(str)
+    return _finish(table)
+
+
+def load_results_table(path: Path) -> "pd.DataFrame":
+    """Read a results.csv (schema version 1 or 2) as a version-2 table."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"])
+    except FileNotFoundError:
+        raise DataError(f"'{path}' does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read '{path}' as CSV: {exc}") from None
+    return upgrade_results_table(table, source=f"'{path}'")
+
+
+def main_rows(table: "pd.DataFrame") -> "pd.DataFrame":
+    """Rows of the main evaluation: the probe on all training images (samples_per_class 0)."""
+    return table[(table["samples_per_class"] == 0) & (table["repeat"] == 0)]

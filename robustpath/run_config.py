@@ -25,8 +25,8 @@ from robustpath.config import RunSpec
 from robustpath.errors import UsageError
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
-_TUPLES = {"tasks", "corruptions", "severities"}
-_PATHS = {"prompts", "out"}
+_TUPLES = {"tasks", "corruptions", "severities", "samples_per_class"}
+_PATHS = {"prompts", "out", "cache_dir"}
 _SWEEP_KEYS = {"models", "datasets"}
 
 
@@ -54,7 +54,7 @@ def _read(path: Path) -> dict:
 
 def _check_value(key: str, value, path: Path):
     if key in _TUPLES:
-        item_type = int if key == "severities" else str
+        item_type = int if key in ("severities", "samples_per_class") else str
         if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
             raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
         return tuple(value)

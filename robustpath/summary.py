@@ -7,7 +7,9 @@ def run_summary(result, outputs: dict[str, str]) -> dict:
 
     ``result`` is an evaluate RunResult; the numbers come from its results table.
     """
-    table = result.table
+    from robustpath.results import main_rows
+
+    table = main_rows(result.table)  # the probe on all training images, not the data-scale sweep
     record = result.record
     clean = table[table.corruption == "none"]
     corrupted = table[table.corruption != "none"]

@@ -26,7 +26,7 @@ def test_full_default_sweep_writes_every_variant(full_run):
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns[: len(SCHEMA_COLUMNS)]) == list(SCHEMA_COLUMNS)
     expected = {"brightness", "contrast", "gaussian_blur", "resolution", "saturation", "hue", "markup"}
-    for task, metrics in {"linear_probe": 4, "retrieval": 3}.items():
+    for task, metrics in {"linear_probe": 6, "retrieval": 7, "embedding_drift": 1}.items():
         rows = table[table.task == task]
         assert set(rows.corruption) - {"none"} == expected
         clean = rows[rows.corruption == "none"]
@@ -39,8 +39,16 @@ def test_full_default_sweep_writes_every_variant(full_run):
     record = json.loads((out / "run.json").read_text())
     assert record["completed"] is True and record["device"] == "cpu"
     assert record["versions"]["torch"] == torch.__version__.split("+")[0] or record["versions"]["torch"]
+    assert (table.schema_version == 2).all() and set(table.samples_per_class) == {0}
+    assert ((table.drop_ci_low <= table.drop_from_clean + 1e-12) & (table.drop_from_clean <= table.drop_ci_high + 1e-12)).all()
     report = (out / "report.md").read_text()
     assert "linear_probe · accuracy" in report and "retrieval · map_at_10" in report
+    assert "## Robustness summary" in report and (out / "robustness_models.csv").is_file()
+    assert all((out / line[line.index("(") + 1 : -1]).is_file() for line in report.splitlines() if line.startswith("!["))
+    from robustpath.outcomes import load_outcomes
+
+    outcomes = load_outcomes(out / "outcomes.npz")
+    assert ("linear_probe", "none/0/none") in outcomes and ("retrieval", "gaussian_blur/4/post") in outcomes
     assert "linear_probe · accuracy" in result.stdout  # the terminal table
 
 
@@ -64,8 +72,10 @@ def test_clean_probe_accuracy_matches_independent_computation(full_run, tiny_cus
         x = (torch.from_numpy(images).permute(0, 3, 1, 2) - mean) / std
         features = model.forward_features(x).numpy().astype(np.float64)
     train, test = dataset.splits == "train", dataset.splits == "test"
+    record = json.loads((out / "run.json").read_text())
     scaler = StandardScaler().fit(features[train])
-    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(features[train]), dataset.labels[train])
+    regularisation = record["tasks"]["linear_probe"]["C"]  # chosen by cross-validation (tested in test_tasks)
+    classifier = LogisticRegression(C=regularisation, max_iter=2000).fit(scaler.transform(features[train]), dataset.labels[train])
     expected = (classifier.predict(scaler.transform(features[test])) == dataset.labels[test]).mean()
     assert reported.value.iloc[0] == pytest.approx(expected, abs=1e-6)
 
@@ -117,3 +127,33 @@ def test_train_then_eval_round_trip(tmp_path):
         app, ["eval", f"customvit:{out}", "-c", "hue", "-s", "1", "--out", str(tmp_path / "run"), "--quiet"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_data_scale_sweep_and_corrupted_gallery(tiny_customvit_dir, tmp_path):
+    result = runner.invoke(
+        app,
+        ["eval", str(tiny_customvit_dir), "-c", "gaussian_blur", "-s", "2", "--task", "linear_probe", "--task", "retrieval",
+         "--samples-per-class", "8,16", "--repeats", "2", "--gallery", "corrupted", "--format", "json",
+         "--out", str(tmp_path), "--quiet", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "results.csv")
+    probe = table[(table.task == "linear_probe") & (table.metric == "accuracy") & (table.corruption == "none")]
+    assert sorted(zip(probe.samples_per_class, probe.repeat)) == [(0, 0), (8, 0), (8, 1), (16, 0), (16, 1)]
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert document["schema_version"] == 2 and document["tables"]["robustness_data_scale_overview"]
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert "equally corrupted" in record["tasks"]["retrieval"]["gallery"]
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_command_merges_two_runs(full_run, tmp_path):
+    _, out = full_run
+    other = tmp_path / "other"
+    result = runner.invoke(app, ["eval", "customvit-demo", "-c", "gaussian_blur", "--out", str(other), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(out), str(other), "--out", str(tmp_path / "merged"), "--baseline", "customvit-demo"])
+    assert result.exit_code == 0, result.output
+    models = pd.read_csv(tmp_path / "merged" / "robustness_models.csv")
+    assert set(models.model) >= {"customvit-demo"} and len(set(models.run_id)) == 2
+    assert "## Robustness ranking" in (tmp_path / "merged" / "report.md").read_text()

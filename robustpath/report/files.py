@@ -1,14 +1,21 @@
-"""Write a run's outputs atomically: results.csv, report.md, run.json."""
+"""Write a run's outputs atomically: results.csv, report.md, then run.json (completed).
+
+run.json is written last: until it says ``"completed": true`` a re-run of the same
+command resumes the run (robustpath.run_state); after it, ``OUT/.partial`` (the
+stored embeddings of the unfinished run) is removed.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from robustpath.atomic import ensure_writable_dir, write_json_atomic, write_text_atomic
-from robustpath.report.markdown import render_markdown
+from robustpath.atomic import ensure_writable_dir, write_json_atomic
+from robustpath.report.formats import DEFAULT_FORMATS, table_csv
+from robustpath.report.writer import write_report
+from robustpath.run_state import finish_run_folder
 
 if TYPE_CHECKING:  # pragma: no cover
-    from robustpath.evaluate import RunResult
+    from robustpath.runner import RunResult
 
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
@@ -17,14 +24,19 @@ RECORD_FILE = "run.json"
 
 def results_csv(table) -> str:
     """The results table as CSV text (floats at full precision, stable order)."""
-    return table.to_csv(index=False, float_format="%.12g", lineterminator="\n")
+    return table_csv(table)  # with the schema_version column
 
 
-def write_run_outputs(result: "RunResult", out_dir: Path) -> dict[str, Path]:
+def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[str, Path]:
+    """Write results.csv, the report in ``formats`` (default csv + markdown: robustness_*.csv,
+    report.md + plots/; json: report.json; parquet) and outcomes.npz, then run.json; then drop
+    the partial store."""
     out_dir = ensure_writable_dir(Path(out_dir))
-    paths = {
-        "results": write_text_atomic(out_dir / RESULTS_FILE, results_csv(result.table)),
-        "report": write_text_atomic(out_dir / REPORT_FILE, render_markdown(result.table, result.record)),
-    }
+    paths = write_report(
+        result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
+        outcomes=getattr(result, "outcomes", None),
+    )
     paths["record"] = write_json_atomic(out_dir / RECORD_FILE, result.record)
+    if result.record.get("completed", True):
+        finish_run_folder(out_dir)
     return paths

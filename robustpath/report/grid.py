@@ -4,10 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from robustpath.results import PRIMARY_METRIC, main_rows
+from robustpath.robustness import condition_label
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-PRIMARY_METRIC = {"linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy"}
+__all__ = ["PRIMARY_METRIC", "GridCell", "MetricGrid", "build_grids", "mean_over_severities", "row_label"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class GridCell:
     drop: float
     ci_low: float
     ci_high: float
+    significant: bool = False  # the paired 95% interval of the drop excludes 0
 
 
 @dataclass(frozen=True)
@@ -26,23 +30,29 @@ class MetricGrid:
     dataset: str
     task: str
     metric: str
+    higher_is_better: bool
     clean: GridCell
     severities: tuple[int, ...]
     rows: dict[str, dict[int, GridCell]]
 
 
 def row_label(corruption: str, stage: str) -> str:
-    return corruption if stage == "pre" else f"{corruption} ({stage}-resize)"
+    return condition_label(corruption, stage)
 
 
 def build_grids(table: "pd.DataFrame", metrics: str = "primary") -> list[MetricGrid]:
-    """Grids per (model, dataset, task, metric); ``metrics`` "primary" or "all"."""
+    """Grids per (run, model, dataset, task, metric) of the main evaluation (the probe on all
+    training images); ``metrics`` "primary" or "all"."""
     grids = []
-    keys = table[["model", "dataset", "task", "metric"]].drop_duplicates().itertuples(index=False)
-    for model, dataset, task, metric in keys:
+    table = main_rows(table)
+    keys = table[["run_id", "model", "dataset", "task", "metric"]].drop_duplicates().itertuples(index=False)
+    for run_id, model, dataset, task, metric in keys:
         if metrics == "primary" and PRIMARY_METRIC.get(task, metric) != metric:
             continue
-        part = table[(table.model == model) & (table.dataset == dataset) & (table.task == task) & (table.metric == metric)]
+        part = table[
+            (table.run_id == run_id) & (table.model == model) & (table.dataset == dataset)
+            & (table.task == task) & (table.metric == metric)
+        ]
         clean_rows = part[part.corruption == "none"]
         if clean_rows.empty:
             continue
@@ -52,11 +62,12 @@ def build_grids(table: "pd.DataFrame", metrics: str = "primary") -> list[MetricG
         for record in corrupted.itertuples(index=False):
             label = row_label(record.corruption, record.stage)
             rows.setdefault(label, {})[int(record.severity)] = GridCell(
-                record.value, record.drop_from_clean, record.ci_low, record.ci_high
+                record.value, record.drop_from_clean, record.ci_low, record.ci_high,
+                bool(getattr(record, "drop_significant", False)),
             )
         grids.append(
             MetricGrid(
-                model, dataset, task, metric,
+                model, dataset, task, metric, bool(clean.higher_is_better),
                 GridCell(clean.value, 0.0, clean.ci_low, clean.ci_high),
                 tuple(sorted(int(s) for s in corrupted.severity.unique())),
                 rows,
@@ -67,3 +78,18 @@ def build_grids(table: "pd.DataFrame", metrics: str = "primary") -> list[MetricG
 
 def mean_over_severities(cells: dict[int, GridCell]) -> float:
     return sum(cell.value for cell in cells.values()) / len(cells)
+
+
+def cell_text(cell: GridCell) -> str:
+    """'0.812 (−0.041*)': value, drop from clean, * when the paired drop is significant."""
+    return f"{cell.value:.3f} ({cell.drop:+.3f}{'*' if cell.significant else ''})"
+
+
+def grid_title(grid: MetricGrid, with_model: bool) -> str:
+    prefix = f"{grid.model} · {grid.dataset} · " if with_model else ""
+    return f"{prefix}{grid.task} · {grid.metric}"
+
+
+def cell_legend(higher_is_better: bool) -> str:
+    better = "higher" if higher_is_better else "lower"
+    return f"cells: value (drop from clean; * = paired 95% bootstrap interval of the drop excludes 0); {better} is better"

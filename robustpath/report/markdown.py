@@ -1,54 +1,185 @@
-"""report.md: the same numbers as results.csv, as markdown tables."""
+"""report.md: the results and the robustness summaries as markdown tables, with plots.
+
+One run (``robustpath eval``) or several merged (``robustpath report``) share one
+layout: header, ranking, worst conditions, blur before/after the resize, plots,
+data scale, corruption parameters and the corruption × severity grids.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from robustpath.report.grid import MetricGrid, build_grids, mean_over_severities
+from robustpath.report.grid import MetricGrid, build_grids, cell_legend, cell_text, grid_title, mean_over_severities
+from robustpath.results import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from robustpath.robustness import RobustnessSummary
 
-def _grid_markdown(grid: MetricGrid) -> list[str]:
+DEFINITIONS = """\
+- **retention**: corrupted value / clean value, averaged over severities.
+- **normalised AUC**: area under the degradation curve (severity 0 = clean) after rescaling each value to
+  (value − chance) / (clean − chance), divided by the highest severity: 1 = no loss, 0 = at chance throughout.
+- **CE / mCE** (ImageNet-C): error E = 1 − value; CE = Σ_s E_s / Σ_s E_s(baseline) per corruption and stage,
+  mCE = mean over them; relative mCE uses E_s − E_clean. Below 1 = more robust than the baseline.
+- **significant**: the 95% paired-bootstrap interval of the drop (same resampled images, clean and corrupted) excludes 0.
+- **flip_rate**: share of images whose predicted class changes from the clean prediction (lower is better).
+- **expected_calibration_error**: 15 equal-width confidence bins (lower is better); zero-shot probabilities are
+  softmax(100 · cosine).
+- **embedding_drift · cosine_similarity**: per-image cosine similarity of the corrupted and the clean embedding,
+  both centred on the mean clean training embedding.
+- The linear probe is trained on clean training embeddings and scored on corrupted test embeddings."""
+
+
+def number(value, digits: int = 3) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace("—", "nan").replace("*", "").split(" ")[0].strip("()"))
+    except ValueError:
+        return False
+    return True
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A pipe table; columns whose cells all start with a number are right-aligned."""
+    cells = [[number(v) if isinstance(v, float) else str(v) for v in row] for row in rows]
+    columns = [[row[i] for row in cells if row[i]] for i in range(len(header))]
+    align = ["---:" if column and all(map(_is_number, column)) else "---" for column in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in cells] + [""]
+
+
+def _grid_markdown(grid: MetricGrid, with_model: bool = False) -> list[str]:
     clean = grid.clean
     header = ["corruption", *[f"sev {s}" for s in grid.severities], "mean"]
-    lines = [
-        f"### {grid.task} · {grid.metric}",
-        "",
-        f"Clean: **{clean.value:.3f}** (95% CI {clean.ci_low:.3f}–{clean.ci_high:.3f}). "
-        "Cells: value (drop from clean).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    rows = [
+        [label, *[cell_text(cells[s]) if s in cells else "" for s in grid.severities], number(mean_over_severities(cells))]
+        for label, cells in grid.rows.items()
     ]
-    for label, cells in grid.rows.items():
-        values = [
-            f"{cells[s].value:.3f} ({cells[s].drop:+.3f})" if s in cells else "" for s in grid.severities
-        ]
-        lines.append("| " + " | ".join([label, *values, f"{mean_over_severities(cells):.3f}"]) + " |")
-    return lines + [""]
+    intro = f"Clean: **{clean.value:.3f}** (95% CI {clean.ci_low:.3f}–{clean.ci_high:.3f}). {cell_legend(grid.higher_is_better).capitalize()}."
+    return [f"### {grid_title(grid, with_model)}", "", intro, ""] + markdown_table(header, rows)
 
 
-def render_markdown(table: "pd.DataFrame", record: dict) -> str:
-    """A self-contained report.md for one run."""
-    model = record["model"]["name"]
-    dataset = record["dataset"]
-    lines = [
-        f"# robustpath report — {model} on {dataset['name']}",
-        "",
-        f"- run: `{record['run_id']}` ({record['started']}), device `{record['device']}`, "
-        f"preset `{record['preset']['name']}`, seed {record['spec']['seed']}",
-        f"- classes: {', '.join(dataset['classes'])}; native size {dataset['native_size'][0]}×{dataset['native_size'][1]} px",
-        f"- results schema version {record['schema_version']}",
-        "",
-    ]
-    lines += [f"> {note}" for note in record["notes"]] + [""]
-    lines += ["## Corruptions", "", "| corruption | stage | severity | parameter | unit |", "|---|---|---:|---|---|"]
-    for item in record["preset"]["variants"]:
-        lines.append(
-            f"| {item['corruption']} | {item['stage']} | {item['severity']} | {item['parameter']} | {item['unit']} |"
-        )
-    lines += ["", "## Results", ""]
-    for grid in build_grids(table, metrics="all"):
-        lines += _grid_markdown(grid)
+def _header(records: Sequence[Mapping], table: "pd.DataFrame") -> list[str]:
+    if len(records) == 1:
+        record = records[0]
+        dataset = record["dataset"]
+        size = dataset.get("native_size", ["?", "?"])
+        return [
+            f"# robustpath report — {record['model']['name']} on {dataset['name']}", "",
+            f"- run: `{record['run_id']}` ({record.get('started', '?')}), device `{record.get('device', '?')}`, "
+            f"preset `{record.get('preset', {}).get('name', '?')}`, seed {record.get('spec', {}).get('seed', '?')}",
+            f"- classes: {', '.join(dataset.get('classes', []))}; native size {size[0]}×{size[1]} px",
+            f"- results schema version {SCHEMA_VERSION}", "",
+        ] + [f"> {note}" for note in record.get("notes", [])] + [""]
+    models = sorted(set(table.model))
+    datasets = sorted(set(table.dataset))
+    lines = [f"# robustpath comparison — {', '.join(models)} on {', '.join(datasets)}", "",
+             f"- results schema version {SCHEMA_VERSION}; {len(records)} runs", ""]
+    rows = [[r["run_id"], r["model"]["name"], r["dataset"]["name"], r.get("started", ""),
+             r.get("preset", {}).get("name", ""), r.get("spec", {}).get("seed", "")] for r in records]
+    lines += markdown_table(["run", "model", "dataset", "started", "preset", "seed"], rows)
+    notes = dict.fromkeys(note for r in records for note in r.get("notes", []))
+    return lines + [f"> {note}" for note in notes] + [""]
+
+
+def _images(plots: Mapping[str, list[str]] | None, section: str) -> list[str]:
+    paths = (plots or {}).get(section, [])
+    return [f"![{section}]({path})" for path in paths] + ([""] if paths else [])
+
+
+def _summary_sections(summary: "RobustnessSummary", plots: Mapping[str, list[str]] | None) -> list[str]:
+    several = summary.ranking.model.nunique() > 1
+    baseline = (
+        f"mCE against the baseline `{summary.baseline}`." if summary.baseline
+        else "mCE needs a baseline model: `robustpath report RUN_DIR... --baseline MODEL`."
+    )
+    lines = [f"## Robustness {'ranking' if several else 'summary'}", "",
+             f"Primary metric per task{'; ranked by mean normalised AUC' if several else ''}; {baseline}", ""]
+    for (dataset, task), part in summary.ranking.groupby(["dataset", "task"], sort=False):
+        lines += [f"### {dataset} · {task} · {part.metric.iloc[0]}", ""]
+        rows = [[r.rank, r.model, number(r.clean_value), number(r.mean_retention), number(r.mean_normalised_auc),
+                 number(r.mce), number(r.relative_mce), r.worst_condition] for r in part.itertuples()]
+        lines += markdown_table(["rank", "model", "clean", "mean retention", "normalised AUC", "mCE", "relative mCE",
+                                 "worst condition"], rows)
+    lines += _images(plots, "retention")
+    lines += ["## Corruptions that hurt most", ""]
+    rows = [[r.model, r.dataset, r.task, r.condition, number(r.clean_value), number(r.mean_value), f"{r.mean_drop:+.3f}",
+             number(r.mean_retention)] for r in summary.worst.itertuples()]
+    lines += markdown_table(["model", "dataset", "task", "condition", "clean", "mean", "mean drop", "retention"], rows)
+    if (plots or {}).get("degradation"):
+        lines += ["## Degradation curves", "", "Primary metric against severity (0 = clean); bands: 95% bootstrap intervals.", ""]
+        lines += _images(plots, "degradation")
+    if not summary.blur_stages.empty:
+        lines += ["## Gaussian blur before vs after the resize", "",
+                  "`pre`: blurred at native size, then resized to the model input; `post`: resized, then blurred "
+                  "(σ in pixels of the image it acts on).", ""]
+        rows = [[r.model, r.dataset, r.task, r.severity, number(r.pre_value), number(r.post_value),
+                 f"{r.post_minus_pre:+.3f}"] for r in summary.blur_stages.itertuples()]
+        lines += markdown_table(["model", "dataset", "task", "severity", "pre", "post", "post − pre"], rows)
+        lines += _images(plots, "blur_stages")
+    return lines
+
+
+def _data_scale_section(summary: "RobustnessSummary", plots: Mapping[str, list[str]] | None) -> list[str]:
+    overview = summary.data_scale_overview
+    overview = overview[overview.metric == "accuracy"]
+    if overview.empty:
+        return []
+    lines = ["## Linear probe: data scale", "",
+             "Probe accuracy by training images per class (0 = all), mean ± sd over repeats (seeded subsamples).", ""]
+    rows = [[r.model, r.dataset, r.samples_per_class or "all", r.repeats,
+             f"{number(r.clean_mean)} ± {number(r.clean_sd)}", f"{number(r.corrupted_mean)} ± {number(r.corrupted_sd)}"]
+            for r in overview.itertuples()]
+    lines += markdown_table(["model", "dataset", "per class", "repeats", "clean", "mean over corruptions"], rows)
+    return lines + _images(plots, "data_scale")
+
+
+def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
+    lines = ["## Corruptions", ""]
+    seen = set()
+    for record in records:
+        preset = record.get("preset", {})
+        variants = preset.get("variants", [])
+        key = (preset.get("name"), str(variants))
+        if not variants or key in seen:
+            continue
+        seen.add(key)
+        if len(records) > 1:
+            lines += [f"Preset `{preset.get('name')}`:", ""]
+        rows = [[v["corruption"], v["stage"], v["severity"], v["parameter"], v["unit"]] for v in variants]
+        lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit"], rows)
+    return lines if seen else []
+
+
+def render_report(
+    table: "pd.DataFrame", records: Sequence[Mapping], summary: "RobustnessSummary | None" = None,
+    plots: Mapping[str, list[str]] | None = None,
+) -> str:
+    """report.md for one run (all metrics in the grids) or several (primary metrics)."""
+    if summary is None:
+        from robustpath.robustness import summarise_results
+
+        summary = summarise_results(table, list(records))
+    single = len(records) == 1
+    lines = _header(records, table)
+    lines += _summary_sections(summary, plots) + _data_scale_section(summary, plots)
+    lines += _corruption_parameters(records)
+    lines += ["## Results", ""]
+    for grid in build_grids(table, metrics="all" if single else "primary"):
+        lines += _grid_markdown(grid, with_model=not single)
+    lines += ["## Definitions", "", DEFINITIONS, ""]
     return "\n".join(lines)
+
+
+def render_markdown(table: "pd.DataFrame", record: dict, summary=None, plots=None) -> str:
+    """A self-contained report.md for one run."""
+    return render_report(table, [record], summary, plots)

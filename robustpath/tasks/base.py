@@ -1,4 +1,15 @@
-"""What every task shares: the clean context it is fitted on, and its registry."""
+"""What every task shares: the clean context it is fitted on, scoring, and the registry.
+
+A task is fitted once on the clean context, then called once per variant:
+
+    task.fit(context)
+    outcomes = task.outcomes(test_embeddings)        # per-sample Outcomes
+    values = task.score(outcomes)                    # metric → MetricValue (+ paired drop)
+    # or, in one step: values = task.evaluate(test_embeddings)
+
+``score`` compares each variant with the clean outcomes computed in ``fit`` from
+``context.clean_test_embeddings`` (paired bootstrap, flip rate).
+"""
 from __future__ import annotations
 
 import difflib
@@ -10,6 +21,7 @@ import numpy as np
 
 from robustpath.errors import UsageError
 from robustpath.metrics import MetricValue
+from robustpath.outcomes import Outcomes, PairedScorer
 
 
 @dataclass(frozen=True)
@@ -38,23 +50,82 @@ class Task(Protocol):
     name: str
     description: str
     metrics: tuple[str, ...]
+    key: str  # unique within a run: name, or name plus its data-scale setting
+    row_fields: dict  # extra results columns: samples_per_class, repeat
+    needs_corrupted_training: bool  # outcomes() wants the variant's training embeddings
 
     def fit(self, context: TaskContext) -> None: ...
 
-    def evaluate(self, test_embeddings: np.ndarray) -> dict[str, MetricValue]:
+    def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
+        """test_embeddings: (N_test, D) float32 for one variant → per-sample outcomes."""
+        ...
+
+    def score(self, outcomes: Outcomes) -> dict[str, MetricValue]: ...
+
+    def evaluate(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> dict[str, MetricValue]:
         """test_embeddings: (N_test, D) float32 for one variant → metric values."""
         ...
 
     def describe(self) -> dict: ...
 
 
+class OutcomeTask:
+    """Base class: subclasses implement ``_fit`` and ``outcomes``; scoring is shared."""
+
+    name = ""
+    description = ""
+    metrics: tuple[str, ...] = ()
+    samples_per_class = 0
+    repeat = 0
+    needs_corrupted_training = False
+
+    def __init__(self) -> None:
+        self.context: TaskContext | None = None
+        self._scorer: PairedScorer | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name if not self.samples_per_class else f"{self.name}@{self.samples_per_class}-per-class#{self.repeat}"
+
+    @property
+    def row_fields(self) -> dict:
+        return {"samples_per_class": int(self.samples_per_class), "repeat": int(self.repeat)}
+
+    def fit(self, context: TaskContext) -> None:
+        self.context = context
+        self._fit(context)
+        clean = None
+        if context.clean_test_embeddings is not None:
+            clean = self.outcomes(context.clean_test_embeddings, context.train_embeddings)
+        self._scorer = PairedScorer(self.metrics, context.seed, clean)
+
+    def _fit(self, context: TaskContext) -> None:  # pragma: no cover - overridden
+        pass
+
+    def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
+        raise NotImplementedError
+
+    def score(self, outcomes: Outcomes) -> dict[str, MetricValue]:
+        if self._scorer is None:
+            raise RuntimeError("fit() must be called before score()")
+        return self._scorer.score(outcomes)
+
+    def evaluate(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> dict[str, MetricValue]:
+        return self.score(self.outcomes(test_embeddings, train_embeddings))
+
+    def describe(self) -> dict:
+        return {}
+
+
 _TASKS = {
     "linear_probe": "robustpath.tasks.linear_probe:LinearProbeTask",
     "retrieval": "robustpath.tasks.retrieval:RetrievalTask",
     "zeroshot": "robustpath.tasks.zeroshot:ZeroShotTask",
+    "embedding_drift": "robustpath.tasks.embedding_drift:EmbeddingDriftTask",
 }
 TEXT_TASKS = frozenset({"zeroshot"})
-DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot")
+DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+GALLERIES = ("clean", "corrupted")
 
 
 def list_tasks() -> list[str]:
@@ -69,6 +140,50 @@ def check_task_name(name: str) -> str:
     raise UsageError(f"unknown task '{name}'.{hint} Valid tasks: {', '.join(_TASKS)}")
 
 
-def create_task(name: str) -> Task:
+def create_task(name: str, **options) -> Task:
+    """One task instance; ``options`` go to its constructor (e.g. gallery="corrupted")."""
     module_name, attr = _TASKS[check_task_name(name)].split(":")
-    return getattr(importlib.import_module(module_name), attr)()
+    return getattr(importlib.import_module(module_name), attr)(**options)
+
+
+def create_tasks(
+    name: str, *, samples_per_class: tuple[int, ...] = (), repeats: int = 1, gallery: str = "clean"
+) -> list[Task]:
+    """The task instances a run evaluates for ``name``.
+
+    linear_probe: the probe on all training images (samples_per_class 0, repeat 0),
+    then one probe per (samples_per_class, repeat) of the data-scale sweep, each on
+    a seeded class-balanced subsample.  retrieval: one task with the chosen gallery.
+    Other tasks: one instance.
+    """
+    if name == "linear_probe":
+        sizes = sorted({int(size) for size in samples_per_class} - {0})
+        if any(size < 1 for size in sizes):
+            raise UsageError(f"--samples-per-class values must be positive, got {list(samples_per_class)}")
+        if repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {repeats}")
+        tasks = [create_task(name)]
+        tasks += [create_task(name, samples_per_class=size, repeat=r) for size in sizes for r in range(repeats)]
+        return tasks
+    if name == "retrieval":
+        if gallery not in GALLERIES:
+            raise UsageError(f"--gallery must be one of {', '.join(GALLERIES)}; got '{gallery}'")
+        return [create_task(name, gallery=gallery)]
+    return [create_task(name)]
+
+
+def parse_samples_per_class(values: list[str] | tuple[str, ...] | str | None) -> tuple[int, ...]:
+    """'16,64,256' or repeated values → (16, 64, 256); UsageError names the bad item."""
+    if values is None:
+        return ()
+    items = [values] if isinstance(values, str) else list(values)
+    sizes = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) < 1:
+                raise UsageError(f"--samples-per-class expects positive integers like 16,64,256; got '{part}'")
+            sizes.append(int(part))
+    return tuple(dict.fromkeys(sizes))

@@ -4,15 +4,22 @@ Each class is represented by the mean of its prompts' L2-normalised text
 embeddings, normalised again (a prompt ensemble, as CLIP does); an image is
 assigned the class whose embedding has the highest cosine similarity with the
 image's L2-normalised embedding.  Text is encoded once per run.
+
+Class probabilities (for expected_calibration_error) are softmax(100 · cosine):
+100 is the logit scale CLIP learns (its exp(logit_scale) is clamped at 100 and
+released CLIP-style checkpoints sit at or near it).  We use the fixed value for
+every model so that calibration is comparable across models; it does not change
+the predicted class.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from robustpath.metrics import MetricValue, classification_metrics
-from robustpath.tasks.base import TaskContext
+from robustpath.outcomes import Outcomes
+from robustpath.tasks.base import OutcomeTask, TaskContext
 
 TEXT_BATCH = 256
+LOGIT_SCALE = 100.0
 
 
 def class_text_embeddings(encoder, prompts, device) -> np.ndarray:
@@ -32,30 +39,47 @@ def class_text_embeddings(encoder, prompts, device) -> np.ndarray:
     return torch.nn.functional.normalize(torch.stack(rows), dim=-1).numpy().astype(np.float32)
 
 
+def cosine_similarities(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+    """(N, D) images, (K, D) normalised class embeddings → (N, K) float64 cosine similarities."""
+    images = image_embeddings.astype(np.float64)
+    norms = np.maximum(np.linalg.norm(images, axis=1, keepdims=True), 1e-12)
+    return (images / norms) @ text_embeddings.astype(np.float64).T
+
+
 def zero_shot_predict(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
     """(N, D) images, (K, D) normalised class embeddings → (N,) class indices by cosine similarity."""
-    norms = np.maximum(np.linalg.norm(image_embeddings, axis=1, keepdims=True), 1e-12)
-    similarity = (image_embeddings / norms).astype(np.float64) @ text_embeddings.astype(np.float64).T
-    return similarity.argmax(axis=1)
+    return cosine_similarities(image_embeddings, text_embeddings).argmax(axis=1)
 
 
-class ZeroShotTask:
+def zero_shot_probabilities(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+    """(N, D), (K, D) → (N, K) softmax(LOGIT_SCALE · cosine), rows sum to 1."""
+    logits = LOGIT_SCALE * cosine_similarities(image_embeddings, text_embeddings)
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+class ZeroShotTask(OutcomeTask):
     name = "zeroshot"
     description = "cosine similarity between image embeddings and prompt-ensemble class embeddings"
-    metrics = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+    metrics = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "flip_rate")
 
-    def __init__(self) -> None:
-        self._context: TaskContext | None = None
-
-    def fit(self, context: TaskContext) -> None:
+    def _fit(self, context: TaskContext) -> None:
         if context.text_embeddings is None:
             raise ValueError("zero-shot needs class text embeddings (a model with a text encoder)")
-        self._context = context
 
-    def evaluate(self, test_embeddings: np.ndarray) -> dict[str, MetricValue]:
-        context = self._context
-        predictions = zero_shot_predict(test_embeddings, context.text_embeddings)
-        return classification_metrics(context.test_labels, predictions, len(context.class_names), seed=context.seed)
+    def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
+        context = self.context
+        return Outcomes(
+            n_classes=len(context.class_names),
+            labels=np.asarray(context.test_labels, dtype=np.int64),
+            predictions=zero_shot_predict(test_embeddings, context.text_embeddings).astype(np.int64),
+            probabilities=zero_shot_probabilities(test_embeddings, context.text_embeddings),
+        )
 
     def describe(self) -> dict:
-        return {"similarity": "cosine", "class_embedding": "mean of L2-normalised prompt embeddings, renormalised"}
+        return {
+            "similarity": "cosine",
+            "class_embedding": "mean of L2-normalised prompt embeddings, renormalised",
+            "probabilities": f"softmax({LOGIT_SCALE:g} · cosine), CLIP's logit scale",
+        }

@@ -1,0 +1,72 @@
+"""`robustpath report`: merge the runs of several models / datasets into one report.
+
+Registered on the main app by ``register(app)``; ``OutputFormat`` and
+``FormatOption`` are shared with ``robustpath eval``.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from robustpath.cli_support import handle_errors, stderr_console, stdout_console
+
+
+class OutputFormat(str, Enum):
+    csv = "csv"
+    markdown = "markdown"
+    json = "json"
+    parquet = "parquet"
+
+
+FormatOption = Annotated[
+    Optional[list[OutputFormat]],
+    typer.Option(
+        "--format", "-f",
+        help="Output format, repeatable: csv (tables), markdown (report.md + plots), json (report.json), "
+        "parquet (needs pyarrow); default: csv and markdown.",
+    ),
+]
+
+
+def report_command(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR...", help="Run folders written by `robustpath eval` (each with results.csv and run.json).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged report.")],
+    baseline: Annotated[
+        Optional[str], typer.Option("--baseline", help="Model name to compute corruption errors (mCE) against.")
+    ] = None,
+    formats: FormatOption = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots in report.md.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
+) -> None:
+    """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
+
+    Reads each RUN_DIR/results.csv and run.json; writes the merged results table, robustness
+    summaries, report.md with plots and report.json (per --format) to --out; prints the ranking.
+    """
+    from robustpath.atomic import check_can_create
+    from robustpath.errors import UsageError
+    from robustpath.report.formats import check_formats
+    from robustpath.report.terminal import render_ranking
+    from robustpath.report.writer import load_runs, write_report
+    from robustpath.robustness import summarise_results
+
+    chosen = check_formats([f.value for f in formats or ()])
+    if any(out.resolve() == Path(run_dir).resolve() for run_dir in run_dirs):
+        raise UsageError(f"--out '{out}' is one of the run folders; its results.csv would be overwritten")
+    check_can_create(out)
+    table, records = load_runs(run_dirs)
+    summary = summarise_results(table, records, baseline)
+    paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots)
+    render_ranking(summary.ranking, stdout_console(), summary.baseline)
+    names = sorted({path.name for path in paths.values()})
+    stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `report` command to ``app``."""
+    app.command("report")(handle_errors(report_command))

@@ -1,0 +1,228 @@
+"""PNG plots for report.md (matplotlib's object API on the Agg canvas; no pyplot state).
+
+- degradation curves: per dataset and task, one panel per condition, the primary
+  metric against severity (0 = clean), one line per model with its 95% CI band;
+- retention heatmap: model × condition, mean relative retention (primary metric);
+- blur stages: Gaussian blur before (solid) vs after (dashed) the resize;
+- data scale: linear-probe accuracy against training images per class (mean ± sd);
+- corruption gallery: already-corrupted images as arrays, corruption × severity.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from robustpath.atomic import write_bytes_atomic
+from robustpath.results import PRIMARY_METRIC, main_rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from robustpath.robustness import RobustnessSummary
+
+DPI = 100
+PANEL = (3.2, 2.4)
+PLOTS_DIR = "plots"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def save_figure(figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def slug(*parts: str) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9._-]+", "_", str(part)) for part in parts)
+
+
+def _colours(labels: Sequence[str]) -> dict[str, object]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    return {label: palette(i % 10) for i, label in enumerate(sorted(set(labels)))}
+
+
+def _panels(count: int, columns: int = 4, share_y: bool = False):
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    figure = _figure(PANEL[0] * columns, PANEL[1] * rows + 0.6)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False, sharey=share_y).ravel())
+    for axis in axes[count:]:
+        axis.set_visible(False)
+    return figure, axes
+
+
+def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], dataset: str, task: str, path: Path) -> Path:
+    """Primary metric vs severity per condition for ``dataset``/``task``; returns ``path``."""
+    from matplotlib.ticker import MaxNLocator
+
+    from robustpath.robustness import condition_label
+
+    metric = PRIMARY_METRIC.get(task, table[table.task == task].metric.iloc[0])
+    part = main_rows(table)
+    part = part[(part.dataset == dataset) & (part.task == task) & (part.metric == metric)]
+    clean = part[part.corruption == "none"].set_index("run_id")
+    conditions = part[part.corruption != "none"][["corruption", "stage"]].drop_duplicates().values.tolist()
+    colours = _colours([labels[r] for r in part.run_id.unique()])
+    figure, axes = _panels(len(conditions), share_y=True)  # one scale: the worst corruption stands out
+    for axis, (corruption, stage) in zip(axes, conditions):
+        for run_id, rows in part[(part.corruption == corruption) & (part.stage == stage)].groupby("run_id"):
+            rows = rows.sort_values("severity")
+            start = clean.loc[[run_id]] if run_id in clean.index else rows.iloc[:0]
+            x = np.concatenate([[0], rows.severity]) if len(start) else rows.severity.to_numpy()
+            y = np.concatenate([start.value, rows.value])
+            low = np.concatenate([start.ci_low, rows.ci_low])
+            high = np.concatenate([start.ci_high, rows.ci_high])
+            colour = colours[labels[run_id]]
+            axis.plot(x, y, marker="o", color=colour, label=labels[run_id])
+            axis.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(condition_label(corruption, stage), fontsize=9)
+        axis.set_xlabel("severity (0 = clean)", fontsize=8)
+        axis.tick_params(labelsize=7, labelleft=True)
+        axis.grid(alpha=0.3)
+    for axis in axes[:: min(4, max(1, len(conditions)))]:
+        axis.set_ylabel(metric, fontsize=8)
+    if conditions:
+        handles, names = axes[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)), fontsize=8)
+    figure.suptitle(f"{dataset} · {task} · {metric} (bands: 95% bootstrap CI)", fontsize=10)
+    return save_figure(figure, path)
+
+
+def plot_retention_heatmap(conditions: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
+    """Model × condition mean relative retention of each task's primary metric."""
+    part = conditions[(conditions.dataset == dataset) & (conditions.metric == conditions.task.map(PRIMARY_METRIC))]
+    tasks = list(dict.fromkeys(part.task))
+    figure, axes = _panels(len(tasks), columns=1)
+    for axis, task in zip(axes, tasks):
+        rows = part[part.task == task]
+        grid = rows.assign(label=rows.run_id.map(labels)).pivot_table(
+            index="label", columns="condition", values="mean_retention", aggfunc="first", sort=False
+        )
+        image = axis.imshow(grid.values, cmap="RdYlGn", vmin=min(0.5, np.nanmin(grid.values)), vmax=1.0, aspect="auto")
+        axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=35, ha="right", fontsize=8)
+        axis.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
+        for (i, j), value in np.ndenumerate(grid.values):
+            if np.isfinite(value):
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+        axis.set_title(f"{task} · {PRIMARY_METRIC.get(task, '')}: mean retention (corrupted / clean)", fontsize=9)
+        figure.colorbar(image, ax=axis, shrink=0.8)
+    figure.set_size_inches(max(6.0, 0.9 * part.condition.nunique() + 3), 1.2 + 1.6 * len(tasks) + 0.3 * part.run_id.nunique())
+    return save_figure(figure, path)
+
+
+def plot_blur_stages(blur_stages: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
+    """Primary metric vs blur severity: before (solid) and after (dashed) the model's resize."""
+    from matplotlib.ticker import MaxNLocator
+
+    part = blur_stages[blur_stages.dataset == dataset]
+    tasks = list(dict.fromkeys(part.task))
+    colours = _colours([labels[r] for r in part.run_id.unique()])
+    figure, axes = _panels(len(tasks), columns=3)
+    for axis, task in zip(axes, tasks):
+        for run_id, rows in part[part.task == task].groupby("run_id"):
+            rows = rows.sort_values("severity")
+            colour = colours[labels[run_id]]
+            axis.plot(rows.severity, rows.pre_value, marker="o", color=colour, label=f"{labels[run_id]} · pre")
+            axis.plot(rows.severity, rows.post_value, marker="s", linestyle="--", color=colour, label=f"{labels[run_id]} · post")
+        axis.set_title(f"{task} · {PRIMARY_METRIC.get(task, '')}", fontsize=9)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel("blur severity", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    if tasks:
+        handles, names = axes[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)), fontsize=8)
+    figure.suptitle(f"{dataset} · Gaussian blur before (solid) vs after (dashed) the resize", fontsize=10)
+    return save_figure(figure, path)
+
+
+def plot_data_scale(overview: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
+    """Probe accuracy (clean, and mean over corrupted variants) vs training images per class, ± sd."""
+    part = overview[(overview.dataset == dataset) & (overview.metric == "accuracy") & (overview.samples_per_class > 0)]
+    colours = _colours([labels[r] for r in part.run_id.unique()])
+    figure = _figure(6.0, 3.6)
+    axis = figure.subplots()
+    for run_id, rows in part.groupby("run_id"):
+        rows = rows.sort_values("samples_per_class")
+        colour = colours[labels[run_id]]
+        axis.errorbar(rows.samples_per_class, rows.clean_mean, yerr=rows.clean_sd.fillna(0), marker="o",
+                      color=colour, capsize=3, label=f"{labels[run_id]} · clean")
+        if rows.corrupted_mean.notna().any():
+            axis.errorbar(rows.samples_per_class, rows.corrupted_mean, yerr=rows.corrupted_sd.fillna(0), marker="s",
+                          linestyle="--", color=colour, capsize=3, label=f"{labels[run_id]} · mean over corruptions")
+    axis.set_xscale("log", base=2)
+    sizes = sorted(int(v) for v in part.samples_per_class.unique())
+    axis.set_xticks(sizes, [str(v) for v in sizes])
+    axis.minorticks_off()
+    axis.set_xlabel("training images per class")
+    axis.set_ylabel("linear-probe accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(f"{dataset}: data scale (error bars: sd over repeats)", fontsize=10)
+    return save_figure(figure, path)
+
+
+def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray]], path: Path, column_titles: Sequence[str] = ()) -> Path:
+    """images: row label (e.g. a corruption) → images for each column (e.g. severity 0..N).
+
+    Each image is (H, W, 3) uint8, or float in [0, 1]; nearest-neighbour display,
+    so a 40 px patch stays sharp.
+    """
+    rows = list(images.items())
+    columns = max(len(row) for _, row in rows)
+    figure = _figure(1.3 * columns + 1.2, 1.3 * len(rows) + 0.4)
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    for i, (label, row) in enumerate(rows):
+        for j in range(columns):
+            axis = axes[i, j]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if j < len(row):
+                image = np.asarray(row[j])
+                axis.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1), interpolation="nearest")
+            if j == 0:
+                axis.set_ylabel(label, fontsize=8)
+            if i == 0 and j < len(column_titles):
+                axis.set_title(column_titles[j], fontsize=8)
+    return save_figure(figure, path)
+
+
+def write_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: Path) -> dict[str, list[str]]:
+    """Every plot for ``table`` under out_dir/plots → section → paths relative to out_dir."""
+    from robustpath.robustness import series_labels
+
+    labels = series_labels(table)
+    written: dict[str, list[str]] = {"degradation": [], "retention": [], "blur_stages": [], "data_scale": []}
+
+    def emit(section: str, plot, data, *keys: str) -> None:
+        relative = f"{PLOTS_DIR}/{slug(section, *keys)}.png"
+        plot(data, labels, *keys, Path(out_dir) / relative)
+        written[section].append(relative)
+
+    main = main_rows(table)
+    for dataset in dict.fromkeys(main.dataset):
+        part = main[main.dataset == dataset]
+        for task in dict.fromkeys(part.task):
+            if (part[part.task == task].corruption != "none").any():
+                emit("degradation", plot_degradation_curves, table, dataset, task)
+        if (summary.conditions.dataset == dataset).any():
+            emit("retention", plot_retention_heatmap, summary.conditions, dataset)
+        if (summary.blur_stages.dataset == dataset).any():
+            emit("blur_stages", plot_blur_stages, summary.blur_stages, dataset)
+        scale = summary.data_scale_overview
+        if ((scale.dataset == dataset) & (scale.samples_per_class > 0)).any():
+            emit("data_scale", plot_data_scale, scale, dataset)
+    return written

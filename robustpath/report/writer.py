@@ -1,0 +1,117 @@
+"""Write a report (one run or several merged) in the chosen formats, atomically.
+
+Files under the output folder:
+
+| format | files |
+|---|---|
+| csv | results.csv (the long table) and robustness_<table>.csv for each summary table |
+| json | report.json: schema_version, runs, baseline and every table as records |
+| parquet | results.parquet and robustness_<table>.parquet (needs pyarrow) |
+| markdown | report.md and plots/*.png |
+
+``outcomes`` (per-sample outcomes of one run) are written to outcomes.npz.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+from robustpath.atomic import ensure_writable_dir, write_text_atomic
+from robustpath.errors import DataError
+from robustpath.report.formats import check_formats, write_csv_tables, write_json_document, write_parquet_tables
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from robustpath.outcomes import Outcomes
+    from robustpath.robustness import RobustnessSummary
+
+RESULTS_NAME = "results"
+REPORT_FILE = "report.md"
+OUTCOMES_FILE = "outcomes.npz"
+RUN_RESULTS = "results.csv"
+RUN_RECORD = "run.json"
+
+
+def write_report(
+    table: "pd.DataFrame",
+    out_dir: Path,
+    *,
+    records: Sequence[Mapping],
+    formats: Iterable[str] | None = None,
+    baseline: str | None = None,
+    outcomes: "Mapping[tuple[str, str], Outcomes] | None" = None,
+    plots: bool = True,
+    summary: "RobustnessSummary | None" = None,
+) -> dict[str, Path]:
+    """Summarise ``table`` (unless ``summary`` is given) and write it in ``formats`` → name → path."""
+    from robustpath.robustness import summarise_results
+
+    formats = check_formats(formats)
+    out_dir = ensure_writable_dir(Path(out_dir))
+    summary = summary or summarise_results(table, list(records), baseline)
+    tables = {RESULTS_NAME: table, **{f"robustness_{name}": frame for name, frame in summary.tables().items()}}
+    paths: dict[str, Path] = {}
+    if "csv" in formats:
+        paths.update(write_csv_tables(tables, out_dir))
+    if "parquet" in formats:
+        paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
+    if "json" in formats:
+        runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
+        paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline)
+    if "markdown" in formats:
+        from robustpath.report.markdown import render_report
+
+        written = {}
+        if plots:
+            from robustpath.report.plots import write_plots
+
+            written = write_plots(table, summary, out_dir)
+        paths["report"] = write_text_atomic(out_dir / REPORT_FILE, render_report(table, records, summary, written))
+    if outcomes:
+        from robustpath.outcomes import save_outcomes
+
+        paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
+    return paths
+
+
+def minimal_record(run_id: str, table: "pd.DataFrame") -> dict:
+    """A stand-in for a missing run.json: names only (chance levels then stay unknown)."""
+    rows = table[table.run_id == run_id]
+    return {
+        "run_id": run_id, "model": {"name": str(rows.model.iloc[0])},
+        "dataset": {"name": str(rows.dataset.iloc[0]), "classes": []},
+        "notes": [f"Run {run_id}: no run.json, so the number of classes (chance level) is unknown."],
+    }
+
+
+def load_runs(run_dirs: Sequence[Path]) -> tuple["pd.DataFrame", list[dict]]:
+    """Read RUN_DIR/results.csv (+ run.json) of each folder → (merged version-2 table, records)."""
+    import pandas as pd
+
+    from robustpath.results import load_results_table
+
+    tables, records, origin = [], [], {}
+    for run_dir in map(Path, run_dirs):
+        results = run_dir / RUN_RESULTS
+        if not results.is_file():
+            raise DataError(f"'{run_dir}' has no {RUN_RESULTS}: give folders written by `robustpath eval`")
+        table = load_results_table(results)
+        for run_id in dict.fromkeys(table.run_id):
+            if run_id in origin:
+                raise DataError(f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}'")
+            origin[run_id] = run_dir
+        record_path = run_dir / RUN_RECORD
+        known = {}
+        if record_path.is_file():
+            try:
+                record = json.loads(record_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise DataError(f"cannot read '{record_path}': {exc}") from None
+            known[record.get("run_id")] = record
+        records += [known.get(run_id) or minimal_record(run_id, table) for run_id in dict.fromkeys(table.run_id)]
+        tables.append(table)
+    if not tables:
+        raise DataError("no run folders given")
+    return pd.concat(tables, ignore_index=True), records

@@ -1,0 +1,293 @@
+"""Run an evaluation: data + model + variants → embeddings → tasks → results table.
+
+With ``spec.out`` set, the run owns that folder (see robustpath.run_state): a complete
+run there is not replaced without ``overwrite``, an unfinished one with the same spec
+is resumed from the embeddings it stored under ``OUT/.partial``.  Embeddings are also
+read from and written to the shared cache (robustpath.cache) unless ``no_cache``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robustpath.config import RunSpec
+from robustpath.errors import UsageError
+from robustpath.progress import ProgressReporter, SilentProgress, notify
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+@dataclass
+class RunResult:
+    """The results table (schema of robustpath.results) and the run.json record."""
+
+    table: "pd.DataFrame"
+    record: dict
+    outcomes: dict = field(default_factory=dict)  # (task key, variant key) → robustpath.outcomes.Outcomes
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How a run executes, not what it measures (RunSpec fields; defaults when a spec lacks them)."""
+
+    overwrite: bool = False
+    no_cache: bool = False
+    cache_dir: Path | None = None
+    compile: bool = False
+    amp: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: RunSpec) -> "ExecutionOptions":
+        cache_dir = getattr(spec, "cache_dir", None)
+        return cls(
+            overwrite=bool(getattr(spec, "overwrite", False)),
+            no_cache=bool(getattr(spec, "no_cache", False)),
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            compile=bool(getattr(spec, "compile", False)),
+            amp=bool(getattr(spec, "amp", True)),
+        )
+
+
+def load_preset_or_fail(name_or_path: str):
+    import corruptions
+
+    try:
+        return corruptions.load_preset(name_or_path)
+    except corruptions.CorruptionError as exc:
+        raise UsageError(f"--preset: {exc}") from None
+
+
+def make_run_id(spec: RunSpec, started: datetime) -> str:
+    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    return f"{started.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}"
+
+
+def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult:
+    """Evaluate ``spec.model`` on ``spec.data`` clean and under every planned variant.
+
+    Ctrl-C raises RunInterrupted (exit code 130 on the command line); what was finished
+    stays in ``OUT/.partial`` and the same call resumes from it.
+    """
+    from robustpath.run_state import RunInterrupted
+
+    try:
+        return _run_evaluation(spec, progress or SilentProgress())
+    except KeyboardInterrupt:
+        raise RunInterrupted(spec.out) from None
+
+
+def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
+    from robustpath.cache import dataset_content_digest, sample_digests
+    from robustpath.data import load_dataset
+    from robustpath.device import resolve_device
+    from robustpath.engine import compute_embeddings
+    from robustpath.models import load_encoder
+    from robustpath.prompts import load_prompts
+    from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
+    from robustpath.run_state import inspect_run_folder
+    from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
+    from robustpath.tasks.zeroshot import class_text_embeddings
+    from robustpath.variants import CLEAN_VARIANT, plan_variants
+    from robustpath.versions import package_versions
+
+    options = ExecutionOptions.from_spec(spec)
+    recorded_spec = {k: v for k, v in spec.to_dict().items() if k != "overwrite"}  # a replay must not clobber
+    session_started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    if spec.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
+    tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
+    if not tasks:
+        raise UsageError("no task selected: pass --task linear_probe and/or --task retrieval")
+    preset = load_preset_or_fail(spec.preset)
+    variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
+    device = resolve_device(spec.device)
+    folder = inspect_run_folder(spec.out, spec.to_dict(), overwrite=options.overwrite) if spec.out is not None else None
+    dataset = load_dataset(
+        spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=getattr(spec, "on_bad_image", "skip")
+    )
+    timings["load_data"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    encoder = load_encoder(spec.model, pooling=spec.pooling, trust_remote_code=spec.trust_remote_code)
+    model_facts = encoder.describe()
+    timings["load_model"] = time.perf_counter() - clock
+    notes: list[str] = []
+    skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]
+    if skipped:
+        tasks = [name for name in tasks if name not in skipped]
+        notes.append(f"Zero-shot skipped: model '{encoder.name}' has no text encoder (image-only).")
+    if not tasks:
+        raise UsageError(f"nothing to evaluate: model '{encoder.name}' has no text encoder, so zero-shot cannot run")
+    if tuple(dataset.native_size) == tuple(encoder.preprocessing.input_size):
+        notes.append(
+            f"The model input ({encoder.preprocessing.input_size[0]} px) equals the native image size, "
+            "so pre- and post-resize corruptions coincide (each is computed once)."
+        )
+    prompts = None
+    if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
+        prompts = load_prompts(spec.prompts, dataset.classes, spec.templates)
+    task_objects = {
+        task.key: task
+        for name in tasks
+        for task in create_tasks(name, samples_per_class=spec.samples_per_class, repeats=spec.repeats, gallery=spec.gallery)
+    }
+    corrupt_training = any(getattr(task, "needs_corrupted_training", False) for task in task_objects.values())
+
+    clock = time.perf_counter()
+    digests = sample_digests(dataset)
+    content_sha256 = dataset_content_digest(dataset, digests)
+    run_id = make_run_id(spec, session_started)
+    started = session_started.isoformat(timespec="seconds")
+    stores = []
+    if folder is not None:
+        folder.start(
+            run_id=run_id, started=started,
+            record={"schema_version": SCHEMA_VERSION, "session_started": started, "spec": recorded_spec,
+                    "model": {"name": encoder.name, **model_facts}, "device": str(device),
+                    "dataset": {"name": dataset.name, "content_sha256": content_sha256},
+                    "versions": package_versions()},
+        )
+        run_id, started = folder.run_id, folder.started
+        stores.append(folder.store())
+        if folder.resumed:
+            notify(progress, f"resuming the unfinished run in '{folder.path}' (run {run_id})")
+    cache_dir = None
+    if not options.no_cache:
+        from robustpath.cache import EmbeddingStore, resolve_cache_dir
+
+        cache_dir = resolve_cache_dir(options.cache_dir)
+        stores.append(EmbeddingStore(cache_dir))
+    store, keys = _stores_and_keys(stores, encoder, model_facts, dataset, digests, spec.seed, device, options)
+    timings["prepare"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    embeddings = compute_embeddings(
+        encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
+        batch_size=spec.batch_size, num_workers=spec.num_workers, progress=progress,
+        store=store, keys=keys, amp=options.amp, compile=options.compile, corrupt_training=corrupt_training,
+    )
+    timings["embed"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    text_embeddings = None
+    if prompts is not None and encoder.has_text:
+        text_embeddings = class_text_embeddings(encoder, prompts, device)
+    train_indices = dataset.indices("train")
+    context = TaskContext(
+        train_embeddings=embeddings.clean[train_indices],
+        train_labels=dataset.labels[train_indices],
+        test_labels=dataset.labels[embeddings.test_indices],
+        class_names=dataset.classes,
+        seed=spec.seed,
+        text_embeddings=text_embeddings,
+        clean_test_embeddings=embeddings.clean[embeddings.test_indices],
+    )
+    rows: list[dict] = []
+    task_records = {}
+    outcomes = {}
+    progress.start("tasks", "Scoring tasks", len(task_objects) * (len(variants) + 1))
+    for key, task in task_objects.items():
+        task.fit(context)
+        task_records[key] = task.describe()
+        for variant in [CLEAN_VARIANT, *variants]:
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            train = None
+            if task.needs_corrupted_training:  # retrieval with --gallery corrupted
+                train = context.train_embeddings if variant.is_clean else embeddings.train_variants[variant.key]
+            outcome = task.outcomes(test, train)
+            outcomes[(key, variant.key)] = outcome
+            values = task.score(outcome)
+            rows.extend(metric_rows(run_id, encoder.name, dataset.name, task.name, variant, values, **task.row_fields))
+            progress.advance("tasks")
+    progress.finish("tasks")
+    timings["tasks"] = time.perf_counter() - clock
+    table = build_results_table(rows)
+
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "started": started,
+        "completed": True,
+        "sessions": list(folder.sessions) if folder is not None else [started],
+        "spec": recorded_spec,
+        "device": str(device),
+        "precision": embeddings.stats["precision"],
+        "model": {"name": encoder.name, **model_facts},
+        "dataset": {
+            "name": dataset.name,
+            "classes": list(dataset.classes),
+            "native_size": list(dataset.native_size),
+            "counts": dataset.describe(),
+            "content_sha256": content_sha256,
+            "skipped_images": [{"path": path, "reason": reason} for path, reason in getattr(dataset, "skipped", ())],
+        },
+        "preset": {
+            "name": preset.name,
+            "source": str(preset.path),
+            "variants": [
+                {
+                    "corruption": v.corruption, "severity": v.severity, "stage": v.stage,
+                    "parameter": _parameter(preset, v), "unit": preset.corruptions[v.corruption].unit,
+                }
+                for v in variants
+            ],
+        },
+        "tasks": task_records,
+        "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
+        "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery),
+        "embedding": {
+            **embeddings.stats,
+            "reused_variants": embeddings.reused,
+            "cache_dir": str(cache_dir) if cache_dir is not None else None,
+            "resumed": bool(folder is not None and folder.resumed),
+        },
+        "timings_seconds": {**timings, "per_variant_embedding": embeddings.seconds},
+        "versions": package_versions(),
+    }
+    return RunResult(table=table, record=record, outcomes=outcomes)
+
+
+def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):
+    """A StoreChain over ``stores`` and the EmbeddingKeys of this run (None, None without stores)."""
+    if not stores:
+        return None, None
+    from robustpath.cache import EmbeddingKeys, StoreChain, embedding_versions, model_identity
+    from robustpath.engine import precision_name
+
+    keys = EmbeddingKeys(
+        model=model_identity(model_facts),
+        preprocessing=encoder.preprocessing.as_dict(),
+        native_size=tuple(dataset.native_size),
+        digests=digests,
+        sample_ids=dataset.sample_ids,
+        seed=seed,
+        versions=embedding_versions(),
+        device=device.type,
+        precision=precision_name(device, options.amp),
+        compiled=options.compile,
+    )
+    return StoreChain(stores), keys
+
+
+def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
+    notes = {
+        "linear_probe": "The linear probe is trained on clean training embeddings and scored on corrupted test embeddings.",
+        "retrieval": "Retrieval: corrupted test queries against the clean training gallery."
+        if gallery == "clean" else "Retrieval: corrupted test queries against the training gallery under the same corruption.",
+        "zeroshot": "Zero-shot: class text embeddings (prompt ensembles) are computed once from clean prompts.",
+        "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
+    }
+    return [notes[name] for name in tasks if name in notes]
+
+
+def _parameter(preset, variant) -> object:
+    entry = preset.corruptions[variant.corruption]
+    return entry.values[variant.severity - 1]

@@ -1,0 +1,45 @@
+"""The protocol examples run end to end on demo data with tiny models."""
+import importlib.util
+from pathlib import Path
+
+from model_fixtures import tiny_hf_clip, tiny_hf_dinov2, tiny_open_clip  # noqa: F401  (fixtures)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(relative: str):
+    spec = importlib.util.spec_from_file_location(relative.replace("/", "_"), EXAMPLES / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pathclip_protocol(tmp_path, tiny_open_clip, tiny_hf_clip):
+    protocol = _load("pathclip_benchmark/run_protocol.py")
+    arguments = protocol.parse_arguments([
+        "--data", "demo-ihc=demo-ihc", "--model", tiny_open_clip.spec, "--model", tiny_hf_clip.spec,
+        "--corruption", "gaussian_blur", "--corruption", "resolution", "--severity", "2",
+        "--out", str(tmp_path), "--device", "cpu",
+    ])
+    tables = protocol.run(arguments)
+    assert len(tables) == 2
+    for table in tables.values():
+        assert set(table.task) == {"zeroshot", "retrieval"}
+        assert set(table.corruption) == {"none", "gaussian_blur", "resolution"}
+    text = protocol.summarise(tables)
+    assert "zeroshot" in text and "retrieval" in text
+    assert len(list(tmp_path.glob("demo-ihc__*/results.csv"))) == 2
+
+
+def test_small_patch_protocol(tmp_path, tiny_hf_dinov2):
+    protocol = _load("small_patch/run_protocol.py")
+    arguments = protocol.parse_arguments([
+        "--samples-per-class", "8", "16", "--seeds", "0", "1", "--foundation", tiny_hf_dinov2.spec,
+        "--epochs", "1", "--width", "16", "--depth", "1", "--heads", "2", "--patch-size", "8",
+        "--out", str(tmp_path), "--device", "cpu",
+    ])
+    rows = protocol.run(arguments)
+    assert list(rows) == ["CustomViT, 8/class", "CustomViT, 16/class", f"{tiny_hf_dinov2.spec} linear probe"]
+    assert all(len(summaries) == 2 for summaries in rows.values())
+    text = protocol.summarise(rows)
+    assert "±" in text and "blur drop, post" in text
