@@ -353,3 +353,12 @@ def train_command(
 
 
 register_report(app)  # robustpath report RUN_DIR... (robustpath/cli_report.py)
+
+
+def _register_corruption_commands() -> None:
+    from robustpath.cli_corruptions import register as register_corruptions
+
+    register_corruptions(app)  # robustpath corruptions / corrupt (robustpath/cli_corruptions.py)
+
+
+_register_corruption_commands()
