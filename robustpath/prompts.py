@@ -15,7 +15,6 @@ mean of its prompts' L2-normalised embeddings, normalised again (a prompt ensemb
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,20 +102,10 @@ def load_prompts(path: Path | None, classes: tuple[str, ...], templates: str | N
     """Read a prompt file (TOML or JSON), or use the defaults when ``path`` is None."""
     if path is None:
         return build_prompts(classes, templates or DEFAULT_TEMPLATES)
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--prompts: '{path}' not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--prompts: cannot read '{path}': {exc}") from None
-    import tomllib
+    from robustpath.settings_files import read_settings_file
 
-    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-    try:
-        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
-    except ValueError as exc:  # json and tomllib decode errors are ValueErrors
-        raise UsageError(f"--prompts: '{path}' is not valid {kind}: {exc}") from None
+    path = Path(path)
+    data = read_settings_file(path, "--prompts")
     if not isinstance(data, dict) or not isinstance(data.get("classes", {}), dict):
         raise UsageError(f"--prompts: '{path}' must hold a 'classes' table")
     extra = sorted(set(data) - {"templates", "classes"})

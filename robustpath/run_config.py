@@ -18,7 +18,6 @@ written by robustpath is accepted too: its resolved "spec" is re-run as it was.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from robustpath.config import RunSpec
@@ -31,22 +30,11 @@ _SWEEP_KEYS = {"models", "datasets"}
 
 
 def _read(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--config: '{path}' not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config: cannot read '{path}': {exc}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-            data = data.get("spec", data) if isinstance(data, dict) else data
-        else:
-            import tomllib
+    from robustpath.settings_files import read_settings_file
 
-            data = tomllib.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--config: '{path}' is not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
+    data = read_settings_file(path, "--config")
+    if path.suffix.lower() == ".json" and isinstance(data, dict):
+        data = data.get("spec", data)  # a run.json: re-run its resolved options
     if not isinstance(data, dict):
         raise UsageError(f"--config: '{path}' must hold a table of run options")
     return data
