@@ -289,5 +289,8 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
 
 
 def _parameter(preset, variant) -> object:
-    entry = preset.corruptions[variant.corruption]
-    return entry.values[variant.severity - 1]
+    """The preset value of a variant, JSON-ready (table values as plain dicts)."""
+    from collections.abc import Mapping
+
+    value = preset.corruptions[variant.corruption].values[variant.severity - 1]
+    return dict(value) if isinstance(value, Mapping) else value

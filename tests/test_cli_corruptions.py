@@ -13,10 +13,7 @@ from typer.testing import CliRunner
 
 import corruptions
 from robustpath.cli import app
-from robustpath.cli_corruptions import register
 
-if not {"corrupt", "corruptions"} <= {command.name for command in app.registered_commands}:
-    register(app)  # until robustpath/cli.py registers them itself
 runner = CliRunner()
 IHC = data.immunohistochemistry()
 

@@ -68,9 +68,12 @@ def test_default_preset_has_seven_corruptions_with_four_severities():
 def test_shape_dtype_device_and_range_are_kept(preset, name):
     corr = get_corruption(name, preset)
     torch.manual_seed(0)
+    severities = range(corr.max_severity + 1)
+    if preset == "imagecorruptions":  # one image at a time on the CPU: the end levels cover each code path
+        severities = (0, 1, corr.max_severity)  # (e.g. spatter's liquid at 1-3 and mud at 4-5)
     for height, width in EDGE_SIZES:
         x = torch.rand(2, 3, height, width)
-        for severity in range(corr.max_severity + 1):
+        for severity in severities:
             out = corr(x, severity, generator=_generators(["a", "b"], name, severity))
             assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
             assert torch.isfinite(out).all()

@@ -8,7 +8,7 @@ that it equals scikit-image's. Rows that two presets share (the colour rows of
 pathology and small-patch) are measured once.
 
 The imagecorruptions family runs one image at a time on the CPU (glass_blur takes
-about 50 ms per 40 px image and 2 s per 224 px image), so only its 8 deterministic
+about 20 ms per 40 px image and 1 s per 224 px image), so only its 8 deterministic
 corruptions are measured here, at 40 px on 16 patches. Its 11 random ones were
 measured once (32 patches, 40 px; numbers in presets/imagecorruptions.toml):
 glass_blur (level 4 after 3: its published table drops from 3 to 2 iterations),
