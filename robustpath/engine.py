@@ -191,7 +191,7 @@ class _ChunkImages:
         self._batches = iter(
             DataLoader(
                 _ImageReader(dataset, indices), batch_sampler=batches, num_workers=num_workers,
-                pin_memory=device.type == "cuda", persistent_workers=False,
+                pin_memory=device.type == "cuda",
             )
         ) if batches else iter(())
         self.resident: dict[int, object] = {}
@@ -302,7 +302,9 @@ class _Forward:
                 self._fall_back(exc)
 
     def _fall_back(self, exc: BaseException) -> None:
-        message = f"torch.compile failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); running without compilation"
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+        message = f"torch.compile failed ({reason}); running without compilation"
         notify(self.progress, message)
         self.notes.append(message)
         self.function = self.encoder.encode_image
