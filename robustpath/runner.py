@@ -236,6 +236,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
                 {
                     "corruption": v.corruption, "severity": v.severity, "stage": v.stage,
                     "parameter": _parameter(preset, v), "unit": preset.corruptions[v.corruption].unit,
+                    "native_equivalent": _native_equivalent(preset, v, dataset.native_size, encoder.preprocessing),
                 }
                 for v in variants
             ],
@@ -294,3 +295,17 @@ def _parameter(preset, variant) -> object:
 
     value = preset.corruptions[variant.corruption].values[variant.severity - 1]
     return dict(value) if isinstance(value, Mapping) else value
+
+
+def _native_equivalent(preset, variant, native_size, preprocessing) -> dict | None:
+    """The variant's parameter in native pixels ({"value", "unit"}), None when it has no size."""
+    from corruptions import native_equivalent
+
+    if preprocessing.crop == "center":  # shorter side to resize_size, then the central crop
+        resized = preprocessing.resize_size or max(preprocessing.input_size)
+    else:  # the whole image to input_size
+        resized = tuple(preprocessing.input_size)
+    return native_equivalent(
+        preset.entry(variant.corruption), variant.severity, stage=variant.stage,
+        native_size=tuple(native_size), resized_size=resized,
+    )

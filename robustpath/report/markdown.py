@@ -155,9 +155,19 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
         seen.add(key)
         if len(records) > 1:
             lines += [f"Preset `{preset.get('name')}`:", ""]
-        rows = [[v["corruption"], v["stage"], v["severity"], v["parameter"], v["unit"]] for v in variants]
-        lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit"], rows)
+        rows = [[v["corruption"], v["stage"], v["severity"], v["parameter"], v["unit"], _native(v)] for v in variants]
+        lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit", "in native pixels"], rows)
+    if seen:
+        lines += ["", "*In native pixels*: the parameter restated for the image before the model's resize "
+                  "(a blur of sigma 2 after resizing 40 px to 224 px is sigma 0.357 of the native image); "
+                  "blank for parameters without a size.", ""]
     return lines if seen else []
+
+
+def _native(variant: Mapping) -> str:
+    """The native-pixel equivalent of a variant's parameter, '' when it has none (or older run.json)."""
+    native = variant.get("native_equivalent")
+    return f"{native['value']:.3g}" if native else ""
 
 
 def render_report(
