@@ -29,9 +29,12 @@ from robustpath.errors import RobustPathError, UsageError
 
 PARTIAL_DIR = ".partial"
 RECORD_FILE = "run.json"
-REPLACED_FILES = ("results.csv", "report.md", RECORD_FILE)
+REPLACED_FILES = ("results.csv", "report.md", RECORD_FILE, "predictions.csv", "misclassified.csv")
+REPLACED_FOLDERS = ("embeddings",)
 # Spec fields that cannot change results: a run may resume with other values.
-RESUME_IGNORED_FIELDS = frozenset({"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir"})
+RESUME_IGNORED_FIELDS = frozenset({
+    "out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "save_embeddings", "embeddings_dtype",
+})
 
 
 class RunInterrupted(RobustPathError):
@@ -80,6 +83,8 @@ class RunFolder:
         if self.action != "resume":
             for name in REPLACED_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            for name in REPLACED_FOLDERS:
+                shutil.rmtree(self.path / name, ignore_errors=True)
             shutil.rmtree(self.partial_dir, ignore_errors=True)
         if not (self.run_id and self.started):
             self.run_id, self.started = run_id, started
