@@ -49,6 +49,7 @@ def variant_file_name(variant) -> str:
 
 
 def _tensor_file(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes; ``metadata`` has one key, so the header (and the file) is byte-for-byte reproducible."""
     from safetensors.numpy import save
 
     return save({name: np.ascontiguousarray(array) for name, array in arrays.items()}, metadata=metadata)
@@ -72,14 +73,14 @@ def write_embeddings(exports: "RunExports", folder: Path) -> Path:
         name = variant_file_name(variant)
         write_bytes_atomic(staging / name, _tensor_file(
             {"embeddings": array.astype(dtype), "sample_index": rows.astype(np.int64)},
-            {"variant": variant.key, "format": "robustpath-embeddings"},
+            {"variant": variant.key},
         ))
         files[variant.key] = {"file": name, "rows": int(len(rows)), "corruption": variant.corruption,
                               "severity": variant.severity, "stage": variant.stage}
     text = None
     if exports.text_embeddings is not None:
         write_bytes_atomic(staging / TEXT_FILE, _tensor_file(
-            {"embeddings": np.asarray(exports.text_embeddings).astype(dtype)}, {"format": "robustpath-text-embeddings"},
+            {"embeddings": np.asarray(exports.text_embeddings).astype(dtype)}, {"classes": ";".join(samples.classes)},
         ))
         text = {"file": TEXT_FILE, "rows": int(len(exports.text_embeddings)),
                 "normalised": "rows L2-normalised (prompt ensembles)"}
