@@ -34,6 +34,8 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     for key in ("tasks", "corruptions", "severities", "samples_per_class"):
         if key in options:
             options[key] = tuple([options[key]] if isinstance(options[key], (str, int)) else options[key])
+    if options.get("save_embeddings") and out is None:
+        raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
     spec = RunSpec(model=model, data=data, out=Path(out) if out is not None else None, **options)
     result = run_evaluation(spec, progress=progress)
     if out is not None:

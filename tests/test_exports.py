@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import robustpath
 from robustpath.cli import app
-from robustpath.errors import UsageError
+from robustpath.errors import DataError, UsageError
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -285,3 +285,15 @@ def test_zeroshot_exports_the_class_text_embeddings(tiny_open_clip, tmp_path, mo
         assert shown.predicted_label.tolist() == expected.tolist()
         assert accuracy_score(shown.true_label, shown.predicted_label) == pytest.approx(
             reported(out, "zeroshot", "accuracy", corruption, *((0, "none") if corruption == "none" else (1, "pre"))))
+
+
+def test_dry_run_lists_the_exports_and_the_api_needs_an_output_folder(tmp_path):
+    result = cli("eval", "customvit-demo", "--out", tmp_path / "out", "-c", "hue", "-s", "1", "--dry-run", "--json",
+                 "--save-embeddings", "--embeddings-dtype", "float16")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["exports"] == ["predictions.csv", "misclassified.csv", "embeddings/ (float16)"]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UsageError, match=r"needs out="):
+        robustpath.evaluate("customvit-demo", corruptions=["hue"], save_embeddings=True)
+    with pytest.raises(DataError, match="run `robustpath eval --save-embeddings`"):
+        robustpath.load_embeddings(tmp_path)
