@@ -8,7 +8,9 @@ Life of ``OUT`` (the ``--out`` folder):
    that cannot change results, such as batch size and workers, are ignored), else
    refused unless ``overwrite``.
 2. ``RunFolder.start`` writes ``run.json`` with ``"completed": false`` (run id, first
-   start time, spec, versions) and creates ``OUT/.partial/``, where the sweep stores
+   start time, spec, versions; a new or replaced run first removes the outputs of the
+   old one, predictions.csv, misclassified.csv and embeddings/ included) and creates
+   ``OUT/.partial/``, where the sweep stores
    the embeddings of every (chunk, variant) as soon as they are finished.  A resumed
    run keeps the run id and start time of the first session, so its results.csv is
    identical to that of an uninterrupted run.

@@ -297,3 +297,27 @@ def test_dry_run_lists_the_exports_and_the_api_needs_an_output_folder(tmp_path):
         robustpath.evaluate("customvit-demo", corruptions=["hue"], save_embeddings=True)
     with pytest.raises(DataError, match="run `robustpath eval --save-embeddings`"):
         robustpath.load_embeddings(tmp_path)
+
+
+def test_corrupted_gallery_files_cover_every_sample_and_give_the_neighbours(tiny_customvit_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    command = ["eval", tiny_customvit_dir, "--out", out, "-c", "hue", "-s", "1", "--device", "cpu", "--quiet",
+               "-t", "retrieval", "--gallery", "corrupted"]
+    result = cli(*command, "--save-embeddings")
+    assert result.exit_code == 0, result.output
+    saved = robustpath.load_embeddings(out)
+    hue, samples = saved["hue/1/pre"]
+    assert hue.shape == (400, 32) and samples.sample_id.tolist() == saved.samples.sample_id.tolist()
+    # the retrieval neighbours follow from the exported embeddings: cosine similarity, most similar first
+    vectors = hue.double().numpy()
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries, gallery = (samples.split == "test").to_numpy(), (samples.split == "train").to_numpy()
+    nearest = np.argsort(-(vectors[queries] @ vectors[gallery].T), axis=1, kind="stable")[:, :10]
+    expected = [";".join(ids) for ids in samples.sample_id[gallery].to_numpy()[nearest].tolist()]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert predictions[predictions.corruption == "hue"].neighbours.tolist() == expected
+
+    replaced = cli(*command, "--overwrite")  # a replaced run drops the old embeddings
+    assert replaced.exit_code == 0, replaced.output
+    assert not (out / "embeddings").exists() and (out / "predictions.csv").is_file()
