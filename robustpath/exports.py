@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
+from robustpath.errors import UsageError
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +34,17 @@ EMBEDDING_DTYPES = ("float32", "float16")
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
+
+
+def check_export_options(spec) -> tuple[bool, str]:
+    """(save the embeddings?, their dtype) from a RunSpec; UsageError for a bad or useless dtype."""
+    save = bool(getattr(spec, "save_embeddings", False))
+    dtype = str(getattr(spec, "embeddings_dtype", "float32"))
+    if dtype not in EMBEDDING_DTYPES:
+        raise UsageError(f"--embeddings-dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got '{dtype}'")
+    if dtype != "float32" and not save:
+        raise UsageError(f"--embeddings-dtype {dtype} needs --save-embeddings")
+    return save, dtype
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ def plan_run(spec: RunSpec) -> RunPlan:
     """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
-    from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE
-    from robustpath.runner import check_export_options, load_preset_or_fail
+    from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, check_export_options
+    from robustpath.runner import load_preset_or_fail
     from robustpath.models import resolve_model_spec
     from robustpath.prompts import load_prompts
     from robustpath.tasks import TEXT_TASKS, check_task_name

@@ -88,7 +88,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.engine import compute_embeddings
-    from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable
+    from robustpath.exports import (
+        EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
+    )
     from robustpath.models import load_encoder
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
@@ -266,19 +268,6 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         },
     }
     return RunResult(table=table, record=record, outcomes=outcomes, exports=exports)
-
-
-def check_export_options(spec: RunSpec) -> tuple[bool, str]:
-    """(save the embeddings?, their dtype) from the spec; UsageError for a bad dtype."""
-    from robustpath.exports import EMBEDDING_DTYPES
-
-    save = bool(getattr(spec, "save_embeddings", False))
-    dtype = str(getattr(spec, "embeddings_dtype", "float32"))
-    if dtype not in EMBEDDING_DTYPES:
-        raise UsageError(f"--embeddings-dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got '{dtype}'")
-    if dtype != "float32" and not save:
-        raise UsageError(f"--embeddings-dtype {dtype} needs --save-embeddings")
-    return save, dtype
 
 
 def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):
