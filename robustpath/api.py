@@ -1,4 +1,4 @@
-"""The Python API: ``robustpath.evaluate(...)`` and ``robustpath.train(...)``."""
+"""The Python API: ``robustpath.evaluate(...)``, ``robustpath.train(...)`` and ``robustpath.load_embeddings(...)``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +14,10 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
 
     ``options`` are RunSpec fields: tasks, corruptions, severities, stage, preset,
     device, batch_size, num_workers, seed, test_fraction, prompts, templates,
-    pooling, trust_remote_code, on_bad_image (sequences may be lists).  With
-    ``out`` the run also writes results.csv, report.md and run.json there.
+    pooling, trust_remote_code, on_bad_image, save_embeddings, embeddings_dtype
+    (sequences may be lists).  With ``out`` the run also writes results.csv,
+    predictions.csv, misclassified.csv, report.md and run.json there (and
+    embeddings/ with ``save_embeddings=True``).
     The DataFrame has the results schema (robustpath.results.SCHEMA_COLUMNS
     plus derived columns); its ``attrs["record"]`` holds the run.json record.
     """
@@ -32,6 +34,8 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     for key in ("tasks", "corruptions", "severities", "samples_per_class"):
         if key in options:
             options[key] = tuple([options[key]] if isinstance(options[key], (str, int)) else options[key])
+    if options.get("save_embeddings") and out is None:
+        raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
     spec = RunSpec(model=model, data=data, out=Path(out) if out is not None else None, **options)
     result = run_evaluation(spec, progress=progress)
     if out is not None:
@@ -41,6 +45,20 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     table = result.table.copy()
     table.attrs["record"] = result.record
     return table
+
+
+def load_embeddings(run_dir: str | Path):
+    """The embeddings a run saved (``save_embeddings=True`` / ``--save-embeddings``).
+
+    Returns a robustpath.embedding_files.RunEmbeddings: ``.samples`` (DataFrame of
+    every sample), ``.variants`` (keys such as "gaussian_blur/2/pre"), ``[key]`` →
+    (torch tensor (n, D), DataFrame of those n samples in the same order; "clean"
+    for the clean set), ``.text`` (zero-shot class embeddings (K, D) or None),
+    ``.classes`` and ``.dtype``.
+    """
+    from robustpath.embedding_files import load_embeddings as _load
+
+    return _load(run_dir)
 
 
 def train(data: str = "demo-ihc", out: str | Path = "customvit", **options) -> Path:

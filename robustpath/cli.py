@@ -51,6 +51,11 @@ class Gallery(str, Enum):
     corrupted = "corrupted"
 
 
+class EmbeddingsDtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
 class Stage(str, Enum):
     default = "default"
     pre = "pre"
@@ -193,6 +198,13 @@ def eval_command(
         Optional[Path],
         typer.Option("--cache-dir", envvar="ROBUSTPATH_CACHE_DIR", help="Embedding cache folder; default ~/.cache/robustpath."),
     ] = None,
+    save_embeddings: Annotated[
+        bool, typer.Option("--save-embeddings", help="Also write the image and class-text embeddings of the clean set "
+                           "and every variant to OUT/embeddings/ (safetensors + samples.csv).")
+    ] = False,
+    embeddings_dtype: Annotated[
+        EmbeddingsDtype, typer.Option("--embeddings-dtype", help="dtype of the saved embeddings (float16 halves the size).")
+    ] = EmbeddingsDtype.float32,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
     ] = False,
@@ -210,7 +222,8 @@ def eval_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, run.json, report.md."""
+    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, predictions.csv,
+    misclassified.csv, run.json, report.md."""
     from robustpath.config import RunSpec
     from robustpath.errors import UsageError
     from robustpath.models import DEMO_MODEL
@@ -281,6 +294,7 @@ def _print_plan(plan, out_dir: Path) -> None:
     console.print(f"  variants  clean + {len(plan.variants)} corrupted: {', '.join(plan.variants)}", highlight=False)
     console.print(f"  tasks     {', '.join(plan.tasks)}", highlight=False)
     console.print(f"  forward passes  {plan.forward_passes}", highlight=False)
+    console.print(f"  exports   {', '.join(plan.exports)}", highlight=False)
     console.print(f"  output    {out_dir}", highlight=False)
 
 

@@ -23,6 +23,8 @@ class RunSpec:
     ``samples_per_class`` adds linear probes trained on seeded class-balanced
     subsamples (each size ``repeats`` times) to the probe on all training images;
     ``gallery`` "corrupted" corrupts the retrieval gallery like the queries.
+    ``save_embeddings`` writes OUT/embeddings/ (clean, every variant, class texts)
+    in ``embeddings_dtype`` "float32" or "float16" (robustpath.embedding_files).
     """
 
     model: str
@@ -50,6 +52,8 @@ class RunSpec:
     no_cache: bool = False
     cache_dir: Path | None = None
     compile: bool = False
+    save_embeddings: bool = False
+    embeddings_dtype: str = "float32"
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -39,6 +39,8 @@ class Outcomes:
     probabilities: (N, K) float64 class probabilities (rows sum to 1), or None;
     per_sample: metric name → (N,) float64 values whose mean is that metric
     (e.g. top-k hits, AP@k, cosine similarity to the clean embedding);
+    neighbours: (N, k) int64 gallery rows (positions in the training split),
+    nearest first, for retrieval, or None;
     n_classes: K.
     """
 
@@ -47,6 +49,7 @@ class Outcomes:
     predictions: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     per_sample: Mapping[str, np.ndarray] = field(default_factory=dict)
+    neighbours: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -129,7 +132,7 @@ class PairedScorer:
 
 def _flatten(prefix: str, outcomes: Outcomes) -> dict[str, np.ndarray]:
     arrays = {f"{prefix}|n_classes": np.array(outcomes.n_classes)}
-    for name in ("labels", "predictions", "probabilities"):
+    for name in ("labels", "predictions", "probabilities", "neighbours"):
         value = getattr(outcomes, name)
         if value is not None:
             arrays[f"{prefix}|{name}"] = np.asarray(value)

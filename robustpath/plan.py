@@ -25,9 +25,10 @@ class RunPlan:
     variants: tuple[str, ...]
     tasks: tuple[str, ...]
     forward_passes: int
+    exports: tuple[str, ...] = ()  # per-sample files written besides results.csv
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks)}
+        return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks), "exports": list(self.exports)}
 
 
 def _has_text(source: str, argument: str) -> str:
@@ -47,6 +48,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
+    from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, check_export_options
     from robustpath.runner import load_preset_or_fail
     from robustpath.models import resolve_model_spec
     from robustpath.prompts import load_prompts
@@ -55,6 +57,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
 
     if spec.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
+    save_embeddings, embeddings_dtype = check_export_options(spec)
     tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
     preset = load_preset_or_fail(spec.preset)
     variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
@@ -72,4 +75,5 @@ def plan_run(spec: RunSpec) -> RunPlan:
         images=len(dataset), test_images=test_images, skipped_images=len(dataset.skipped),
         variants=tuple(v.key for v in variants), tasks=tuple(tasks),
         forward_passes=len(dataset) + test_images * len(variants),
+        exports=(PREDICTIONS_FILE, MISCLASSIFIED_FILE, *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
     )

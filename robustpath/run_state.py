@@ -8,7 +8,9 @@ Life of ``OUT`` (the ``--out`` folder):
    that cannot change results, such as batch size and workers, are ignored), else
    refused unless ``overwrite``.
 2. ``RunFolder.start`` writes ``run.json`` with ``"completed": false`` (run id, first
-   start time, spec, versions) and creates ``OUT/.partial/``, where the sweep stores
+   start time, spec, versions; a new or replaced run first removes the outputs of the
+   old one, predictions.csv, misclassified.csv and embeddings/ included) and creates
+   ``OUT/.partial/``, where the sweep stores
    the embeddings of every (chunk, variant) as soon as they are finished.  A resumed
    run keeps the run id and start time of the first session, so its results.csv is
    identical to that of an uninterrupted run.
@@ -29,9 +31,12 @@ from robustpath.errors import RobustPathError, UsageError
 
 PARTIAL_DIR = ".partial"
 RECORD_FILE = "run.json"
-REPLACED_FILES = ("results.csv", "report.md", RECORD_FILE)
+REPLACED_FILES = ("results.csv", "report.md", RECORD_FILE, "predictions.csv", "misclassified.csv")
+REPLACED_FOLDERS = ("embeddings",)
 # Spec fields that cannot change results: a run may resume with other values.
-RESUME_IGNORED_FIELDS = frozenset({"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir"})
+RESUME_IGNORED_FIELDS = frozenset({
+    "out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "save_embeddings", "embeddings_dtype",
+})
 
 
 class RunInterrupted(RobustPathError):
@@ -80,6 +85,8 @@ class RunFolder:
         if self.action != "resume":
             for name in REPLACED_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            for name in REPLACED_FOLDERS:
+                shutil.rmtree(self.path / name, ignore_errors=True)
             shutil.rmtree(self.partial_dir, ignore_errors=True)
         if not (self.run_id and self.started):
             self.run_id, self.started = run_id, started

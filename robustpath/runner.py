@@ -30,6 +30,7 @@ class RunResult:
     table: "pd.DataFrame"
     record: dict
     outcomes: dict = field(default_factory=dict)  # (task key, variant key) → robustpath.outcomes.Outcomes
+    exports: object | None = None  # robustpath.exports.RunExports: what predictions.csv and embeddings/ need
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.engine import compute_embeddings
+    from robustpath.exports import (
+        EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
+    )
     from robustpath.models import load_encoder
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
@@ -103,6 +107,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     clock = time.perf_counter()
     if spec.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
+    save_embeddings, embeddings_dtype = check_export_options(spec)
     tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
     if not tasks:
         raise UsageError("no task selected: pass --task linear_probe and/or --task retrieval")
@@ -210,6 +215,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     progress.finish("tasks")
     timings["tasks"] = time.perf_counter() - clock
     table = build_results_table(rows)
+    exports = RunExports(
+        samples=SampleTable.from_dataset(dataset), test_indices=embeddings.test_indices, train_indices=train_indices,
+        variants=[CLEAN_VARIANT, *variants], embeddings=embeddings if save_embeddings else None,
+        text_embeddings=text_embeddings if save_embeddings else None, embeddings_dtype=embeddings_dtype,
+    )
 
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -252,8 +262,13 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         },
         "timings_seconds": {**timings, "per_variant_embedding": embeddings.seconds},
         "versions": package_versions(),
+        "exports": {
+            "predictions": PREDICTIONS_FILE,
+            "misclassified": MISCLASSIFIED_FILE,
+            "embeddings": {"folder": EMBEDDINGS_DIR, "dtype": embeddings_dtype} if save_embeddings else None,
+        },
     }
-    return RunResult(table=table, record=record, outcomes=outcomes)
+    return RunResult(table=table, record=record, outcomes=outcomes, exports=exports)
 
 
 def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):

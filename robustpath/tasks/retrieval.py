@@ -92,7 +92,10 @@ class RetrievalTask(OutcomeTask):
         per_sample[f"majority{VOTE_K}_accuracy"] = (predictions == query_labels).astype(float)
         per_sample[f"map_at_{RANK_K}"] = average_precision_at_k(relevant, n_relevant, RANK_K)
         per_sample[f"recall_at_{RANK_K}"] = recall_at_k(relevant, n_relevant, RANK_K)
-        return Outcomes(n_classes=n_classes, labels=query_labels, predictions=predictions, per_sample=per_sample)
+        return Outcomes(
+            n_classes=n_classes, labels=query_labels, predictions=predictions, per_sample=per_sample,
+            neighbours=neighbours.astype(np.int64),
+        )
 
     def describe(self) -> dict:
         return {
