@@ -1,0 +1,269 @@
+"""Runs under torchrun: sharding, gathering and rank-0-only outputs.
+
+In-process tests run the ranks of one sweep as threads that exchange through a small
+stand-in for the process group; the end-to-end test launches two gloo processes with
+torchrun on the CPU and compares them with a single-process run of the same command.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import corruptions
+from robustpath import distributed, engine
+from robustpath.cache import EmbeddingKeys, EmbeddingStore, StoreChain, sample_digests
+from robustpath.data import load_dataset
+from robustpath.data.dataset import ArrayReader, Dataset
+from robustpath.errors import DataError
+from robustpath.models import load_encoder
+from robustpath.variants import Variant
+
+CPU = torch.device("cpu")
+PRESET = corruptions.load_preset("pathology")
+VARIANTS = [Variant("markup", 3, "pre"), Variant("gaussian_blur", 2, "pre"), Variant("contrast", 4, "post")]
+WORKTREE = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    """30 demo-ihc patches, every third one in the test split."""
+    demo = load_dataset("demo-ihc")
+    keep = np.arange(0, 120, 4)
+    return Dataset(
+        name="small", classes=demo.classes, sample_ids=tuple(demo.sample_ids[i] for i in keep),
+        labels=demo.labels[keep], splits=np.array(["test" if k % 3 == 0 else "train" for k in range(len(keep))]),
+        paths=(None,) * len(keep), native_size=demo.native_size,
+        reader=ArrayReader(np.stack([demo.read_image(int(i)) for i in keep])),
+    )
+
+
+@pytest.fixture(scope="module")
+def customvit(tiny_customvit_dir):
+    return load_encoder(f"customvit:{tiny_customvit_dir}")
+
+
+class ThreadGroup:
+    """One rank of a process group whose ranks are threads of this process."""
+
+    def __init__(self, rank: int, world_size: int, meeting: "Meeting") -> None:
+        self.rank, self.world_size, self.meeting = rank, world_size, meeting
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast(self, value):
+        return self.meeting.exchange(self.rank, value)[0]
+
+    def all_objects(self, value) -> list:
+        return self.meeting.exchange(self.rank, value)
+
+    def gather_rows(self, rows, counts):
+        blocks = self.meeting.exchange(self.rank, np.array(rows, copy=True))
+        assert [len(block) for block in blocks] == counts
+        return blocks if self.is_main else None
+
+
+class Meeting:
+    def __init__(self, world_size: int) -> None:
+        self.barrier = threading.Barrier(world_size, timeout=120)
+        self.slots = [None] * world_size
+
+    def exchange(self, rank: int, value) -> list:
+        self.slots[rank] = value
+        self.barrier.wait()
+        values = list(self.slots)
+        self.barrier.wait()
+        return values
+
+
+def run_ranks(world_size: int, work) -> list:
+    """``work(group)`` on ``world_size`` threads; each rank's return value (or raised error)."""
+    meeting = Meeting(world_size)
+    results: list = [None] * world_size
+
+    def body(rank: int) -> None:
+        try:
+            results[rank] = work(ThreadGroup(rank, world_size, meeting))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            results[rank] = exc
+
+    threads = [threading.Thread(target=body, args=(rank,)) for rank in range(world_size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    return results
+
+
+def sweep(encoder, dataset, **options):
+    options = {"preset": PRESET, "seed": 0, "device": CPU, "batch_size": 7, **options}
+    return engine.compute_embeddings(encoder, dataset, VARIANTS, **options)
+
+
+def make_keys(encoder, dataset):
+    return EmbeddingKeys(
+        model={"weights_sha256": "x", "source": "test"}, preprocessing=encoder.preprocessing.as_dict(),
+        native_size=tuple(dataset.native_size), digests=sample_digests(dataset), sample_ids=dataset.sample_ids,
+        seed=0, versions={"robustpath": "test"}, device="cpu", precision="fp32", compiled=False,
+    )
+
+
+def direct_clean(encoder, dataset) -> np.ndarray:
+    """Every image through the model in one forward pass, by hand."""
+    prep = encoder.preprocessing
+    x = torch.from_numpy(np.stack([dataset.read_image(i) for i in range(len(dataset))])).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        return encoder.encode_image(x).float().numpy()
+
+
+def test_split_passes_gives_contiguous_blocks_in_stream_order():
+    passes = [(0, 16), (16, 32), (48, 64), (64, 70)]  # (32, 48) is served by a store: not in the list
+    assert distributed.split_passes(passes, 1) == [(0, 70)]
+    assert distributed.split_passes(passes, 2) == [(0, 32), (48, 70)]
+    assert distributed.split_passes(passes, 3) == [(0, 16), (16, 32), (48, 70)]
+    assert distributed.split_passes(passes, 6) == [(0, 0), (0, 16), (16, 32), (32, 32), (48, 64), (64, 70)]
+    assert distributed.split_passes([], 2) == [(0, 0), (0, 0)]
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_sharded_sweep_equals_one_process(customvit, small_dataset, world_size):
+    """Each rank embeds a share; rank 0 ends with exactly the arrays of a single-process sweep."""
+    single = sweep(customvit, small_dataset)
+    np.testing.assert_allclose(single.clean, direct_clean(customvit, small_dataset), rtol=0, atol=2e-5)
+    results = run_ranks(world_size, lambda group: sweep(customvit, small_dataset, group=group))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    main = results[0]
+    np.testing.assert_array_equal(main.clean, single.clean)
+    np.testing.assert_array_equal(main.test_indices, single.test_indices)
+    assert set(main.variants) == set(single.variants)
+    for key in single.variants:
+        np.testing.assert_array_equal(main.variants[key], single.variants[key], err_msg=key)
+    # the work was shared: every rank forwarded some images, together exactly the single-process ones
+    own = [result.stats["images_forwarded"] for result in results[1:]]
+    assert all(0 < count < single.stats["images_forwarded"] for count in own)
+    assert main.stats["images_forwarded"] == single.stats["images_forwarded"] == 30 + 10 * 3
+    assert main.stats["forward_passes"] == single.stats["forward_passes"]
+
+
+def test_rank_0_reuses_its_store_and_stores_what_the_others_computed(customvit, small_dataset, tmp_path):
+    keys = make_keys(customvit, small_dataset)
+    # a first run stored the clean embeddings and one variant
+    engine.compute_embeddings(customvit, small_dataset, VARIANTS[1:2], preset=PRESET, seed=0, device=CPU, batch_size=7,
+                              store=StoreChain([EmbeddingStore(tmp_path)]), keys=keys)
+
+    def rank(group):
+        store = StoreChain([EmbeddingStore(tmp_path)]) if group.is_main else None
+        return sweep(customvit, small_dataset, group=group, store=store, keys=keys if group.is_main else None)
+
+    main, other = run_ranks(2, rank)
+    assert not isinstance(main, BaseException) and not isinstance(other, BaseException), (main, other)
+    assert main.reused == {"none/0/none": "cache", "gaussian_blur/2/pre": "cache"}
+    # stream (batch 7): clean test 0-9 | markup 10-19 | blur 20-29 | contrast 30-39 | clean train 40-59;
+    # as in one process, the passes 7-13, 14-20, 28-34 and 35-41 run, 0-6, 21-27 and 42-59 are served
+    assert main.stats["images_forwarded"] == 4 * 7 and main.stats["forward_passes"] == 4
+    assert other.stats["forward_passes"] == 2 and other.stats["images_forwarded"] == 14
+    reference = sweep(customvit, small_dataset)
+    for key in reference.variants:
+        np.testing.assert_array_equal(main.variants[key], reference.variants[key], err_msg=key)
+    # rank 0 stored every entry, including those computed by rank 1: nothing is left to compute
+    again = sweep(customvit, small_dataset, store=StoreChain([EmbeddingStore(tmp_path)]), keys=keys)
+    assert again.stats["forward_passes"] == 0
+
+
+def test_a_failing_rank_is_reported_on_every_rank():
+    def work(group, failing: int | None):
+        with distributed.settled(group):
+            if group.rank == failing:
+                raise DataError("image 7 is truncated")
+        return "finished"
+
+    main, failed, fine = run_ranks(3, lambda group: work(group, failing=1))
+    assert isinstance(failed, DataError)
+    for other in (main, fine):
+        assert isinstance(other, distributed.DistributedError)
+        assert str(other) == "rank 1 of 3 failed: DataError: image 7 is truncated"
+    assert run_ranks(3, lambda group: work(group, failing=None)) == ["finished"] * 3
+
+
+def test_outside_torchrun_nothing_is_initialised(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.join(CPU) == (None, CPU)
+    assert distributed.is_main_process()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.join(CPU) == (None, CPU)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert not distributed.is_main_process()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+def test_torchrun_with_two_gloo_processes_equals_one_process(tiny_customvit_dir, tmp_path):
+    env = {
+        **os.environ, "PYTHONPATH": os.pathsep.join([str(WORKTREE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "ROBUSTPATH_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    command = ["-m", "robustpath", "eval", "--model", str(tiny_customvit_dir), "-c", "markup", "-c", "gaussian_blur",
+               "-s", "1", "-b", "16", "--device", "cpu", "--no-cache", "--quiet"]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "s").mkdir()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                "--master-port", str(free_port())]
+    two = subprocess.run([*launcher, *command, "--out", "OUT"], check=False, cwd=tmp_path / "d", env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, *command, "--out", "OUT"], check=False, cwd=tmp_path / "s", env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    # one set of outputs, written once: the same files, nothing else in the working folder, no cache
+    assert files_under(tmp_path / "d") == files_under(tmp_path / "s")
+    assert not (tmp_path / "cache").exists()
+    assert two.stderr.count("Wrote ") == 1 and two.stdout.count("linear_probe · accuracy") == 1
+
+    import pandas as pd
+
+    distributed_table = pd.read_csv(tmp_path / "d" / "OUT" / "results.csv").drop(columns="run_id")
+    single_table = pd.read_csv(tmp_path / "s" / "OUT" / "results.csv").drop(columns="run_id")
+    pd.testing.assert_frame_equal(distributed_table, single_table, check_exact=False, rtol=0, atol=1e-6)
+    with np.load(tmp_path / "d" / "OUT" / "outcomes.npz") as a, np.load(tmp_path / "s" / "OUT" / "outcomes.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    record = json.loads((tmp_path / "d" / "OUT" / "run.json").read_text())
+    single_record = json.loads((tmp_path / "s" / "OUT" / "run.json").read_text())
+    assert record["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert "distributed" not in single_record
+    for fact in ("forward_passes", "images_forwarded", "images_planned"):
+        assert record["embedding"][fact] == single_record["embedding"][fact]
