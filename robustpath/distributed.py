@@ -31,6 +31,7 @@ from robustpath.errors import RobustPathError, UsageError
 
 TIMEOUT_ENV = "ROBUSTPATH_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 1800
+GATHER_BLOCK_BYTES = 64 << 20  # rows sent per rank and round when gathering embeddings
 
 
 class DistributedError(RobustPathError):
@@ -116,11 +117,12 @@ class Group:
             dist.all_gather_object(values, value)
         return values
 
-    def gather_rows(self, rows, counts: list[int]) -> list | None:
+    def gather_rows(self, rows, counts: list[int], block_bytes: int = GATHER_BLOCK_BYTES) -> list | None:
         """Every rank's (count, D) float32 ``rows`` on rank 0 (None elsewhere).
 
-        ``counts[r]`` is the number of rows of rank r (all ranks know them); the shorter
-        blocks are padded to the longest for the collective and trimmed again.
+        ``counts[r]`` is the number of rows of rank r (all ranks know them).  The rows
+        travel in rounds of at most ``block_bytes`` per rank (so rank 0's device never
+        holds all embeddings at once), each padded to the same length and trimmed again.
         """
         import numpy as np
         import torch
@@ -128,17 +130,24 @@ class Group:
 
         if len(rows) != counts[self.rank]:
             raise ValueError(f"rank {self.rank} holds {len(rows)} rows, the plan says {counts[self.rank]}")
-        longest = max(max(counts), 1)
-        send = torch.zeros((longest, rows.shape[1]), dtype=torch.float32)
-        send[: len(rows)] = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
-        if self.backend == "nccl":
-            send = send.to(self.device)
-        receive = [torch.empty_like(send) for _ in range(self.world_size)] if self.is_main else None
-        with self._collective("gathering embeddings on rank 0"):
-            dist.gather(send, receive, dst=0)
-        if not self.is_main:
-            return None
-        return [block[:count].cpu().numpy() for block, count in zip(receive, counts)]
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        width = rows.shape[1] if rows.ndim == 2 else 0
+        step = max(1, block_bytes // max(4 * width, 1))
+        device = self.device if self.backend == "nccl" else torch.device("cpu")
+        out = [np.zeros((count, width), dtype=np.float32) for count in counts] if self.is_main else None
+        for first in range(0, max(max(counts), 1), step):
+            send = torch.zeros((step, width), dtype=torch.float32)
+            mine = rows[first : first + step]
+            send[: len(mine)] = torch.from_numpy(mine)
+            send = send.to(device)
+            receive = [torch.empty_like(send) for _ in range(self.world_size)] if self.is_main else None
+            with self._collective("gathering embeddings on rank 0"):
+                dist.gather(send, receive, dst=0)
+            if self.is_main:
+                for block, target in zip(receive, out):
+                    part = target[first : first + step]
+                    part[:] = block[: len(part)].cpu().numpy()
+        return out
 
     def _object_device(self):
         return self.device if self.backend == "nccl" else None

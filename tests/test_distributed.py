@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import corruptions
 from robustpath import distributed, engine
+from robustpath.cli import app
 from robustpath.cache import EmbeddingKeys, EmbeddingStore, StoreChain, sample_digests
 from robustpath.data import load_dataset
 from robustpath.data.dataset import ArrayReader, Dataset
@@ -227,30 +229,94 @@ def files_under(folder: Path) -> set[str]:
     return {str(path.relative_to(folder)) for path in folder.rglob("*")}
 
 
-def test_torchrun_with_two_gloo_processes_equals_one_process(tiny_customvit_dir, tmp_path):
+COLLECTIVES = """
+import json, sys
+import numpy as np
+import torch
+from robustpath import distributed
+from robustpath.errors import DataError
+
+group, device = distributed.join(torch.device("cpu"))
+counts = [5, 3]
+rows = np.arange(counts[group.rank] * 4, dtype=np.float32).reshape(-1, 4) + 100 * group.rank
+blocks = group.gather_rows(rows, counts, block_bytes=2 * 4 * 4)  # two rows per round: three rounds
+plan = group.broadcast({"from": group.rank})
+try:
+    with distributed.settled(group):
+        if group.rank == 1:
+            raise DataError("image 7 is truncated")
+    outcome = "no error"
+except Exception as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+facts = {"rank": group.rank, "world_size": group.world_size, "backend": group.backend, "plan": plan,
+         "outcome": outcome, "blocks": None if blocks is None else [b.tolist() for b in blocks]}
+with open(f"{sys.argv[1]}/rank{group.rank}.json", "w") as handle:
+    json.dump(facts, handle)
+distributed.leave()
+"""
+
+
+def torchrun_env(tmp_path: Path) -> dict:
     env = {
         **os.environ, "PYTHONPATH": os.pathsep.join([str(WORKTREE), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "ROBUSTPATH_CACHE_DIR": str(tmp_path / "cache"),
     }
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    command = ["-m", "robustpath", "eval", "--model", str(tiny_customvit_dir), "-c", "markup", "-c", "gaussian_blur",
-               "-s", "1", "-b", "16", "--device", "cpu", "--no-cache", "--quiet"]
+    return env
+
+
+def torchrun(nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+            "--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+
+
+def test_gloo_collectives_of_the_group(tmp_path):
+    """Real gloo: rows gathered in rounds, rank 0's broadcast, an error on rank 1 reported on rank 0."""
+    script = tmp_path / "collectives.py"
+    script.write_text(COLLECTIVES)
+    port = str(free_port())
+    ranks = [  # started the way torchrun starts its workers
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)], stderr=subprocess.PIPE, text=True,
+            env={**torchrun_env(tmp_path), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+        )
+        for rank in range(2)
+    ]
+    for process in ranks:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors[-3000:]
+    main = json.loads((tmp_path / "rank0.json").read_text())
+    other = json.loads((tmp_path / "rank1.json").read_text())
+    assert (main["world_size"], main["backend"]) == (2, "gloo")
+    expected = [[[4 * i + j for j in range(4)] for i in range(5)], [[100 + 4 * i + j for j in range(4)] for i in range(3)]]
+    assert main["blocks"] == expected and other["blocks"] is None
+    assert main["plan"] == other["plan"] == {"from": 0}
+    assert main["outcome"] == "DistributedError: rank 1 of 2 failed: DataError: image 7 is truncated"
+    assert other["outcome"] == "DataError: image 7 is truncated"
+
+
+def test_torchrun_with_two_gloo_processes_equals_one_process(tiny_customvit_dir, tmp_path, monkeypatch):
+    """Two gloo processes under torchrun against the same command in one process (run here, one thread)."""
+    env = torchrun_env(tmp_path)
+    command = ["eval", "--model", str(tiny_customvit_dir), "-c", "markup", "-c", "gaussian_blur", "-s", "1",
+               "-t", "retrieval", "-t", "embedding_drift", "-b", "16", "--device", "cpu", "--no-cache", "--quiet",
+               "--out", "OUT"]  # batch 16: 40 forward passes, 20 per rank, segments cut between the ranks
     (tmp_path / "d").mkdir()
     (tmp_path / "s").mkdir()
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-                "--master-port", str(free_port())]
-    two = subprocess.run([*launcher, *command, "--out", "OUT"], check=False, cwd=tmp_path / "d", env=env,
+    two = subprocess.run([*torchrun(2), "-m", "robustpath", *command], check=False, cwd=tmp_path / "d", env=env,
                          capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, *command, "--out", "OUT"], check=False, cwd=tmp_path / "s", env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr[-3000:]
+    monkeypatch.chdir(tmp_path / "s")
+    monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", env["ROBUSTPATH_CACHE_DIR"])
+    one = CliRunner().invoke(app, command)
+    assert one.exit_code == 0, one.output
 
     # one set of outputs, written once: the same files, nothing else in the working folder, no cache
     assert files_under(tmp_path / "d") == files_under(tmp_path / "s")
     assert not (tmp_path / "cache").exists()
-    assert two.stderr.count("Wrote ") == 1 and two.stdout.count("linear_probe · accuracy") == 1
+    assert two.stderr.count("Wrote ") == 1 and two.stdout.count("retrieval · top1_accuracy") == 1
 
     import pandas as pd
 
