@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str | Path | None = None,
-             progress=None, **options) -> "pd.DataFrame":
+             progress=None, **options) -> "pd.DataFrame | None":
     """Evaluate ``model`` on ``data`` clean and corrupted; return the results table.
 
     ``options`` are RunSpec fields: tasks, corruptions, severities, stage, preset,
@@ -20,6 +20,8 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     embeddings/ with ``save_embeddings=True``).
     The DataFrame has the results schema (robustpath.results.SCHEMA_COLUMNS
     plus derived columns); its ``attrs["record"]`` holds the run.json record.
+    In a script started by torchrun the processes share the work; rank 0 gets the
+    table (and writes ``out``), the other ranks get None.
     """
     import dataclasses
 
@@ -38,6 +40,8 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
         raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
     spec = RunSpec(model=model, data=data, out=Path(out) if out is not None else None, **options)
     result = run_evaluation(spec, progress=progress)
+    if result is None:  # not rank 0 of a torchrun launch
+        return None
     if out is not None:
         from robustpath.report.files import write_run_outputs
 

@@ -17,6 +17,7 @@ from robustpath import __version__
 from robustpath.cli_report import FormatOption, register as register_report
 from robustpath.cli_support import OneLineErrorGroup, RichProgress, handle_errors, stderr_console, stdout_console
 from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
+from robustpath.distributed import is_main_process
 
 app = typer.Typer(
     name="robustpath",
@@ -249,20 +250,25 @@ def eval_command(
     summaries = [
         _run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet, formats=chosen_formats) for spec in specs
     ]
-    if json_summary:
+    if json_summary and is_main_process():
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}, indent=2))
 
 
 def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: tuple[str, ...] = ()) -> dict:
-    """Validate or run one RunSpec; print its tables unless a JSON summary is wanted."""
+    """Validate or run one RunSpec; print its tables unless a JSON summary is wanted.
+
+    Under torchrun only rank 0 prints and writes (the other ranks return {}).
+    """
     from robustpath.atomic import check_can_create
 
-    check_can_create(spec.out)
+    main = is_main_process()
+    if main:
+        check_can_create(spec.out)
     if dry_run:
         from robustpath.plan import plan_run
 
         plan = plan_run(spec)
-        if not json_summary:
+        if not json_summary and main:
             _print_plan(plan, spec.out)
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
     from robustpath.runner import run_evaluation
@@ -270,8 +276,10 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
-    with RichProgress(enabled=not quiet) as progress:
+    with RichProgress(enabled=not quiet and main) as progress:
         result = run_evaluation(spec, progress=progress)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
+        return {}
     paths = write_run_outputs(result, spec.out, formats)
     if not json_summary:
         render_terminal(result.table, stdout_console())

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robustpath.distributed import settled
 from robustpath.errors import RobustPathError
 from robustpath.progress import ProgressReporter, SilentProgress, notify
 from robustpath.variants import CLEAN_VARIANT, Variant
@@ -346,6 +347,7 @@ class _Sweep:
         self.forward = forward
         self.progress = progress
         self.prep = encoder.preprocessing
+        self.dim = int(encoder.embed_dim)
         self.preparer = _Preparer(self.prep, dataset.native_size, device, seed, dataset.sample_ids, batch_size)
         height, width = self.prep.input_size
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
@@ -358,6 +360,8 @@ class _Sweep:
         ] if device.type == "cuda" else None
         self.pending = None  # (host tensor, event, pieces) of the last CUDA forward pass
         self.seconds: dict[str, float] = {p.name: 0.0 for p in pipelines}
+        self.begin, self.end = 0, self.total  # the items this process embeds (a shard under torchrun)
+        self.outbox: np.ndarray | None = None  # with a shard: its rows in stream order, for rank 0
         self.forward_images = 0
         self.forward_batches = 0
         self.notes: list[str] = []
@@ -377,14 +381,24 @@ class _Sweep:
             number += 1
         return out
 
+    def passes(self) -> list[tuple[int, int]]:
+        """(first item, end) of the forward passes in this process's items that compute something."""
+        spans = [(begin, min(begin + self.capacity, self.end)) for begin in range(self.begin, self.end, self.capacity)]
+        return [(begin, end) for begin, end in spans if not all(s.done for s, _, _ in self.pieces(begin, end))]
+
+    def limit(self, begin: int, end: int) -> None:
+        """Embed only the items begin..end-1 and keep their rows (see ``outbox``)."""
+        self.begin, self.end = begin, end
+        self.outbox = np.zeros((end - begin, self.dim), dtype=np.float32)
+
     def run(self) -> None:
         import torch
 
-        needed = self._needed_chunks(self.capacity)
+        needed = self._needed_chunks()
         self.images = _ChunkImages(self.dataset, needed, self.capacity, self.num_workers, self.device)
-        position = 0
-        while position < self.total:
-            end = min(position + self.capacity, self.total)
+        position = self.begin
+        while position < self.end:
+            end = min(position + self.capacity, self.end)
             pieces = self.pieces(position, end)
             if all(segment.done for segment, _, _ in pieces):
                 self.progress.advance("embed", end - position)
@@ -400,13 +414,11 @@ class _Sweep:
             position = end
         self._complete_pending()
 
-    def _needed_chunks(self, capacity: int) -> list[_Chunk]:
+    def _needed_chunks(self) -> list[_Chunk]:
         chunks: dict[int, _Chunk] = {}
-        for begin in range(0, self.total, capacity):
-            pieces = self.pieces(begin, min(begin + capacity, self.total))
-            if not all(segment.done for segment, _, _ in pieces):
-                for segment, _, _ in pieces:
-                    chunks[segment.chunk.number] = segment.chunk
+        for begin, end in self.passes():
+            for segment, _, _ in self.pieces(begin, end):
+                chunks[segment.chunk.number] = segment.chunk
         return [chunks[n] for n in sorted(chunks)]
 
     def _shrink(self) -> None:
@@ -437,7 +449,7 @@ class _Sweep:
         self.forward_images += filled
         self.forward_batches += 1
         if self.host is None:
-            self._scatter(features.cpu().numpy(), pieces)
+            self._deliver(features.cpu().numpy(), pieces)
         else:
             import torch
 
@@ -456,7 +468,14 @@ class _Sweep:
             host, event, pieces = self.pending
             self.pending = None
             event.synchronize()
-            self._scatter(host.numpy(), pieces)
+            self._deliver(host.numpy(), pieces)
+
+    def _deliver(self, features: np.ndarray, pieces) -> None:
+        if self.outbox is not None and pieces:
+            segment, offset, _ = pieces[0]
+            at = segment.start + offset - self.begin
+            self.outbox[at : at + len(features)] = features
+        self._scatter(features, pieces)
 
     def _scatter(self, features: np.ndarray, pieces) -> None:
         row = 0
@@ -487,6 +506,7 @@ def compute_embeddings(
     amp: bool = True,
     compile: bool = False,
     corrupt_training: bool = False,
+    group=None,
 ) -> Embeddings:
     """Run the sweep and return clean and per-variant embeddings (see Embeddings).
 
@@ -494,6 +514,9 @@ def compute_embeddings(
     enable reuse and persistence; without them everything is computed in memory.
     ``amp``: autocast on CUDA (ignored on CPU).  ``compile``: torch.compile the image
     encoder, falling back to eager execution with a notice when that fails.
+    ``group`` (robustpath.distributed.Group, under torchrun): this process embeds its
+    share of the forward passes; rank 0 (the only one to pass a store) returns the
+    complete arrays, the other ranks' arrays are incomplete.
     """
     import torch
 
@@ -553,11 +576,15 @@ def compute_embeddings(
         encoder=encoder, dataset=dataset, pipelines=[clean_pipeline, *pipelines], segments=segments, device=device,
         batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
     )
-    progress.start("embed", f"Embedding {len(variants) + 1} variants", sweep.total)
-    sweep.run()
+    spans = _share_out(sweep, group) if group is not None else None
+    progress.start("embed", f"Embedding {len(variants) + 1} variants", sweep.end - sweep.begin)
+    with settled(group):
+        sweep.run()
     progress.finish("embed")
     if device.type == "cuda":
         torch.cuda.synchronize()
+    if group is not None:
+        _gather_shards(sweep, group, spans)
     notes += sweep.notes
     if store is not None:
         notes += [problem for problem in store.problems() if problem not in notes]
@@ -592,3 +619,47 @@ def compute_embeddings(
         clean=clean, test_indices=test_indices, variants=variant_arrays, seconds=seconds,
         train_indices=train_indices, train_variants=train_arrays, reused=reused, stats=stats, notes=notes,
     )
+
+
+def _share_out(sweep: _Sweep, group) -> list[tuple[int, int]]:
+    """Give this rank its block of the forward passes; every rank's (begin, end) of the stream.
+
+    Rank 0 alone read the stores: the others learn which segments it will reuse, so that
+    all ranks split the same remaining passes (robustpath.distributed.split_passes).
+    """
+    from robustpath.distributed import split_passes
+
+    done = group.broadcast([number for number, segment in enumerate(sweep.segments) if segment.done])
+    for number in done:
+        segment = sweep.segments[number]
+        segment.done, segment.remaining = True, 0
+    spans = split_passes(sweep.passes(), group.world_size)
+    sweep.limit(*spans[group.rank])
+    return spans
+
+
+def _gather_shards(sweep: _Sweep, group, spans: list[tuple[int, int]]) -> None:
+    """Rank 0 receives the other ranks' rows and puts them where one process would have.
+
+    Completed segments are stored as in a single-process sweep; the counters, times and
+    notes of all ranks are added up on rank 0.
+    """
+    blocks = group.gather_rows(sweep.outbox, [end - begin for begin, end in spans])
+    facts = group.all_objects({
+        "forward_batches": sweep.forward_batches, "forward_images": sweep.forward_images,
+        "capacity": sweep.capacity, "seconds": sweep.seconds, "notes": sweep.notes,
+    })
+    if blocks is None:
+        return
+    for rank, (block, (begin, end)) in enumerate(zip(blocks, spans)):
+        if rank != group.rank and end > begin:
+            sweep._scatter(block, sweep.pieces(begin, end))
+    for rank, fact in enumerate(facts):
+        if rank == group.rank:
+            continue
+        sweep.forward_batches += fact["forward_batches"]
+        sweep.forward_images += fact["forward_images"]
+        sweep.capacity = min(sweep.capacity, fact["capacity"])
+        for name, seconds in fact["seconds"].items():
+            sweep.seconds[name] += seconds
+        sweep.notes += [f"rank {rank}: {note}" for note in fact["notes"]]

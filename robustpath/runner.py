@@ -69,11 +69,13 @@ def make_run_id(spec: RunSpec, started: datetime) -> str:
     return f"{started.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}"
 
 
-def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult:
+def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult | None:
     """Evaluate ``spec.model`` on ``spec.data`` clean and under every planned variant.
 
     Ctrl-C raises RunInterrupted (exit code 130 on the command line); what was finished
-    stays in ``OUT/.partial`` and the same call resumes from it.
+    stays in ``OUT/.partial`` and the same call resumes from it.  Under torchrun the
+    processes share the embedding work (robustpath.distributed); rank 0 returns the
+    result, the other ranks return None and write nothing.
     """
     from robustpath.run_state import RunInterrupted
 
@@ -83,10 +85,11 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
         raise RunInterrupted(spec.out) from None
 
 
-def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
+def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | None:
     from robustpath.cache import dataset_content_digest, sample_digests
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
+    from robustpath.distributed import join
     from robustpath.engine import compute_embeddings
     from robustpath.exports import (
         EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
@@ -114,7 +117,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     preset = load_preset_or_fail(spec.preset)
     variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
     device = resolve_device(spec.device)
-    folder = inspect_run_folder(spec.out, spec.to_dict(), overwrite=options.overwrite) if spec.out is not None else None
+    group, device = join(device)  # (None, device) unless launched by torchrun
+    main = group is None or group.is_main  # only rank 0 reads and writes OUT and the cache, and reports
+    if not main:
+        progress = SilentProgress()
+    folder = inspect_run_folder(spec.out, spec.to_dict(), overwrite=options.overwrite) if spec.out is not None and main else None
     dataset = load_dataset(
         spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=getattr(spec, "on_bad_image", "skip")
     )
@@ -147,8 +154,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     corrupt_training = any(getattr(task, "needs_corrupted_training", False) for task in task_objects.values())
 
     clock = time.perf_counter()
-    digests = sample_digests(dataset)
-    content_sha256 = dataset_content_digest(dataset, digests)
+    digests = sample_digests(dataset) if main else None
+    content_sha256 = dataset_content_digest(dataset, digests) if main else None
     run_id = make_run_id(spec, session_started)
     started = session_started.isoformat(timespec="seconds")
     stores = []
@@ -165,7 +172,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         if folder.resumed:
             notify(progress, f"resuming the unfinished run in '{folder.path}' (run {run_id})")
     cache_dir = None
-    if not options.no_cache:
+    if not options.no_cache and main:
         from robustpath.cache import EmbeddingStore, resolve_cache_dir
 
         cache_dir = resolve_cache_dir(options.cache_dir)
@@ -178,8 +185,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
         batch_size=spec.batch_size, num_workers=spec.num_workers, progress=progress,
         store=store, keys=keys, amp=options.amp, compile=options.compile, corrupt_training=corrupt_training,
+        group=group,
     )
     timings["embed"] = time.perf_counter() - clock
+    if not main:
+        return None
 
     clock = time.perf_counter()
     text_embeddings = None
@@ -268,6 +278,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
             "embeddings": {"folder": EMBEDDINGS_DIR, "dtype": embeddings_dtype} if save_embeddings else None,
         },
     }
+    if group is not None:
+        record["distributed"] = group.describe()
     return RunResult(table=table, record=record, outcomes=outcomes, exports=exports)
 
 
