@@ -196,6 +196,11 @@ def eval_command(
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
     ] = False,
+    deterministic: Annotated[
+        bool,
+        typer.Option("--deterministic", help="Deterministic torch algorithms, cuDNN without autotuning, no TF32, fp32 "
+                     "(no mixed precision), no --compile: for reproducible GPU runs; slower on GPU (see README)."),
+    ] = False,
     config: Annotated[
         Optional[Path],
         typer.Option("--config", help="A TOML sweep over models and datasets (or a run.json to re-run); options given here override it."),

@@ -23,6 +23,7 @@ class RunSpec:
     ``samples_per_class`` adds linear probes trained on seeded class-balanced
     subsamples (each size ``repeats`` times) to the probe on all training images;
     ``gallery`` "corrupted" corrupts the retrieval gallery like the queries.
+    ``deterministic`` runs with deterministic torch algorithms, fp32 and no compile.
     """
 
     model: str
@@ -50,6 +51,7 @@ class RunSpec:
     no_cache: bool = False
     cache_dir: Path | None = None
     compile: bool = False
+    deterministic: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -41,16 +41,20 @@ class ExecutionOptions:
     cache_dir: Path | None = None
     compile: bool = False
     amp: bool = True
+    deterministic: bool = False
 
     @classmethod
     def from_spec(cls, spec: RunSpec) -> "ExecutionOptions":
+        """``deterministic`` turns off autocast (fp32) and torch.compile."""
         cache_dir = getattr(spec, "cache_dir", None)
+        deterministic = bool(getattr(spec, "deterministic", False))
         return cls(
             overwrite=bool(getattr(spec, "overwrite", False)),
             no_cache=bool(getattr(spec, "no_cache", False)),
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            compile=bool(getattr(spec, "compile", False)),
-            amp=bool(getattr(spec, "amp", True)),
+            compile=bool(getattr(spec, "compile", False)) and not deterministic,
+            amp=bool(getattr(spec, "amp", True)) and not deterministic,
+            deterministic=deterministic,
         )
 
 
@@ -63,9 +67,30 @@ def load_preset_or_fail(name_or_path: str):
         raise UsageError(f"--preset: {exc}") from None
 
 
-def make_run_id(spec: RunSpec, started: datetime) -> str:
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
-    return f"{started.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}"
+# Spec fields left out of the run id: how a run executes (not what it measures), and paths
+# whose content enters the id instead (model weights, dataset images, prompts, preset values).
+_RUN_ID_IGNORED_FIELDS = frozenset(
+    {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
+     "model", "data", "prompts", "preset"}
+)
+
+
+def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prompts: dict | None,
+                device: str, precision: str) -> str:
+    """A content digest of what a run measures: the same inputs and seed give the same id.
+
+    ``model``: its identity (weights digest, architecture, preprocessing); ``dataset``:
+    name and content digest; ``preset``: name and the planned variants' values; device
+    type and precision.  No time and no path, so two runs of one command (into other
+    --out folders, with other batch sizes) write byte-identical results.csv files.
+    """
+    identity = {
+        "spec": {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS},
+        "model": model, "dataset": dataset, "preset": preset, "prompts": prompts,
+        "device": device, "precision": precision,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:16]
 
 
 def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult:
@@ -77,16 +102,23 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     from robustpath.run_state import RunInterrupted
 
     try:
-        return _run_evaluation(spec, progress or SilentProgress())
+        if not getattr(spec, "deterministic", False):
+            return _run_evaluation(spec, progress or SilentProgress())
+        from robustpath.device import deterministic_mode
+
+        with deterministic_mode(spec.seed) as settings:
+            result = _run_evaluation(spec, progress or SilentProgress())
+        result.record["deterministic_settings"] = settings
+        return result
     except KeyboardInterrupt:
         raise RunInterrupted(spec.out) from None
 
 
 def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
-    from robustpath.cache import dataset_content_digest, sample_digests
+    from robustpath.cache import dataset_content_digest, model_identity, sample_digests
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
-    from robustpath.engine import compute_embeddings
+    from robustpath.engine import compute_embeddings, precision_name
     from robustpath.models import load_encoder
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
@@ -120,6 +152,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     model_facts = encoder.describe()
     timings["load_model"] = time.perf_counter() - clock
     notes: list[str] = []
+    if options.deterministic and getattr(spec, "compile", False):
+        notes.append("--deterministic: --compile was ignored (compiled kernels are not guaranteed to be deterministic).")
     skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]
     if skipped:
         tasks = [name for name in tasks if name not in skipped]
@@ -144,7 +178,14 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     clock = time.perf_counter()
     digests = sample_digests(dataset)
     content_sha256 = dataset_content_digest(dataset, digests)
-    run_id = make_run_id(spec, session_started)
+    run_id = make_run_id(
+        spec, model={"name": encoder.name, **model_identity(model_facts)},
+        dataset={"name": dataset.name, "content_sha256": content_sha256},
+        preset={"name": preset.name, "variants": [
+            [v.key, preset.corruptions[v.corruption].operation, _parameter(preset, v)] for v in variants]},
+        prompts=prompts.as_dict() if prompts is not None else None,
+        device=device.type, precision=precision_name(device, options.amp),
+    )
     started = session_started.isoformat(timespec="seconds")
     stores = []
     if folder is not None:
@@ -220,6 +261,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         "spec": recorded_spec,
         "device": str(device),
         "precision": embeddings.stats["precision"],
+        "deterministic": options.deterministic,
         "model": {"name": encoder.name, **model_facts},
         "dataset": {
             "name": dataset.name,

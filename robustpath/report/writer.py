@@ -100,7 +100,10 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple["pd.DataFrame", list[dict]]:
         table = load_results_table(results)
         for run_id in dict.fromkeys(table.run_id):
             if run_id in origin:
-                raise DataError(f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}'")
+                raise DataError(
+                    f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}' (the same model, data, "
+                    "options and seed give the same run id); give one of them"
+                )
             origin[run_id] = run_dir
         record_path = run_dir / RUN_RECORD
         known = {}
