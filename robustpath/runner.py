@@ -30,6 +30,7 @@ class RunResult:
     table: "pd.DataFrame"
     record: dict
     outcomes: dict = field(default_factory=dict)  # (task key, variant key) → robustpath.outcomes.Outcomes
+    gallery: object = None  # robustpath.run_gallery.RunGallery: a few test images under each corruption
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     from robustpath.models import load_encoder
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
+    from robustpath.run_gallery import build_run_gallery
     from robustpath.run_state import inspect_run_folder
     from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
     from robustpath.tasks.zeroshot import class_text_embeddings
@@ -251,6 +253,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
     progress.finish("tasks")
     timings["tasks"] = time.perf_counter() - clock
     table = build_results_table(rows)
+    clock = time.perf_counter()
+    gallery = build_run_gallery(dataset, preset, variants, seed=spec.seed)
+    timings["gallery"] = time.perf_counter() - clock
 
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -285,6 +290,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         "tasks": task_records,
         "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
         "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery),
+        "gallery": gallery.describe() if gallery is not None else None,
         "embedding": {
             **embeddings.stats,
             "reused_variants": embeddings.reused,
@@ -294,7 +300,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
         "timings_seconds": {**timings, "per_variant_embedding": embeddings.seconds},
         "versions": package_versions(),
     }
-    return RunResult(table=table, record=record, outcomes=outcomes)
+    return RunResult(table=table, record=record, outcomes=outcomes, gallery=gallery)
 
 
 def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):
