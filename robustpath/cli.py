@@ -262,9 +262,14 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
+    from robustpath.run_state import RunInterrupted
+
     with RichProgress(enabled=not quiet) as progress:
         result = run_evaluation(spec, progress=progress)
-    paths = write_run_outputs(result, spec.out, formats)
+    try:
+        paths = write_run_outputs(result, spec.out, formats)
+    except KeyboardInterrupt:  # run.json still says "completed": false, so the same command resumes
+        raise RunInterrupted(spec.out) from None
     if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:

@@ -16,7 +16,6 @@ import numpy as np
 from robustpath.variants import Variant
 
 GALLERY_IMAGES = 3
-GAP_PIXELS = 2
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,15 @@ class RunGallery:
         return {"sample_ids": list(self.sample_ids), "classes": list(self.classes), "stage": "pre", "seed": self.seed}
 
 
+def gap_pixels(height: int) -> int:
+    """Width of the white gap between two images of ``height`` px in a strip (2 px for 40 px)."""
+    return max(1, round(height / 20))
+
+
 def strip(images: Sequence[np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 images side by side, separated by white columns of GAP_PIXELS."""
+    """(H, W, 3) uint8 images side by side, separated by white columns (``gap_pixels``)."""
     height = images[0].shape[0]
-    gap = np.full((height, GAP_PIXELS, 3), 255, dtype=np.uint8)
+    gap = np.full((height, gap_pixels(height), 3), 255, dtype=np.uint8)
     parts = [part for image in images for part in (gap, image)][1:]
     return np.concatenate(parts, axis=1)
 

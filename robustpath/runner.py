@@ -167,6 +167,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult:
             f"The model input ({encoder.preprocessing.input_size[0]} px) equals the native image size, "
             "so pre- and post-resize corruptions coincide (each is computed once)."
         )
+    small = _small_image_note(tuple(dataset.native_size), model_facts, tuple(encoder.preprocessing.input_size))
+    if small:
+        notes.append(small)
     prompts = None
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         prompts = load_prompts(spec.prompts, dataset.classes, spec.templates)
@@ -323,6 +326,26 @@ def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, devic
         compiled=options.compile,
     )
     return StoreChain(stores), keys
+
+
+# Below one patch of the model (or of most ViTs, 16 px, when the model does not say) an
+# image still runs, upscaled to the input size, but its content fills only a few patches.
+TYPICAL_PATCH = 16
+
+
+def _small_image_note(native_size: tuple[int, int], model_facts: dict, input_size: tuple[int, int]) -> str | None:
+    """A note when the images are smaller than one patch of the model."""
+    architecture = model_facts.get("architecture")
+    patch = architecture.get("patch_size") if isinstance(architecture, dict) else None
+    patch = patch if isinstance(patch, int) and patch > 0 else TYPICAL_PATCH
+    if min(native_size) >= patch:
+        return None
+    factor = min(input_size) / min(native_size)
+    return (
+        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than one {patch} px patch of the model: "
+        f"they are upscaled {factor:.3g}× to the {input_size[1]}×{input_size[0]} px input, and stage-pre "
+        "corruptions act on the tiny images; results on such images say little."
+    )
 
 
 def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:

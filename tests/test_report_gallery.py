@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import corruptions
 from robustpath.cli import app
 from robustpath.data import load_dataset
-from robustpath.run_gallery import GAP_PIXELS, build_run_gallery
+from robustpath.run_gallery import build_run_gallery
 from robustpath.variants import Variant
 
 runner = CliRunner()
@@ -59,12 +59,13 @@ def test_gallery_cells_are_the_images_the_sweep_corrupts():
     index = [dataset.sample_ids.index(sample_id) for sample_id in gallery.sample_ids]
     natives = [dataset.read_image(i) for i in index]
     size = natives[0].shape[0]
+    gap = 2  # white columns between the 40 px images
 
     def cells(strip):  # split a strip back into its images at the white gaps
-        return [strip[:, k * (size + GAP_PIXELS): k * (size + GAP_PIXELS) + size] for k in range(len(index))]
+        return [strip[:, k * (size + gap): k * (size + gap) + size] for k in range(len(index))]
 
     assert all(np.array_equal(cell, native) for cell, native in zip(cells(gallery.rows["markup"][0]), natives))
-    assert np.all(gallery.rows["markup"][0][:, size:size + GAP_PIXELS] == 255)
+    assert np.all(gallery.rows["markup"][0][:, size:size + gap] == 255)
     x = torch.from_numpy(np.stack(natives)).permute(0, 3, 1, 2).float() / 255
     generators = corruptions.sample_generators(5, list(gallery.sample_ids), "markup", 2)
     marked = corruptions.get_corruption("markup", preset)(x, 2, generator=generators)

@@ -37,7 +37,7 @@ def first_run(tiny_customvit_dir, tmp_path_factory):
 def test_two_runs_write_byte_identical_results(first_run, tiny_customvit_dir, tmp_path):
     second = evaluate(tiny_customvit_dir, tmp_path / "elsewhere" / "second")
     assert (second / "results.csv").read_bytes() == (first_run / "results.csv").read_bytes()
-    for name in ("robustness_conditions.csv", "robustness_models.csv"):
+    for name in ("robustness_conditions.csv", "robustness_models.csv", "plots/corruption_gallery.png"):
         assert (second / name).read_bytes() == (first_run / name).read_bytes()
     one, two = (json.loads((folder / "run.json").read_text()) for folder in (first_run, second))
     assert one["run_id"] == two["run_id"] and len(one["run_id"]) == 16

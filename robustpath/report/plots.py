@@ -112,9 +112,11 @@ def plot_retention_heatmap(conditions: "pd.DataFrame", labels: Mapping[str, str]
     for axis, task in zip(axes, tasks):
         rows = part[part.task == task]
         grid = rows.assign(label=rows.run_id.map(labels)).pivot_table(
-            index="label", columns="condition", values="mean_retention", aggfunc="first", sort=False
+            index="label", columns="condition", values="mean_retention", aggfunc="first", sort=False, dropna=False
         )
-        image = axis.imshow(grid.values, cmap="RdYlGn", vmin=min(0.5, np.nanmin(grid.values)), vmax=1.0, aspect="auto")
+        finite = grid.values[np.isfinite(grid.values)]  # retention is undefined where the clean value is 0
+        low = min(0.5, float(finite.min())) if finite.size else 0.5
+        image = axis.imshow(grid.values, cmap="RdYlGn", vmin=low, vmax=1.0, aspect="auto")
         axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=35, ha="right", fontsize=8)
         axis.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
         for (i, j), value in np.ndenumerate(grid.values):
