@@ -68,11 +68,12 @@ def load_preset_or_fail(name_or_path: str):
         raise UsageError(f"--preset: {exc}") from None
 
 
-# Spec fields left out of the run id: how a run executes (not what it measures), and paths
-# whose content enters the id instead (model weights, dataset images, prompts, preset values).
+# Spec fields left out of the run id: how a run executes (not what it measures), and fields
+# whose resolved content enters the id instead (model weights, dataset images, prompts,
+# preset values, the device type that "auto" became).
 _RUN_ID_IGNORED_FIELDS = frozenset(
     {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
-     "model", "data", "prompts", "preset"}
+     "model", "data", "prompts", "preset", "device"}
 )
 
 
