@@ -14,7 +14,7 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
 
     ``options`` are RunSpec fields: tasks, corruptions, severities, stage, preset,
     device, batch_size, num_workers, seed, test_fraction, prompts, templates,
-    pooling, trust_remote_code, on_bad_image (sequences may be lists).  With
+    pooling, trust_remote_code, on_bad_image, deterministic (sequences may be lists).  With
     ``out`` the run also writes results.csv, report.md and run.json there.
     The DataFrame has the results schema (robustpath.results.SCHEMA_COLUMNS
     plus derived columns); its ``attrs["record"]`` holds the run.json record.
