@@ -83,8 +83,9 @@ def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prom
 
     ``model``: its identity (weights digest, architecture, preprocessing); ``dataset``:
     name and content digest; ``preset``: name and the planned variants' values; device
-    type and precision.  No time and no path, so two runs of one command (into other
-    --out folders, with other batch sizes) write byte-identical results.csv files.
+    type and precision.  No time and no path: two runs of one command into other --out
+    folders write byte-identical results.csv files on CPU, and the output folder, batch
+    size, workers, cache and compile/deterministic switches do not change the id.
     """
     identity = {
         "spec": {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS},
