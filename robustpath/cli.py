@@ -209,6 +209,11 @@ def eval_command(
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
     ] = False,
+    deterministic: Annotated[
+        bool,
+        typer.Option("--deterministic", help="Deterministic torch algorithms, cuDNN without autotuning, no TF32, fp32 "
+                     "(no mixed precision), no --compile: for reproducible GPU runs; slower on GPU (see README)."),
+    ] = False,
     config: Annotated[
         Optional[Path],
         typer.Option("--config", help="A TOML sweep over models and datasets (or a run.json to re-run); options given here override it."),
@@ -276,11 +281,16 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
+    from robustpath.run_state import RunInterrupted
+
     with RichProgress(enabled=not quiet and main) as progress:
         result = run_evaluation(spec, progress=progress)
     if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
         return {}
-    paths = write_run_outputs(result, spec.out, formats)
+    try:
+        paths = write_run_outputs(result, spec.out, formats)
+    except KeyboardInterrupt:  # run.json still says "completed": false, so the same command resumes
+        raise RunInterrupted(spec.out) from None
     if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:

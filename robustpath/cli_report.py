@@ -40,7 +40,9 @@ def report_command(
         Optional[str], typer.Option("--baseline", help="Model name to compute corruption errors (mCE) against.")
     ] = None,
     formats: FormatOption = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots in report.md.")] = False,
+    no_plots: Annotated[
+        bool, typer.Option("--no-plots", help="Skip the PNG plots (and the first run's corruption gallery) in report.md.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
 ) -> None:
     """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
@@ -52,7 +54,7 @@ def report_command(
     from robustpath.errors import UsageError
     from robustpath.report.formats import check_formats
     from robustpath.report.terminal import render_ranking
-    from robustpath.report.writer import load_runs, write_report
+    from robustpath.report.writer import load_runs, run_gallery_png, write_report
     from robustpath.robustness import summarise_results
 
     chosen = check_formats([f.value for f in formats or ()])
@@ -61,7 +63,8 @@ def report_command(
     check_can_create(out)
     table, records = load_runs(run_dirs)
     summary = summarise_results(table, records, baseline)
-    paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots)
+    paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots,
+                         gallery=run_gallery_png(run_dirs))  # the first run's corruption gallery
     render_ranking(summary.ranking, stdout_console(), summary.baseline)
     names = sorted({path.name for path in paths.values()})
     stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)

@@ -25,6 +25,7 @@ class RunSpec:
     ``gallery`` "corrupted" corrupts the retrieval gallery like the queries.
     ``save_embeddings`` writes OUT/embeddings/ (clean, every variant, class texts)
     in ``embeddings_dtype`` "float32" or "float16" (robustpath.embedding_files).
+    ``deterministic`` runs with deterministic torch algorithms, fp32 and no compile.
     """
 
     model: str
@@ -54,6 +55,7 @@ class RunSpec:
     compile: bool = False
     save_embeddings: bool = False
     embeddings_dtype: str = "float32"
+    deterministic: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)

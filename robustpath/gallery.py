@@ -95,8 +95,13 @@ def pick_gallery_images(source: ImageSource, count: int) -> list[int]:
     """Up to ``count`` image indices, one class after another, most common class first."""
     if count < 1:
         raise UsageError(f"--images must be at least 1, got {count}")
+    return pick_one_per_class(source.labels, count)
+
+
+def pick_one_per_class(labels: Sequence, count: int) -> list[int]:
+    """Up to ``count`` positions in ``labels``: the first of each class in turn, most common class first."""
     by_label: dict[str | None, list[int]] = {}
-    for index, label in enumerate(source.labels):
+    for index, label in enumerate(labels):
         by_label.setdefault(label, []).append(index)
     # the most common class first (it is usually tissue, not background), then the others in turn
     ordered = sorted(by_label.items(), key=lambda item: (-len(item[1]), str(item[0])))

@@ -254,7 +254,7 @@ def blur_stage_comparison(table: "pd.DataFrame", corruption: str = "gaussian_blu
         return pd.DataFrame(columns=columns)
     wide = blur.pivot_table(index=keys, columns="stage", values=["value", "relative_retention"], aggfunc="first")
     wide.columns = [f"{stage}_{'value' if name == 'value' else 'retention'}" for name, stage in wide.columns]
-    wide = wide.reset_index()
+    wide = wide.reset_index().reindex(columns=columns[:-1])  # pivot_table drops all-NaN columns (clean value 0)
     wide["post_minus_pre"] = wide["post_value"] - wide["pre_value"]
     return wide[columns]
 

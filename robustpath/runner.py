@@ -31,6 +31,7 @@ class RunResult:
     record: dict
     outcomes: dict = field(default_factory=dict)  # (task key, variant key) → robustpath.outcomes.Outcomes
     exports: object | None = None  # robustpath.exports.RunExports: what predictions.csv and embeddings/ need
+    gallery: object = None  # robustpath.run_gallery.RunGallery: a few test images under each corruption
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,20 @@ class ExecutionOptions:
     cache_dir: Path | None = None
     compile: bool = False
     amp: bool = True
+    deterministic: bool = False
 
     @classmethod
     def from_spec(cls, spec: RunSpec) -> "ExecutionOptions":
+        """``deterministic`` turns off autocast (fp32) and torch.compile."""
         cache_dir = getattr(spec, "cache_dir", None)
+        deterministic = bool(getattr(spec, "deterministic", False))
         return cls(
             overwrite=bool(getattr(spec, "overwrite", False)),
             no_cache=bool(getattr(spec, "no_cache", False)),
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            compile=bool(getattr(spec, "compile", False)),
-            amp=bool(getattr(spec, "amp", True)),
+            compile=bool(getattr(spec, "compile", False)) and not deterministic,
+            amp=bool(getattr(spec, "amp", True)) and not deterministic,
+            deterministic=deterministic,
         )
 
 
@@ -64,9 +69,32 @@ def load_preset_or_fail(name_or_path: str):
         raise UsageError(f"--preset: {exc}") from None
 
 
-def make_run_id(spec: RunSpec, started: datetime) -> str:
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
-    return f"{started.strftime('%Y%m%d-%H%M%S')}-{digest[:8]}"
+# Spec fields left out of the run id: how a run executes (not what it measures), and fields
+# whose resolved content enters the id instead (model weights, dataset images, prompts,
+# preset values, the device type that "auto" became).
+_RUN_ID_IGNORED_FIELDS = frozenset(
+    {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
+     "model", "data", "prompts", "preset", "device"}
+)
+
+
+def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prompts: dict | None,
+                device: str, precision: str) -> str:
+    """A content digest of what a run measures: the same inputs and seed give the same id.
+
+    ``model``: its identity (weights digest, architecture, preprocessing); ``dataset``:
+    name and content digest; ``preset``: name and the planned variants' values; device
+    type and precision.  No time and no path: two runs of one command into other --out
+    folders write byte-identical results.csv files on CPU, and the output folder, batch
+    size, workers, cache and compile/deterministic switches do not change the id.
+    """
+    identity = {
+        "spec": {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS},
+        "model": model, "dataset": dataset, "preset": preset, "prompts": prompts,
+        "device": device, "precision": precision,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:16]
 
 
 def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> RunResult | None:
@@ -80,23 +108,31 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     from robustpath.run_state import RunInterrupted
 
     try:
-        return _run_evaluation(spec, progress or SilentProgress())
+        if not getattr(spec, "deterministic", False):
+            return _run_evaluation(spec, progress or SilentProgress())
+        from robustpath.device import deterministic_mode
+
+        with deterministic_mode(spec.seed) as settings:
+            result = _run_evaluation(spec, progress or SilentProgress())
+        result.record["deterministic_settings"] = settings
+        return result
     except KeyboardInterrupt:
         raise RunInterrupted(spec.out) from None
 
 
 def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | None:
-    from robustpath.cache import dataset_content_digest, sample_digests
+    from robustpath.cache import dataset_content_digest, model_identity, sample_digests
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.distributed import join
-    from robustpath.engine import compute_embeddings
+    from robustpath.engine import compute_embeddings, precision_name
     from robustpath.exports import (
         EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
     )
     from robustpath.models import load_encoder
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
+    from robustpath.run_gallery import build_run_gallery
     from robustpath.run_state import inspect_run_folder
     from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
     from robustpath.tasks.zeroshot import class_text_embeddings
@@ -132,6 +168,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     model_facts = encoder.describe()
     timings["load_model"] = time.perf_counter() - clock
     notes: list[str] = []
+    if options.deterministic and getattr(spec, "compile", False):
+        notes.append("--deterministic: --compile was ignored (compiled kernels are not guaranteed to be deterministic).")
     skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]
     if skipped:
         tasks = [name for name in tasks if name not in skipped]
@@ -143,6 +181,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
             f"The model input ({encoder.preprocessing.input_size[0]} px) equals the native image size, "
             "so pre- and post-resize corruptions coincide (each is computed once)."
         )
+    small = _small_image_note(tuple(dataset.native_size), model_facts, tuple(encoder.preprocessing.input_size))
+    if small:
+        notes.append(small)
     prompts = None
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         prompts = load_prompts(spec.prompts, dataset.classes, spec.templates)
@@ -156,7 +197,14 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     clock = time.perf_counter()
     digests = sample_digests(dataset) if main else None
     content_sha256 = dataset_content_digest(dataset, digests) if main else None
-    run_id = make_run_id(spec, session_started)
+    run_id = make_run_id(
+        spec, model={"name": encoder.name, **model_identity(model_facts)},
+        dataset={"name": dataset.name, "content_sha256": content_sha256},
+        preset={"name": preset.name, "variants": [
+            [v.key, preset.corruptions[v.corruption].operation, _parameter(preset, v)] for v in variants]},
+        prompts=prompts.as_dict() if prompts is not None else None,
+        device=device.type, precision=precision_name(device, options.amp),
+    )
     started = session_started.isoformat(timespec="seconds")
     stores = []
     if folder is not None:
@@ -230,6 +278,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         variants=[CLEAN_VARIANT, *variants], embeddings=embeddings if save_embeddings else None,
         text_embeddings=text_embeddings if save_embeddings else None, embeddings_dtype=embeddings_dtype,
     )
+    clock = time.perf_counter()
+    gallery = build_run_gallery(dataset, preset, variants, seed=spec.seed)
+    timings["gallery"] = time.perf_counter() - clock
 
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -240,6 +291,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         "spec": recorded_spec,
         "device": str(device),
         "precision": embeddings.stats["precision"],
+        "deterministic": options.deterministic,
         "model": {"name": encoder.name, **model_facts},
         "dataset": {
             "name": dataset.name,
@@ -264,6 +316,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         "tasks": task_records,
         "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
         "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery),
+        "gallery": gallery.describe() if gallery is not None else None,
         "embedding": {
             **embeddings.stats,
             "reused_variants": embeddings.reused,
@@ -280,7 +333,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     }
     if group is not None:
         record["distributed"] = group.describe()
-    return RunResult(table=table, record=record, outcomes=outcomes, exports=exports)
+    return RunResult(table=table, record=record, outcomes=outcomes, exports=exports, gallery=gallery)
 
 
 def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):
@@ -303,6 +356,26 @@ def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, devic
         compiled=options.compile,
     )
     return StoreChain(stores), keys
+
+
+# Below one patch of the model (or of most ViTs, 16 px, when the model does not say) an
+# image still runs, upscaled to the input size, but its content fills only a few patches.
+TYPICAL_PATCH = 16
+
+
+def _small_image_note(native_size: tuple[int, int], model_facts: dict, input_size: tuple[int, int]) -> str | None:
+    """A note when the images are smaller than one patch of the model."""
+    architecture = model_facts.get("architecture")
+    patch = architecture.get("patch_size") if isinstance(architecture, dict) else None
+    patch = patch if isinstance(patch, int) and patch > 0 else TYPICAL_PATCH
+    if min(native_size) >= patch:
+        return None
+    factor = min(input_size) / min(native_size)
+    return (
+        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than one {patch} px patch of the model: "
+        f"they are upscaled {factor:.3g}× to the {input_size[1]}×{input_size[0]} px input, and stage-pre "
+        "corruptions act on the tiny images; results on such images say little."
+    )
 
 
 def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:

@@ -247,3 +247,17 @@ def test_generator_arguments_none_and_single_are_accepted():
     single = torch.Generator().manual_seed(5)
     out = corr(x, 2, generator=single)
     assert out.shape == x.shape and not np.array_equal(out.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("preset", ["pathology", "small-patch"])
+def test_markup_strokes_are_bit_identical_whatever_the_batch_size(preset, tissue_patches):
+    """The sweep's batch size must not move a single stroke: batches of 6, of 1 and of 2 + 4 agree exactly."""
+    corr = get_corruption("markup", preset)
+    x = tissue_patches["native"]
+    ids = [f"p{i}" for i in range(len(x))]
+    for severity in range(1, corr.max_severity + 1):
+        whole = corr(x, severity, generator=_generators(ids, "markup", severity))
+        ones = [corr(x[i : i + 1], severity, generator=_generators(ids[i : i + 1], "markup", severity)) for i in range(len(x))]
+        split = [corr(x[a:b], severity, generator=_generators(ids[a:b], "markup", severity)) for a, b in ((0, 2), (2, 6))]
+        assert torch.equal(whole, torch.cat(ones)) and torch.equal(whole, torch.cat(split))
+        assert (whole != x).any(dim=1).flatten(1).any(dim=1).all()  # every image got ink

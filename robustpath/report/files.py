@@ -29,13 +29,13 @@ def results_csv(table) -> str:
 
 def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[str, Path]:
     """Write results.csv, the report in ``formats`` (default csv + markdown: robustness_*.csv,
-    report.md + plots/; json: report.json; parquet), outcomes.npz and the per-sample exports
-    (predictions.csv, misclassified.csv, embeddings/: robustpath.exports), then run.json; then
-    drop the partial store."""
+    report.md + plots/, the corruption gallery included; json: report.json; parquet),
+    outcomes.npz and the per-sample exports (predictions.csv, misclassified.csv,
+    embeddings/: robustpath.exports), then run.json; then drop the partial store."""
     out_dir = ensure_writable_dir(Path(out_dir))
     paths = write_report(
         result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
-        outcomes=getattr(result, "outcomes", None),
+        outcomes=getattr(result, "outcomes", None), gallery=getattr(result, "gallery", None),
     )
     if getattr(result, "exports", None) is not None:
         from robustpath.exports import write_exports

@@ -2,7 +2,7 @@
 
 One run (``robustpath eval``) or several merged (``robustpath report``) share one
 layout: header, ranking, worst conditions, blur before/after the resize, plots,
-data scale, corruption parameters and the corruption × severity grids.
+data scale, corruption parameters, the corruption gallery and the corruption × severity grids.
 """
 from __future__ import annotations
 
@@ -164,10 +164,26 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
     return lines if seen else []
 
 
+<<<<<<< HEAD
 def _native(variant: Mapping) -> str:
     """The native-pixel equivalent of a variant's parameter, '' when it has none (or older run.json)."""
     native = variant.get("native_equivalent")
     return f"{native['value']:.3g}" if native else ""
+=======
+def _gallery_section(records: Sequence[Mapping], plots: Mapping[str, list[str]] | None) -> list[str]:
+    """The corruption gallery (plots/corruption_gallery.png) with what it shows; [] without it."""
+    if not (plots or {}).get("gallery"):
+        return []
+    record = next((r for r in records if r.get("gallery")), None)
+    lines = ["## Corruption gallery", ""]
+    if record is not None:
+        facts = record["gallery"]
+        shown = ", ".join(f"`{i}` ({c})" for i, c in zip(facts["sample_ids"], facts["classes"]))
+        origin = f" of run `{record['run_id']}` ({record['model']['name']} on {record['dataset']['name']})" if len(records) > 1 else ""
+        lines += [f"Test images {shown}{origin}; each corruption applied at native size before the model's resize "
+                  f"(stage `pre`) with seed {facts['seed']}, as in the sweep. Columns: clean, then each severity.", ""]
+    return lines + _images(plots, "gallery")
+>>>>>>> polish
 
 
 def render_report(
@@ -183,6 +199,7 @@ def render_report(
     lines = _header(records, table)
     lines += _summary_sections(summary, plots) + _data_scale_section(summary, plots)
     lines += _corruption_parameters(records)
+    lines += _gallery_section(records, plots)
     lines += ["## Results", ""]
     for grid in build_grids(table, metrics="all" if single else "primary"):
         lines += _grid_markdown(grid, with_model=not single)

@@ -24,10 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from robustpath.robustness import RobustnessSummary
+    from robustpath.run_gallery import RunGallery
 
 DPI = 100
 PANEL = (3.2, 2.4)
 PLOTS_DIR = "plots"
+GALLERY_FILE = "corruption_gallery.png"
+GALLERY_CELL_INCHES = 1.1
 
 
 def _figure(width: float, height: float):
@@ -109,9 +112,11 @@ def plot_retention_heatmap(conditions: "pd.DataFrame", labels: Mapping[str, str]
     for axis, task in zip(axes, tasks):
         rows = part[part.task == task]
         grid = rows.assign(label=rows.run_id.map(labels)).pivot_table(
-            index="label", columns="condition", values="mean_retention", aggfunc="first", sort=False
+            index="label", columns="condition", values="mean_retention", aggfunc="first", sort=False, dropna=False
         )
-        image = axis.imshow(grid.values, cmap="RdYlGn", vmin=min(0.5, np.nanmin(grid.values)), vmax=1.0, aspect="auto")
+        finite = grid.values[np.isfinite(grid.values)]  # retention is undefined where the clean value is 0
+        low = min(0.5, float(finite.min())) if finite.size else 0.5
+        image = axis.imshow(grid.values, cmap="RdYlGn", vmin=low, vmax=1.0, aspect="auto")
         axis.set_xticks(range(grid.shape[1]), grid.columns, rotation=35, ha="right", fontsize=8)
         axis.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
         for (i, j), value in np.ndenumerate(grid.values):
@@ -175,29 +180,49 @@ def plot_data_scale(overview: "pd.DataFrame", labels: Mapping[str, str], dataset
     return save_figure(figure, path)
 
 
-def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray]], path: Path, column_titles: Sequence[str] = ()) -> Path:
+def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray | None]], path: Path,
+                            column_titles: Sequence[str] = (), title: str | None = None) -> Path:
     """images: row label (e.g. a corruption) → images for each column (e.g. severity 0..N).
 
-    Each image is (H, W, 3) uint8, or float in [0, 1]; nearest-neighbour display,
-    so a 40 px patch stays sharp.
+    Each image is (H, W, 3) uint8, or float in [0, 1]; None leaves its cell empty.
+    Cells take the shape of the first image (wide strips get wide cells); small images
+    are shown with nearest-neighbour upscaling, so a 40 px patch stays sharp.
     """
     rows = list(images.items())
     columns = max(len(row) for _, row in rows)
-    figure = _figure(1.3 * columns + 1.2, 1.3 * len(rows) + 0.4)
+    first = np.asarray(next(image for _, row in rows for image in row if image is not None))
+    aspect = first.shape[1] / first.shape[0]
+    height = GALLERY_CELL_INCHES
+    width = min(max(height * aspect, height), 3 * height)
+    interpolation = "nearest" if first.shape[0] <= height * DPI else "antialiased"
+    figure = _figure(width * columns + 1.0, height * len(rows) + 0.5 + (0.3 if title else 0))
     axes = figure.subplots(len(rows), columns, squeeze=False)
     for i, (label, row) in enumerate(rows):
         for j in range(columns):
             axis = axes[i, j]
             axis.set_xticks([])
             axis.set_yticks([])
-            if j < len(row):
-                image = np.asarray(row[j])
-                axis.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1), interpolation="nearest")
+            image = row[j] if j < len(row) else None
+            if image is not None:
+                image = np.asarray(image)
+                axis.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1), interpolation=interpolation)
+            else:
+                axis.set_frame_on(False)
             if j == 0:
-                axis.set_ylabel(label, fontsize=8)
+                axis.set_ylabel(label, fontsize=9)
             if i == 0 and j < len(column_titles):
-                axis.set_title(column_titles[j], fontsize=8)
+                axis.set_title(column_titles[j], fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=9)
     return save_figure(figure, path)
+
+
+def write_gallery_plot(gallery: "RunGallery", out_dir: Path) -> str:
+    """plots/corruption_gallery.png of a run's gallery; returns its path relative to ``out_dir``."""
+    relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
+    title = f"{len(gallery.sample_ids)} test images, corrupted at native size before the resize (seed {gallery.seed})"
+    plot_corruption_gallery(gallery.rows, Path(out_dir) / relative, gallery.column_titles, title)
+    return relative
 
 
 def write_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: Path) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from robustpath.outcomes import Outcomes
     from robustpath.robustness import RobustnessSummary
+    from robustpath.run_gallery import RunGallery
 
 RESULTS_NAME = "results"
 REPORT_FILE = "report.md"
@@ -44,8 +45,13 @@ def write_report(
     outcomes: "Mapping[tuple[str, str], Outcomes] | None" = None,
     plots: bool = True,
     summary: "RobustnessSummary | None" = None,
+    gallery: "RunGallery | Path | None" = None,
 ) -> dict[str, Path]:
-    """Summarise ``table`` (unless ``summary`` is given) and write it in ``formats`` → name → path."""
+    """Summarise ``table`` (unless ``summary`` is given) and write it in ``formats`` → name → path.
+
+    ``gallery`` (with markdown and plots): a run's corruption gallery to draw, or the
+    PNG of one already drawn (a merged report copies it) → plots/corruption_gallery.png.
+    """
     from robustpath.robustness import summarise_results
 
     formats = check_formats(formats)
@@ -68,12 +74,35 @@ def write_report(
             from robustpath.report.plots import write_plots
 
             written = write_plots(table, summary, out_dir)
+            if gallery is not None:
+                written["gallery"] = [_write_gallery(gallery, out_dir)]
         paths["report"] = write_text_atomic(out_dir / REPORT_FILE, render_report(table, records, summary, written))
     if outcomes:
         from robustpath.outcomes import save_outcomes
 
         paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
     return paths
+
+
+def _write_gallery(gallery: "RunGallery | Path", out_dir: Path) -> str:
+    from robustpath.atomic import write_bytes_atomic
+    from robustpath.report.plots import GALLERY_FILE, PLOTS_DIR, write_gallery_plot
+
+    if isinstance(gallery, Path):
+        relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
+        write_bytes_atomic(out_dir / relative, gallery.read_bytes())
+        return relative
+    return write_gallery_plot(gallery, out_dir)
+
+
+def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:
+    """The corruption gallery PNG of the first run folder that has one (a merged report shows it)."""
+    from robustpath.report.plots import GALLERY_FILE, PLOTS_DIR
+
+    for run_dir in map(Path, run_dirs):
+        if (run_dir / PLOTS_DIR / GALLERY_FILE).is_file():
+            return run_dir / PLOTS_DIR / GALLERY_FILE
+    return None
 
 
 def minimal_record(run_id: str, table: "pd.DataFrame") -> dict:
@@ -100,7 +129,10 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple["pd.DataFrame", list[dict]]:
         table = load_results_table(results)
         for run_id in dict.fromkeys(table.run_id):
             if run_id in origin:
-                raise DataError(f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}'")
+                raise DataError(
+                    f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}' (the same model, data, "
+                    "options and seed give the same run id); give one of them"
+                )
             origin[run_id] = run_dir
         record_path = run_dir / RUN_RECORD
         known = {}
