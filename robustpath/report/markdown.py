@@ -164,12 +164,12 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
     return lines if seen else []
 
 
-<<<<<<< HEAD
 def _native(variant: Mapping) -> str:
     """The native-pixel equivalent of a variant's parameter, '' when it has none (or older run.json)."""
     native = variant.get("native_equivalent")
     return f"{native['value']:.3g}" if native else ""
-=======
+
+
 def _gallery_section(records: Sequence[Mapping], plots: Mapping[str, list[str]] | None) -> list[str]:
     """The corruption gallery (plots/corruption_gallery.png) with what it shows; [] without it."""
     if not (plots or {}).get("gallery"):
@@ -183,7 +183,6 @@ def _gallery_section(records: Sequence[Mapping], plots: Mapping[str, list[str]] 
         lines += [f"Test images {shown}{origin}; each corruption applied at native size before the model's resize "
                   f"(stage `pre`) with seed {facts['seed']}, as in the sweep. Columns: clean, then each severity.", ""]
     return lines + _images(plots, "gallery")
->>>>>>> polish
 
 
 def render_report(
