@@ -33,10 +33,19 @@ GALLERY_FILE = "corruption_gallery.png"
 GALLERY_CELL_INCHES = 1.1
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, constrained: bool = True):
+    """A figure on the Agg canvas; ``constrained=False`` for figures laid out by hand
+    (constrained layout measures every tick label and costs most of the drawing time)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained" if constrained else None)
+
+
+def _margins(figure, left: float, right: float, bottom: float, top: float, **spacing) -> None:
+    """Fixed margins in inches (fonts are fixed, so the space they need is known)."""
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                           **spacing)
 
 
 def save_figure(figure, path: Path) -> Path:
@@ -56,14 +65,24 @@ def _colours(labels: Sequence[str]) -> dict[str, object]:
     return {label: palette(i % 10) for i, label in enumerate(sorted(set(labels)))}
 
 
-def _panels(count: int, columns: int = 4, share_y: bool = False):
+def _panels(count: int, columns: int = 4, share_y: bool = False, legend: bool = False):
+    """A grid of ``count`` small panels; with ``legend`` laid out by hand, with room for a
+    suptitle above and a figure legend below (see _figure_legend)."""
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    figure = _figure(PANEL[0] * columns, PANEL[1] * rows + 0.6)
+    figure = _figure(PANEL[0] * columns, PANEL[1] * rows + (1.1 if legend else 0.6), constrained=not legend)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False, sharey=share_y).ravel())
+    if legend:
+        _margins(figure, left=0.6, right=0.15, bottom=0.85, top=0.45, wspace=0.28, hspace=0.55)
     for axis in axes[count:]:
         axis.set_visible(False)
     return figure, axes
+
+
+def _figure_legend(figure, axis) -> None:
+    """The lines of ``axis`` as one legend centred under a _panels(legend=True) grid."""
+    handles, names = axis.get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncols=min(4, len(names)), fontsize=8, frameon=False)
 
 
 def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], dataset: str, task: str, path: Path) -> Path:
@@ -78,7 +97,7 @@ def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], da
     clean = part[part.corruption == "none"].set_index("run_id")
     conditions = part[part.corruption != "none"][["corruption", "stage"]].drop_duplicates().values.tolist()
     colours = _colours([labels[r] for r in part.run_id.unique()])
-    figure, axes = _panels(len(conditions), share_y=True)  # one scale: the worst corruption stands out
+    figure, axes = _panels(len(conditions), share_y=True, legend=True)  # one scale: the worst corruption stands out
     for axis, (corruption, stage) in zip(axes, conditions):
         for run_id, rows in part[(part.corruption == corruption) & (part.stage == stage)].groupby("run_id"):
             rows = rows.sort_values("severity")
@@ -98,8 +117,7 @@ def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], da
     for axis in axes[:: min(4, max(1, len(conditions)))]:
         axis.set_ylabel(metric, fontsize=8)
     if conditions:
-        handles, names = axes[0].get_legend_handles_labels()
-        figure.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)), fontsize=8)
+        _figure_legend(figure, axes[0])
     figure.suptitle(f"{dataset} · {task} · {metric} (bands: 95% bootstrap CI)", fontsize=10)
     return save_figure(figure, path)
 
@@ -135,7 +153,7 @@ def plot_blur_stages(blur_stages: "pd.DataFrame", labels: Mapping[str, str], dat
     part = blur_stages[blur_stages.dataset == dataset]
     tasks = list(dict.fromkeys(part.task))
     colours = _colours([labels[r] for r in part.run_id.unique()])
-    figure, axes = _panels(len(tasks), columns=3)
+    figure, axes = _panels(len(tasks), columns=3, legend=True)
     for axis, task in zip(axes, tasks):
         for run_id, rows in part[part.task == task].groupby("run_id"):
             rows = rows.sort_values("severity")
@@ -148,8 +166,7 @@ def plot_blur_stages(blur_stages: "pd.DataFrame", labels: Mapping[str, str], dat
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
     if tasks:
-        handles, names = axes[0].get_legend_handles_labels()
-        figure.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)), fontsize=8)
+        _figure_legend(figure, axes[0])
     figure.suptitle(f"{dataset} · Gaussian blur before (solid) vs after (dashed) the resize", fontsize=10)
     return save_figure(figure, path)
 
@@ -186,35 +203,56 @@ def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray | None]], p
 
     Each image is (H, W, 3) uint8, or float in [0, 1]; None leaves its cell empty.
     Cells take the shape of the first image (wide strips get wide cells); small images
-    are shown with nearest-neighbour upscaling, so a 40 px patch stays sharp.
+    are shown with nearest-neighbour upscaling, so a 40 px patch stays sharp.  The cells
+    are tiled into one mosaic drawn on a single axis (one axis per cell would cost
+    seconds of matplotlib layout for a full sweep).
     """
     rows = list(images.items())
     columns = max(len(row) for _, row in rows)
-    first = np.asarray(next(image for _, row in rows for image in row if image is not None))
-    aspect = first.shape[1] / first.shape[0]
-    height = GALLERY_CELL_INCHES
-    width = min(max(height * aspect, height), 3 * height)
-    interpolation = "nearest" if first.shape[0] <= height * DPI else "antialiased"
-    figure = _figure(width * columns + 1.0, height * len(rows) + 0.5 + (0.3 if title else 0))
-    axes = figure.subplots(len(rows), columns, squeeze=False)
-    for i, (label, row) in enumerate(rows):
-        for j in range(columns):
-            axis = axes[i, j]
-            axis.set_xticks([])
-            axis.set_yticks([])
-            image = row[j] if j < len(row) else None
+    first = _as_uint8(next(image for _, row in rows for image in row if image is not None))
+    cell_h, cell_w = first.shape[:2]
+    gap = max(1, min(cell_h, cell_w) // 12)
+    mosaic = np.full((len(rows) * (cell_h + gap) - gap, columns * (cell_w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, (_, row) in enumerate(rows):
+        for j, image in enumerate(row):
             if image is not None:
-                image = np.asarray(image)
-                axis.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1), interpolation=interpolation)
-            else:
-                axis.set_frame_on(False)
-            if j == 0:
-                axis.set_ylabel(label, fontsize=9)
-            if i == 0 and j < len(column_titles):
-                axis.set_title(column_titles[j], fontsize=9)
+                top, left = i * (cell_h + gap), j * (cell_w + gap)
+                mosaic[top:top + cell_h, left:left + cell_w] = _fit_cell(_as_uint8(image), cell_h, cell_w)
+    height = GALLERY_CELL_INCHES
+    width = min(max(height * cell_w / cell_h, height), 3 * height)
+    left, right, bottom, top = 1.3, 0.15, 0.1, 0.35 + (0.3 if title else 0)
+    figure = _figure(width * columns + left + right, height * len(rows) + top + bottom, constrained=False)
+    axis = figure.add_subplot()
+    _margins(figure, left=left, right=right, bottom=bottom, top=top)
+    interpolation = "nearest" if cell_h <= height * DPI else "antialiased"
+    axis.imshow(mosaic, interpolation=interpolation, aspect="auto")
+    axis.set_yticks([i * (cell_h + gap) + (cell_h - 1) / 2 for i in range(len(rows))], [label for label, _ in rows],
+                    fontsize=9)
+    axis.xaxis.tick_top()
+    titles = list(column_titles)[:columns]
+    axis.set_xticks([j * (cell_w + gap) + (cell_w - 1) / 2 for j in range(len(titles))], titles, fontsize=9)
+    axis.tick_params(length=0)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
     if title:
-        figure.suptitle(title, fontsize=9)
+        figure.suptitle(title, fontsize=9, y=1 - 0.08 / figure.get_size_inches()[1], va="top")
     return save_figure(figure, path)
+
+
+def _as_uint8(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def _fit_cell(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` at the cell size (nearest neighbour) when its shape differs from the first cell's."""
+    if image.shape[:2] == (height, width):
+        return image[..., :3]
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image[..., :3]).resize((width, height), Image.NEAREST))
 
 
 def write_gallery_plot(gallery: "RunGallery", out_dir: Path) -> str:
