@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
+from engine_fixtures import torch_threads
 from typer.testing import CliRunner
 
 import robustpath
@@ -37,12 +37,10 @@ SELECTION = ["-c", "hue", "-c", "markup", "-c", "gaussian_blur", "-s", "1", "-s"
 @pytest.fixture(autouse=True)
 def one_thread_and_own_cache(monkeypatch, tmp_path):
     """Tiny models run faster on one thread; subprocesses inherit the same setting (same numerics)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache-default"))
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def cli(*args):
@@ -65,12 +63,8 @@ def uninterrupted(tiny_customvit_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("uninterrupted")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ROBUSTPATH_CACHE_DIR", str(base / "cache"))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             result = cli("eval", tiny_customvit_dir, "--out", base / "out", *SELECTION)
-        finally:
-            torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     return base / "out"
 

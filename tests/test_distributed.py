@@ -17,16 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 import corruptions
 from robustpath import distributed, engine
 from robustpath.cli import app
 from robustpath.cache import EmbeddingKeys, EmbeddingStore, StoreChain, sample_digests
-from robustpath.data import load_dataset
-from robustpath.data.dataset import ArrayReader, Dataset
 from robustpath.errors import DataError
-from robustpath.models import load_encoder
 from robustpath.variants import Variant
 
 CPU = torch.device("cpu")
@@ -36,29 +34,8 @@ WORKTREE = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def small_dataset():
-    """30 demo-ihc patches, every third one in the test split."""
-    demo = load_dataset("demo-ihc")
-    keep = np.arange(0, 120, 4)
-    return Dataset(
-        name="small", classes=demo.classes, sample_ids=tuple(demo.sample_ids[i] for i in keep),
-        labels=demo.labels[keep], splits=np.array(["test" if k % 3 == 0 else "train" for k in range(len(keep))]),
-        paths=(None,) * len(keep), native_size=demo.native_size,
-        reader=ArrayReader(np.stack([demo.read_image(int(i)) for i in keep])),
-    )
-
-
-@pytest.fixture(scope="module")
-def customvit(tiny_customvit_dir):
-    return load_encoder(f"customvit:{tiny_customvit_dir}")
+def _one_thread(one_thread):
+    """Every test of this module on one torch thread."""
 
 
 class ThreadGroup:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
 from model_fixtures import tiny_open_clip  # noqa: F401  (fixture)
 
 import corruptions
@@ -19,8 +20,6 @@ from robustpath.cache import (
     read_entry,
     sample_digests,
 )
-from robustpath.data import load_dataset
-from robustpath.data.dataset import ArrayReader, Dataset
 from robustpath.models import load_encoder
 from robustpath.models.preprocess import normalise, resize_to_input
 from robustpath.progress import SilentProgress, notify
@@ -33,30 +32,8 @@ VARIANTS = [Variant("hue", 2, "pre"), Variant("markup", 3, "pre"), Variant("gaus
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread (and are not slowed down by other processes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def small_dataset():
-    """30 demo-ihc patches (40 px), every third one in the test split."""
-    demo = load_dataset("demo-ihc")
-    keep = np.arange(0, 120, 4)
-    return Dataset(
-        name="small", classes=demo.classes, sample_ids=tuple(demo.sample_ids[i] for i in keep),
-        labels=demo.labels[keep], splits=np.array(["test" if k % 3 == 0 else "train" for k in range(len(keep))]),
-        paths=(None,) * len(keep), native_size=demo.native_size,
-        reader=ArrayReader(np.stack([demo.read_image(int(i)) for i in keep])),
-    )
-
-
-@pytest.fixture(scope="module")
-def customvit(tiny_customvit_dir):
-    return load_encoder(f"customvit:{tiny_customvit_dir}")
+def _one_thread(one_thread):
+    """Every test of this module on one torch thread."""
 
 
 @pytest.fixture(scope="module")

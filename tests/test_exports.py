@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from engine_fixtures import torch_threads
 from model_fixtures import tiny_open_clip  # noqa: F401  (fixture)
 from safetensors.numpy import load_file
 from sklearn.metrics import accuracy_score, f1_score
@@ -32,11 +33,9 @@ BLUR = ("gaussian_blur", 2, "pre")
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
     """One thread everywhere (same numerics in every run of this module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def cli(*args):
@@ -51,12 +50,8 @@ def run(tiny_customvit_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("exports")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ROBUSTPATH_CACHE_DIR", str(base / "cache"))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             result = cli("eval", tiny_customvit_dir, "--out", base / "out", *SWEEP, *TASKS, "--save-embeddings")
-        finally:
-            torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     return base / "out"
 
