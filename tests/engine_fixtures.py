@@ -46,3 +46,14 @@ def small_dataset():
 @pytest.fixture(scope="module")
 def customvit(tiny_customvit_dir):
     return load_encoder(f"customvit:{tiny_customvit_dir}")
+
+
+def cli(*args):
+    """The robustpath command line in-process; a traceback in its output fails the test."""
+    from typer.testing import CliRunner
+
+    from robustpath.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    return result

@@ -16,19 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from engine_fixtures import torch_threads
-from typer.testing import CliRunner
+from engine_fixtures import cli, torch_threads
 
 import robustpath
 from robustpath.cache import cache_info
-from robustpath.cli import app
 from robustpath.config import RunSpec
 from robustpath.errors import UsageError
 from robustpath.runner import run_evaluation
 from robustpath.report.files import write_run_outputs
 from robustpath.run_state import PARTIAL_DIR, inspect_run_folder
 
-runner = CliRunner()
 SELECTION = ["-c", "hue", "-c", "markup", "-c", "gaussian_blur", "-s", "1", "-s", "3", "--stage", "both",
              "-t", "retrieval", "--device", "cpu", "-b", "16", "--quiet"]
 # 6 distinct pipelines + clean on 120 test images, clean on 280 training images: 1120 items, 70 forward passes
@@ -41,12 +38,6 @@ def one_thread_and_own_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache-default"))
     with torch_threads(1):
         yield
-
-
-def cli(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def rows_without_run_id(path):

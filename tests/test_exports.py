@@ -13,17 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from engine_fixtures import torch_threads
+from engine_fixtures import cli, torch_threads
 from model_fixtures import tiny_open_clip  # noqa: F401  (fixture)
 from safetensors.numpy import load_file
 from sklearn.metrics import accuracy_score, f1_score
-from typer.testing import CliRunner
 
 import robustpath
-from robustpath.cli import app
 from robustpath.errors import DataError, UsageError
 
-runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"
 SWEEP = ["-c", "gaussian_blur", "-c", "hue", "-s", "2", "--device", "cpu", "-b", "16", "--quiet"]
 TASKS = ["-t", "linear_probe", "-t", "retrieval", "-t", "embedding_drift"]
@@ -36,12 +33,6 @@ def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     with torch_threads(1):
         yield
-
-
-def cli(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
