@@ -342,6 +342,28 @@ def models_command(
     stdout_console().print(table)
 
 
+@app.command("cache")
+@handle_errors
+def cache_command(
+    clear: Annotated[bool, typer.Option("--clear", help="Delete every cached embedding entry.")] = False,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option("--cache-dir", envvar="ROBUSTPATH_CACHE_DIR",
+                     help="The embedding cache folder (default ~/.cache/robustpath)."),
+    ] = None,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Show where the embedding cache is and how big it is; --clear empties it."""
+    from robustpath.cache import cache_info, clear_cache
+
+    info = clear_cache(cache_dir) if clear else cache_info(cache_dir)
+    if json_summary:
+        typer.echo(json.dumps({"path": str(info.path), "entries": info.entries, "bytes": info.bytes, "cleared": clear}))
+    else:
+        stdout_console().print(("Removed " if clear else "Embedding cache: ") + info.describe(), highlight=False)
+
+
 @app.command("train")
 @handle_errors
 def train_command(
