@@ -58,6 +58,11 @@ def default_cache_dir() -> Path:
     return base / "robustpath"
 
 
+def entry_path(root: Path, digest: str) -> Path:
+    """Where a store rooted at ``root`` keeps the entry whose key has ``digest`` (key_digest)."""
+    return Path(root) / ENTRIES_DIR / digest[:2] / f"{digest}{ENTRY_SUFFIX}"
+
+
 def resolve_cache_dir(path: str | Path | None = None) -> Path:
     return Path(path).expanduser() if path is not None else default_cache_dir()
 
@@ -90,8 +95,7 @@ class EmbeddingStore:
         return self.root / ENTRIES_DIR
 
     def path_for(self, key: dict) -> Path:
-        digest = key_digest(key)
-        return self.entries_dir / digest[:2] / f"{digest}{ENTRY_SUFFIX}"
+        return entry_path(self.root, key_digest(key))
 
     def get(self, key: dict, rows: int | None = None) -> np.ndarray | None:
         """The entry's array when present, readable and made for exactly this key (and row count)."""

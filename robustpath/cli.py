@@ -312,6 +312,8 @@ def _print_plan(plan, out_dir: Path) -> None:
     console.print(f"  variants  clean + {len(plan.variants)} corrupted: {', '.join(plan.variants)}", highlight=False)
     console.print(f"  tasks     {', '.join(plan.tasks)}", highlight=False)
     console.print(f"  forward passes  {plan.forward_passes}", highlight=False)
+    console.print(f"  embedded  {plan.embedded_summary()} variants already embedded (reused, not recomputed)",
+                  highlight=False)
     console.print(f"  exports   {', '.join(plan.exports)}", highlight=False)
     console.print(f"  output    {out_dir}", highlight=False)
 

@@ -72,6 +72,7 @@ class Embeddings:
     reused: dict[str, str] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    entry_digests: dict[str, list[str]] = field(default_factory=dict)  # variant key → its store entries (with keys)
 
 
 def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
@@ -507,6 +508,7 @@ def compute_embeddings(
     compile: bool = False,
     corrupt_training: bool = False,
     group=None,
+    on_plan=None,
 ) -> Embeddings:
     """Run the sweep and return clean and per-variant embeddings (see Embeddings).
 
@@ -517,6 +519,8 @@ def compute_embeddings(
     ``group`` (robustpath.distributed.Group, under torchrun): this process embeds its
     share of the forward passes; rank 0 (the only one to pass a store) returns the
     complete arrays, the other ranks' arrays are incomplete.
+    ``on_plan(entry_digests)``, with ``keys``, is called before any forward pass with
+    each variant key's store entries (robustpath.cache_index records them).
     """
     import torch
 
@@ -560,6 +564,9 @@ def compute_embeddings(
                 segments.append(segment)
                 position += len(chunk.indices)
 
+    entry_digests = _entry_digests([clean_pipeline, *pipelines], segments) if keys is not None else {}
+    if on_plan is not None and entry_digests:
+        on_plan(entry_digests)
     reused_entries = {}
     if store is not None and keys is not None:
         for segment in segments:
@@ -618,7 +625,18 @@ def compute_embeddings(
     return Embeddings(
         clean=clean, test_indices=test_indices, variants=variant_arrays, seconds=seconds,
         train_indices=train_indices, train_variants=train_arrays, reused=reused, stats=stats, notes=notes,
+        entry_digests=entry_digests,
     )
+
+
+def _entry_digests(pipelines: list[_Pipeline], segments: list[_Segment]) -> dict[str, list[str]]:
+    """Variant key → the key digests of the store entries its pipeline is made of."""
+    from robustpath.cache import key_digest
+
+    own: dict[int, list[str]] = {}
+    for segment in segments:
+        own.setdefault(id(segment.pipeline), []).append(key_digest(segment.key))
+    return {key: own.get(id(pipeline), []) for pipeline in pipelines for key in pipeline.keys}
 
 
 def _share_out(sweep: _Sweep, group) -> list[tuple[int, int]]:

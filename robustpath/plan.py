@@ -26,9 +26,18 @@ class RunPlan:
     tasks: tuple[str, ...]
     forward_passes: int
     exports: tuple[str, ...] = ()  # per-sample files written besides results.csv
+    embedded: dict = None  # store ("run folder", "cache") → variant keys (clean included) already embedded there
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks), "exports": list(self.exports)}
+        return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks), "exports": list(self.exports),
+                "embedded": {store: sorted(keys) for store, keys in (self.embedded or {}).items()}}
+
+    def embedded_summary(self) -> str:
+        """E.g. '12 of 33 (run folder 4, cache 12)': variants, clean included, whose embeddings exist."""
+        stores = self.embedded or {}
+        found = set().union(*stores.values()) if stores else set()
+        where = ", ".join(f"{store} {len(keys)}" for store, keys in stores.items())
+        return f"{len(found)} of {len(self.variants) + 1}" + (f" ({where})" if stores else " (no store: --no-cache)")
 
 
 def _has_text(source: str, argument: str) -> str:
@@ -61,7 +70,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
     preset = load_preset_or_fail(spec.preset)
     variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
-    resolve_device(spec.device)
+    device = resolve_device(spec.device)
     source, argument = resolve_model_spec(spec.model)
     text = _has_text(source.name, argument)
     dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=spec.on_bad_image)
@@ -70,10 +79,39 @@ def plan_run(spec: RunSpec) -> RunPlan:
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         load_prompts(spec.prompts, dataset.classes, spec.templates)
     test_images = len(dataset.indices("test"))
+    embedded = _embedded(spec, dataset, preset, variants, tasks, device)
     return RunPlan(
         model=spec.model, source=source.name, text_encoder=text, dataset=dataset.name,
         images=len(dataset), test_images=test_images, skipped_images=len(dataset.skipped),
         variants=tuple(v.key for v in variants), tasks=tuple(tasks),
         forward_passes=len(dataset) + test_images * len(variants),
+        embedded=embedded,
         exports=(PREDICTIONS_FILE, MISCLASSIFIED_FILE, *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
     )
+
+
+def _embedded(spec: RunSpec, dataset, preset, variants, tasks, device) -> dict[str, set[str]]:
+    """Variants already embedded in OUT/.partial and the shared cache (robustpath.cache_index)."""
+    from robustpath.cache import dataset_content_digest, resolve_cache_dir, sample_digests
+    from robustpath.cache_index import embedded_variants, run_lookup
+    from robustpath.engine import precision_name
+    from robustpath.run_state import PARTIAL_DIR
+    from robustpath.runner import ExecutionOptions
+    from robustpath.tasks import create_tasks
+
+    options = ExecutionOptions.from_spec(spec)
+    roots = {}
+    if spec.out is not None:
+        roots["run folder"] = Path(spec.out) / PARTIAL_DIR
+    if not options.no_cache:
+        roots["cache"] = resolve_cache_dir(options.cache_dir)
+    if not roots:
+        return {}
+    corrupt_training = any(
+        getattr(task, "needs_corrupted_training", False)
+        for name in tasks
+        for task in create_tasks(name, samples_per_class=spec.samples_per_class, repeats=spec.repeats, gallery=spec.gallery)
+    )
+    lookup = run_lookup(spec.model, dataset_content_digest(dataset, sample_digests(dataset)), spec.seed, device,
+                        precision_name(device, options.amp), options.compile, corrupt_training)
+    return embedded_variants(roots, lookup, preset, variants)

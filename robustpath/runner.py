@@ -233,7 +233,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
         batch_size=spec.batch_size, num_workers=spec.num_workers, progress=progress,
         store=store, keys=keys, amp=options.amp, compile=options.compile, corrupt_training=corrupt_training,
-        group=group,
+        group=group, on_plan=_index_recorder(stores, spec, content_sha256, device, options, corrupt_training, preset,
+                                             variants) if stores else None,
     )
     timings["embed"] = time.perf_counter() - clock
     if not main:
@@ -334,6 +335,20 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     if group is not None:
         record["distributed"] = group.describe()
     return RunResult(table=table, record=record, outcomes=outcomes, exports=exports, gallery=gallery)
+
+
+def _index_recorder(stores, spec, content_sha256, device, options, corrupt_training, preset, variants):
+    """on_plan for compute_embeddings: index the run's entries in its stores, so that
+    ``eval --dry-run`` can count what is embedded (robustpath.cache_index), even mid-run."""
+    from robustpath.cache_index import record_run, run_lookup
+    from robustpath.engine import precision_name
+
+    def record(entry_digests: dict[str, list[str]]) -> None:
+        lookup = run_lookup(spec.model, content_sha256, spec.seed, device, precision_name(device, options.amp),
+                            options.compile, corrupt_training)
+        record_run([store.root for store in stores], lookup, preset, variants, entry_digests)
+
+    return record
 
 
 def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, device, options: ExecutionOptions):

@@ -28,3 +28,48 @@ def test_cache_size_and_clear(tiny_customvit_dir, tmp_path, monkeypatch):
     cleared = cli("cache", "--clear")
     assert cleared.exit_code == 0 and cleared.stdout.startswith("Removed")
     assert _files(cache) == [] and json.loads(cli("cache", "--json").stdout)["entries"] == 0
+
+
+def _dry_run(*args):
+    result = cli("eval", *args, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    return {store: set(keys) for store, keys in json.loads(result.stdout)["embedded"].items()}
+
+
+def test_dry_run_counts_what_the_next_run_reuses(tiny_customvit_dir, tmp_path, monkeypatch):
+    """The dry run's count, made without loading the model, against what the real run then reuses."""
+    monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache"))
+    common = [tiny_customvit_dir, "-s", "1", "-t", "retrieval", "--device", "cpu"]
+    assert _dry_run(*common, "-c", "hue", "--out", tmp_path / "a") == {"run folder": set(), "cache": set()}
+    with torch_threads(1):
+        assert cli("eval", *common, "-c", "hue", "--out", tmp_path / "a", "--quiet").exit_code == 0
+        predicted = _dry_run(*common, "-c", "hue", "-c", "contrast", "--out", tmp_path / "b")
+        assert cli("eval", *common, "-c", "hue", "-c", "contrast", "--out", tmp_path / "b", "--quiet").exit_code == 0
+    reused = json.loads((tmp_path / "b" / "run.json").read_text())["embedding"]["reused_variants"]
+    assert predicted["cache"] == set(reused) and len(reused) == 2  # clean and hue, not contrast
+    assert predicted["run folder"] == set()
+    assert _dry_run(*common, "-c", "hue", "--out", tmp_path / "c", "--seed", "1")["cache"] == set()  # another seed
+
+
+def test_dry_run_counts_finished_variants_of_an_interrupted_run(tiny_customvit_dir, tmp_path, monkeypatch):
+    from robustpath import engine
+
+    forward, calls = engine._Forward.__call__, [0]
+
+    def interrupted_forward(self, x):
+        calls[0] += 1
+        if calls[0] == 20:  # -b 16: test clean (120 images), hue (120) done, contrast part-way
+            raise KeyboardInterrupt
+        return forward(self, x)
+
+    args = [tiny_customvit_dir, "-c", "hue", "-c", "contrast", "-s", "1", "-t", "retrieval", "--device", "cpu", "-b",
+            "16", "--out", tmp_path / "out", "--no-cache"]
+    monkeypatch.setattr(engine._Forward, "__call__", interrupted_forward)
+    with torch_threads(1):
+        assert cli("eval", *args, "--quiet").exit_code == 130
+    monkeypatch.setattr(engine._Forward, "__call__", forward)
+    predicted = _dry_run(*args)["run folder"]
+    with torch_threads(1):
+        assert cli("eval", *args, "--quiet").exit_code == 0
+    reused = json.loads((tmp_path / "out" / "run.json").read_text())["embedding"]["reused_variants"]
+    assert predicted == set(reused) == {"hue/1/pre"}  # clean still lacks its training images
