@@ -3,11 +3,12 @@
 Store entries (robustpath.cache) are keyed by facts that only a loaded model gives (its
 weights digest and preprocessing), so ``eval --dry-run`` cannot rebuild their keys.
 Every run therefore also writes, in each store it uses (``OUT/.partial`` and the shared
-cache), an index file under ``index/``.  The file is named by a *lookup handle*: the model
-spec with the size and modification time of its local files, the dataset content digest,
-seed, device type, precision, compile switch, gallery mode and package versions.  It
-lists, per variant, the preset value the variant was made with and the digests of its
-entries.  A dry run rebuilds the handle and counts the variants whose entries all still
+cache), an index under ``index/<handle>/``.  The *lookup handle* digests the model spec
+with the size and modification time of its local files and the pooling, the dataset
+content digest, seed, device type, precision, compile switch, gallery mode and package
+versions; one small file per variant (so concurrent runs never overwrite each other's)
+holds the preset value the variant was made with and the digests of its entries.  Hub
+models have no local files: a new revision on the hub is not noticed by the index.  A dry run rebuilds the handle and counts the variants whose entries all still
 exist.  The handle only finds the index: entries stay keyed by content, so a run never
 reuses an entry that does not match it exactly, whatever the index says.
 """
@@ -59,17 +60,20 @@ def variant_value(preset, variant) -> list:
     return [entry.operation, dict(value) if isinstance(value, Mapping) else value]
 
 
+def _variant_file(root: Path, digest: str, variant_key: str) -> Path:
+    name = hashlib.sha256(variant_key.encode("utf-8")).hexdigest()[:32]
+    return Path(root) / INDEX_DIR / digest / f"{name}.json"
+
+
 def write_index(root: Path, digest: str, variants: dict[str, dict]) -> None:
-    """Merge ``variants`` (key → {"value": ..., "entries": [entry digests]}) into ``root``'s index."""
+    """Record ``variants`` (key → {"value": ..., "entries": [entry digests]}) in ``root``'s index."""
     from robustpath.atomic import write_json_atomic
 
-    path = Path(root) / INDEX_DIR / f"{digest}.json"
-    known = _read(path)
-    known.update(variants)
-    try:
-        write_json_atomic(path, known)
-    except Exception:  # an index is a convenience for dry runs; a run never fails for it
-        pass
+    for key, record in variants.items():
+        try:
+            write_json_atomic(_variant_file(root, digest, key), {"variant": key, **record})
+        except Exception:  # an index is a convenience for dry runs; a run never fails for it
+            return
 
 
 def count_embedded(root: Path, digest: str, planned: dict[str, list], entry_path) -> set[str]:
@@ -77,11 +81,11 @@ def count_embedded(root: Path, digest: str, planned: dict[str, list], entry_path
 
     ``planned``: variant key → variant_value(); ``entry_path(root, entry digest)`` → Path.
     """
-    known = _read(Path(root) / INDEX_DIR / f"{digest}.json")
     found = set()
     for key, value in planned.items():
-        record = known.get(key)
-        if (record and record.get("value") == json.loads(json.dumps(value, default=str)) and record.get("entries")
+        record = _read(_variant_file(root, digest, key))
+        same_value = record.get("value") == json.loads(json.dumps(value, default=str))
+        if (record.get("variant") == key and same_value and record.get("entries")
                 and all(entry_path(Path(root), entry).is_file() for entry in record["entries"])):
             found.add(key)
     return found
@@ -95,13 +99,13 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def run_lookup(model_spec: str, content_sha256: str, seed: int, device, precision: str, compiled: bool,
-               corrupt_training: bool) -> str:
-    """The lookup handle's digest for one run (the same in ``eval`` and ``eval --dry-run``)."""
+def run_lookup(spec, content_sha256: str, device, precision: str, compiled: bool, corrupt_training: bool) -> str:
+    """The lookup handle's digest for one run of ``spec`` (the same in ``eval`` and ``eval --dry-run``)."""
     from robustpath.cache import embedding_versions
 
     return lookup_digest(
-        model=model_handle(model_spec), dataset=content_sha256, seed=int(seed), device=device.type,
+        model=model_handle(spec.model), pooling=spec.pooling, dataset=content_sha256, seed=int(spec.seed),
+        device=device.type,
         precision=precision, compiled=bool(compiled), corrupt_training=bool(corrupt_training),
         versions=embedding_versions(),
     )

@@ -112,6 +112,6 @@ def _embedded(spec: RunSpec, dataset, preset, variants, tasks, device) -> dict[s
         for name in tasks
         for task in create_tasks(name, samples_per_class=spec.samples_per_class, repeats=spec.repeats, gallery=spec.gallery)
     )
-    lookup = run_lookup(spec.model, dataset_content_digest(dataset, sample_digests(dataset)), spec.seed, device,
+    lookup = run_lookup(spec, dataset_content_digest(dataset, sample_digests(dataset)), device,
                         precision_name(device, options.amp), options.compile, corrupt_training)
     return embedded_variants(roots, lookup, preset, variants)

@@ -4,7 +4,9 @@
 corruption, columns clean + severities; each cell shows the chosen test images side by
 side (one per class while classes last, up to ``GALLERY_IMAGES``).  Every corruption
 is applied at native size before the model's resize (stage "pre"), with the run's seed
-and per-sample generators, so the cells are the exact images the pre-stage sweep used.
+and per-sample generators, so the cells are the exact images the pre-stage sweep used
+(larger images are then shrunk to ``DISPLAY_SIDE`` for display, so the gallery's memory
+and drawing time do not grow with the native size).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from robustpath.variants import Variant
 
 GALLERY_IMAGES = 3
+DISPLAY_SIDE = 256  # cells are shown at most this many pixels wide or high (corrupted at native size first)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,21 @@ def gap_pixels(height: int) -> int:
     return max(1, round(height / 20))
 
 
+def for_display(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """An (H, W, 3) uint8 image shrunk (antialiased) to fit ``side`` × ``side``; unchanged if it fits."""
+    height, width = image.shape[:2]
+    if max(height, width) <= side:
+        return image
+    from PIL import Image
+
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
 def strip(images: Sequence[np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 images side by side, separated by white columns (``gap_pixels``)."""
+    """(H, W, 3) uint8 images side by side (each ``for_display``), separated by white columns."""
+    images = [for_display(image) for image in images]
     height = images[0].shape[0]
     gap = np.full((height, gap_pixels(height), 3), 255, dtype=np.uint8)
     parts = [part for image in images for part in (gap, image)][1:]

@@ -31,8 +31,11 @@ from robustpath.errors import RobustPathError, UsageError
 
 PARTIAL_DIR = ".partial"
 RECORD_FILE = "run.json"
-REPLACED_FILES = ("results.csv", "report.md", RECORD_FILE, "predictions.csv", "misclassified.csv")
-REPLACED_FOLDERS = ("embeddings",)
+# What a new run (or --overwrite) removes from OUT first, so that no output of an earlier
+# run survives beside the new one (robustpath.report.writer and robustpath.exports write these).
+REPLACED_FILES = ("results.csv", "report.md", "report.json", RECORD_FILE, "predictions.csv", "misclassified.csv",
+                  "outcomes.npz", "robustness_*.csv", "*.parquet")
+REPLACED_FOLDERS = ("embeddings", "plots")
 # Spec fields that cannot change results: a run may resume with other values.
 RESUME_IGNORED_FIELDS = frozenset({
     "out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "save_embeddings", "embeddings_dtype",
@@ -83,8 +86,9 @@ class RunFolder:
 
         ensure_writable_dir(self.path)
         if self.action != "resume":
-            for name in REPLACED_FILES:
-                (self.path / name).unlink(missing_ok=True)
+            for pattern in REPLACED_FILES:
+                for path in self.path.glob(pattern):
+                    path.unlink(missing_ok=True)
             for name in REPLACED_FOLDERS:
                 shutil.rmtree(self.path / name, ignore_errors=True)
             shutil.rmtree(self.partial_dir, ignore_errors=True)

@@ -74,24 +74,30 @@ def load_preset_or_fail(name_or_path: str):
 # preset values, the device type that "auto" became).
 _RUN_ID_IGNORED_FIELDS = frozenset(
     {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
-     "model", "data", "prompts", "preset", "device"}
+     "save_embeddings", "embeddings_dtype", "model", "data", "prompts", "preset", "device"}
 )
 
 
 def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prompts: dict | None,
-                device: str, precision: str) -> str:
+                device: str, precision: str, versions: dict | None = None) -> str:
     """A content digest of what a run measures: the same inputs and seed give the same id.
 
     ``model``: its identity (weights digest, architecture, preprocessing); ``dataset``:
     name and content digest; ``preset``: name and the planned variants' values; device
-    type and precision.  No time and no path: two runs of one command into other --out
-    folders write byte-identical results.csv files on CPU, and the output folder, batch
-    size, workers, cache and compile/deterministic switches do not change the id.
+    type and precision; the versions of the packages that make embeddings (``versions``,
+    default: the installed ones).  No time and no path: two runs of one command into
+    other --out folders write byte-identical results.csv files on CPU, and the output
+    folder, batch size, workers, cache, exports and compile/deterministic switches do not
+    change the id.
     """
+    if versions is None:
+        from robustpath.cache import embedding_versions
+
+        versions = embedding_versions()
     identity = {
         "spec": {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS},
         "model": model, "dataset": dataset, "preset": preset, "prompts": prompts,
-        "device": device, "precision": precision,
+        "device": device, "precision": precision, "versions": versions,
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:16]
@@ -114,7 +120,8 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
 
         with deterministic_mode(spec.seed) as settings:
             result = _run_evaluation(spec, progress or SilentProgress())
-        result.record["deterministic_settings"] = settings
+        if result is not None:  # None on ranks other than 0 under torchrun
+            result.record["deterministic_settings"] = settings
         return result
     except KeyboardInterrupt:
         raise RunInterrupted(spec.out) from None
@@ -344,8 +351,8 @@ def _index_recorder(stores, spec, content_sha256, device, options, corrupt_train
     from robustpath.engine import precision_name
 
     def record(entry_digests: dict[str, list[str]]) -> None:
-        lookup = run_lookup(spec.model, content_sha256, spec.seed, device, precision_name(device, options.amp),
-                            options.compile, corrupt_training)
+        lookup = run_lookup(spec, content_sha256, device, precision_name(device, options.amp), options.compile,
+                            corrupt_training)
         record_run([store.root for store in stores], lookup, preset, variants, entry_digests)
 
     return record

@@ -2,6 +2,9 @@
 import json
 
 from engine_fixtures import cli, torch_threads
+from model_fixtures import tiny_hf_dinov2  # noqa: F401  (fixture)
+
+from robustpath.variants import CLEAN_VARIANT
 
 
 def _files(cache):
@@ -73,3 +76,13 @@ def test_dry_run_counts_finished_variants_of_an_interrupted_run(tiny_customvit_d
         assert cli("eval", *args, "--quiet").exit_code == 0
     reused = json.loads((tmp_path / "out" / "run.json").read_text())["embedding"]["reused_variants"]
     assert predicted == set(reused) == {"hue/1/pre"}  # clean still lacks its training images
+
+
+def test_dry_run_keeps_pooling_apart(tiny_hf_dinov2, tmp_path, monkeypatch):
+    """The pooling changes the embeddings, so embeddings made with another pooling do not count."""
+    monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache"))
+    common = [tiny_hf_dinov2.spec, "-c", "hue", "-s", "1", "-t", "retrieval", "--device", "cpu"]
+    with torch_threads(1):
+        assert cli("eval", *common, "--pooling", "cls", "--out", tmp_path / "cls", "--quiet").exit_code == 0
+    assert _dry_run(*common, "--pooling", "cls", "--out", tmp_path / "again")["cache"] == {CLEAN_VARIANT.key, "hue/1/pre"}
+    assert _dry_run(*common, "--pooling", "mean", "--out", tmp_path / "mean")["cache"] == set()

@@ -310,3 +310,12 @@ def test_torchrun_with_two_gloo_processes_equals_one_process(tiny_customvit_dir,
     assert "distributed" not in single_record
     for fact in ("forward_passes", "images_forwarded", "images_planned"):
         assert record["embedding"][fact] == single_record["embedding"][fact]
+
+
+def test_deterministic_run_on_another_rank_returns_none(monkeypatch):
+    """Ranks other than 0 get None from the evaluation, with --deterministic too."""
+    from robustpath import runner
+    from robustpath.config import RunSpec
+
+    monkeypatch.setattr(runner, "_run_evaluation", lambda spec, progress: None)
+    assert runner.run_evaluation(RunSpec(model="customvit-demo", data="demo-ihc", deterministic=True)) is None

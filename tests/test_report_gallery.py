@@ -94,3 +94,38 @@ def test_merged_report_shows_the_first_runs_gallery(run_dir, tiny_customvit_dir,
     result = runner.invoke(app, ["report", str(run_dir), str(other), "--out", str(bare), "--no-plots"])
     assert result.exit_code == 0, result.output
     assert "Corruption gallery" not in (bare / "report.md").read_text() and not (bare / "plots").exists()
+
+
+def test_merged_gallery_caption_names_the_run_it_shows(run_dir, tiny_customvit_dir, tmp_path):
+    """A csv-only run listed first has no gallery: picture and caption both come from run_dir."""
+    csv_only = evaluate(tiny_customvit_dir, tmp_path / "csv", "-c", "hue", "-s", "1", "--seed", "1", "--format", "csv")
+    assert "gallery" not in json.loads((csv_only / "run.json").read_text())
+    merged = tmp_path / "merged"
+    result = runner.invoke(app, ["report", str(csv_only), str(run_dir), "--out", str(merged)])
+    assert result.exit_code == 0, result.output
+    assert (merged / "plots" / "corruption_gallery.png").read_bytes() == (
+        run_dir / "plots" / "corruption_gallery.png").read_bytes()
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert f"of run `{run_id}`" in (merged / "report.md").read_text()
+
+
+def test_overwrite_removes_the_earlier_runs_plots_and_report(tiny_customvit_dir, tmp_path):
+    first = evaluate(tiny_customvit_dir, tmp_path / "run", "-c", "hue", "-s", "1")
+    assert (first / "plots" / "corruption_gallery.png").is_file() and (first / "report.md").is_file()
+    again = evaluate(tiny_customvit_dir, first, "-c", "contrast", "-s", "1", "--format", "json", "--overwrite")
+    assert not (again / "plots").exists() and not (again / "report.md").exists() and (again / "report.json").exists()
+
+
+def test_large_images_are_corrupted_at_native_size_and_shrunk_for_display():
+    from robustpath.data.dataset import ArrayReader, Dataset
+
+    images = (np.random.default_rng(0).random((4, 600, 500, 3)) * 255).astype(np.uint8)
+    dataset = Dataset(name="big", classes=("a", "b"), sample_ids=("0", "1", "2", "3"), labels=np.array([0, 1, 0, 1]),
+                      splits=np.array(["test"] * 4), paths=(None,) * 4, native_size=(600, 500),
+                      reader=ArrayReader(images))
+    gallery = build_run_gallery(dataset, corruptions.load_preset("pathology"), [Variant("hue", 2, "pre")], seed=0)
+    clean_strip = gallery.rows["hue"][0]
+    assert clean_strip.shape[0] == 256  # 600 px shown at 256 px
+    first = images[int(gallery.sample_ids[0])]
+    expected = np.asarray(Image.fromarray(first).resize((213, 256), Image.LANCZOS))  # PIL's own shrink
+    np.testing.assert_array_equal(clean_strip[:, :213], expected)

@@ -73,9 +73,12 @@ def test_the_run_id_ignores_how_a_run_executes_but_not_what_it_measures(tmp_path
     spec = RunSpec(model="customvit:/one/place", data="/data/x", out=tmp_path / "a")
     same = dataclasses.replace(spec, model="customvit:/other/place", data="/moved/x", out=tmp_path / "b",
                                batch_size=3, num_workers=2, no_cache=True, compile=True, deterministic=True,
+                               save_embeddings=True, embeddings_dtype="float16",  # exports: results unchanged
                                device="cpu")  # the resolved device type is what counts
     assert make_run_id(spec, **facts) == make_run_id(same, **facts)
     assert make_run_id(dataclasses.replace(spec, seed=1), **facts) != make_run_id(spec, **facts)
+    newer = {"robustpath": "9.9"}
+    assert make_run_id(spec, **facts, versions=newer) != make_run_id(spec, **facts)  # another version, another run
     assert make_run_id(dataclasses.replace(spec, test_fraction=0.5), **facts) != make_run_id(spec, **facts)
     for key, value in {"model": {"weights_sha256": "c"}, "dataset": {"name": "d", "content_sha256": "c"},
                        "precision": "bf16", "device": "cuda"}.items():

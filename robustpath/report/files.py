@@ -41,6 +41,10 @@ def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[
         from robustpath.exports import write_exports
 
         paths.update(write_exports(result.exports, result.outcomes, out_dir))
+    from robustpath.report.plots import GALLERY_FILE, PLOTS_DIR
+
+    if not (out_dir / PLOTS_DIR / GALLERY_FILE).is_file():  # run.json names the gallery images only when drawn,
+        result.record.pop("gallery", None)  # so a merged report's caption and picture come from the same run
     paths["record"] = write_json_atomic(out_dir / RECORD_FILE, result.record)
     if result.record.get("completed", True):
         finish_run_folder(out_dir)
