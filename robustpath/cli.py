@@ -15,7 +15,17 @@ import typer
 
 from robustpath import __version__
 from robustpath.cli_report import FormatOption, register as register_report
-from robustpath.cli_support import OneLineErrorGroup, RichProgress, handle_errors, stderr_console, stdout_console
+from robustpath.cli_support import (
+    CorruptionOption,
+    DebugOption,
+    OneLineErrorGroup,
+    PresetOption,
+    RichProgress,
+    SeverityOption,
+    handle_errors,
+    stderr_console,
+    stdout_console,
+)
 from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
 from robustpath.distributed import is_main_process
 
@@ -73,7 +83,6 @@ DeviceOption = Annotated[
 SeedOption = Annotated[
     int, typer.Option("--seed", min=0, help="Seeds the split of your data, markup strokes, bootstrap and training.")
 ]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
 
 def _version_callback(value: bool) -> None:
@@ -143,12 +152,8 @@ def eval_command(
         bool, typer.Option("--trust-remote-code", help="Let hf: models run code from their repository (off by default).")
     ] = False,
     data: DataOption = DEFAULT_DATA,
-    corruption: Annotated[
-        Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption to apply (repeatable); default: all in the preset.")
-    ] = None,
-    severity: Annotated[
-        Optional[list[int]], typer.Option("--severity", "-s", help="Severity level (repeatable); default: all.")
-    ] = None,
+    corruption: CorruptionOption = None,
+    severity: SeverityOption = None,
     task: Annotated[
         Optional[list[str]],
         typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift (repeatable); default: all that the model supports."),
@@ -173,9 +178,7 @@ def eval_command(
         Stage, typer.Option("--stage", help="pre: corrupt at native size before the model's resize; post: after it; "
                             "both; default: pre for all, plus post for gaussian_blur.")
     ] = Stage.default,
-    preset: Annotated[
-        str, typer.Option("--preset", envvar="ROBUSTPATH_PRESET", help="Corruption preset name or TOML file.")
-    ] = DEFAULT_PRESET,
+    preset: PresetOption = DEFAULT_PRESET,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
     ] = None,

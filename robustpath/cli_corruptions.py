@@ -12,7 +12,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from robustpath.cli_support import RichProgress, handle_errors, stderr_console, stdout_console
+from robustpath.cli_support import (
+    CorruptionOption,
+    DebugOption,
+    PresetOption,
+    RichProgress,
+    SeverityOption,
+    handle_errors,
+    stderr_console,
+    stdout_console,
+)
 from robustpath.config import DEFAULT_PRESET
 
 
@@ -22,12 +31,6 @@ class CorruptStage(str, Enum):
     both = "both"
 
 
-PresetOption = Annotated[
-    str,
-    typer.Option("--preset", envvar="ROBUSTPATH_PRESET", help="Corruption preset: a built-in name (pathology, small-patch, "
-                 "imagenet-c, imagecorruptions) or a TOML file."),
-]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
 
 def corruptions_command(
@@ -87,12 +90,8 @@ def corrupt_command(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     preset: PresetOption = DEFAULT_PRESET,
-    corruption: Annotated[
-        Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption (repeatable); default: all in the preset.")
-    ] = None,
-    severity: Annotated[
-        Optional[list[int]], typer.Option("--severity", "-s", help="Severity level (repeatable); default: all.")
-    ] = None,
+    corruption: CorruptionOption = None,
+    severity: SeverityOption = None,
     stage: Annotated[
         CorruptStage, typer.Option("--stage", help="pre: corrupt at native size (then resize to --size if given); "
                                    "post: resize to --size first, then corrupt; both.")

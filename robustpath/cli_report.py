@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from robustpath.cli_support import handle_errors, stderr_console, stdout_console
+from robustpath.cli_support import DebugOption, handle_errors, stderr_console, stdout_console
 
 
 class OutputFormat(str, Enum):
@@ -43,7 +43,7 @@ def report_command(
     no_plots: Annotated[
         bool, typer.Option("--no-plots", help="Skip the PNG plots (and the first run's corruption gallery) in report.md.")
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
 

@@ -3,12 +3,26 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from typing import Annotated, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from robustpath.errors import RobustPathError
+
+# Options shared by several commands (one declaration, one help text).
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+PresetOption = Annotated[
+    str,
+    typer.Option("--preset", envvar="ROBUSTPATH_PRESET", help="Corruption preset: a built-in name (pathology, small-patch, "
+                 "imagenet-c, imagecorruptions) or a TOML file."),
+]
+CorruptionOption = Annotated[
+    Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption to apply (repeatable); default: all in the preset.")
+]
+SeverityOption = Annotated[
+    Optional[list[int]], typer.Option("--severity", "-s", help="Severity level (repeatable); default: all.")
+]
 
 DEBUG_ENV = "ROBUSTPATH_DEBUG"
 
