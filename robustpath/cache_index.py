@@ -51,13 +51,11 @@ def lookup_digest(**facts) -> str:
 
 def variant_value(preset, variant) -> list:
     """What a variant's embeddings depend on in the preset: [operation, value] (["none"] when clean)."""
-    from collections.abc import Mapping
+    from robustpath.variants import variant_parameter
 
     if variant.is_clean:
         return ["none"]
-    entry = preset.corruptions[variant.corruption]
-    value = entry.values[variant.severity - 1]
-    return [entry.operation, dict(value) if isinstance(value, Mapping) else value]
+    return [preset.corruptions[variant.corruption].operation, variant_parameter(preset, variant)]
 
 
 def _variant_file(root: Path, digest: str, variant_key: str) -> Path:

@@ -72,7 +72,6 @@ class Embeddings:
     reused: dict[str, str] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    entry_digests: dict[str, list[str]] = field(default_factory=dict)  # variant key → its store entries (with keys)
 
 
 def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
@@ -564,9 +563,8 @@ def compute_embeddings(
                 segments.append(segment)
                 position += len(chunk.indices)
 
-    entry_digests = _entry_digests([clean_pipeline, *pipelines], segments) if keys is not None else {}
-    if on_plan is not None and entry_digests:
-        on_plan(entry_digests)
+    if on_plan is not None and keys is not None:
+        on_plan(_entry_digests([clean_pipeline, *pipelines], segments))
     reused_entries = {}
     if store is not None and keys is not None:
         for segment in segments:
@@ -625,7 +623,6 @@ def compute_embeddings(
     return Embeddings(
         clean=clean, test_indices=test_indices, variants=variant_arrays, seconds=seconds,
         train_indices=train_indices, train_variants=train_arrays, reused=reused, stats=stats, notes=notes,
-        entry_digests=entry_digests,
     )
 
 

@@ -143,7 +143,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     from robustpath.run_state import inspect_run_folder
     from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
     from robustpath.tasks.zeroshot import class_text_embeddings
-    from robustpath.variants import CLEAN_VARIANT, plan_variants
+    from robustpath.variants import CLEAN_VARIANT, plan_variants, variant_parameter
     from robustpath.versions import package_versions
 
     options = ExecutionOptions.from_spec(spec)
@@ -208,7 +208,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         spec, model={"name": encoder.name, **model_identity(model_facts)},
         dataset={"name": dataset.name, "content_sha256": content_sha256},
         preset={"name": preset.name, "variants": [
-            [v.key, preset.corruptions[v.corruption].operation, _parameter(preset, v)] for v in variants]},
+            [v.key, preset.corruptions[v.corruption].operation, variant_parameter(preset, v)] for v in variants]},
         prompts=prompts.as_dict() if prompts is not None else None,
         device=device.type, precision=precision_name(device, options.amp),
     )
@@ -315,7 +315,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
             "variants": [
                 {
                     "corruption": v.corruption, "severity": v.severity, "stage": v.stage,
-                    "parameter": _parameter(preset, v), "unit": preset.corruptions[v.corruption].unit,
+                    "parameter": variant_parameter(preset, v), "unit": preset.corruptions[v.corruption].unit,
                     "native_equivalent": _native_equivalent(preset, v, dataset.native_size, encoder.preprocessing),
                 }
                 for v in variants
@@ -409,14 +409,6 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
         "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
     }
     return [notes[name] for name in tasks if name in notes]
-
-
-def _parameter(preset, variant) -> object:
-    """The preset value of a variant, JSON-ready (table values as plain dicts)."""
-    from collections.abc import Mapping
-
-    value = preset.corruptions[variant.corruption].values[variant.severity - 1]
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _native_equivalent(preset, variant, native_size, preprocessing) -> dict | None:

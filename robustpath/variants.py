@@ -64,3 +64,11 @@ def plan_variants(preset, corruptions: tuple[str, ...], severities: tuple[int, .
         for stage_name in _stages_for(name, stage):
             variants.extend(Variant(name, severity, stage_name) for severity in sorted(set(levels)))
     return variants
+
+
+def variant_parameter(preset, variant: Variant) -> object:
+    """The preset value of a corrupted variant, JSON-ready (table values as plain dicts)."""
+    from collections.abc import Mapping
+
+    value = preset.corruptions[variant.corruption].values[variant.severity - 1]
+    return dict(value) if isinstance(value, Mapping) else value
