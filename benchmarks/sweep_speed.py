@@ -244,8 +244,8 @@ def main() -> None:
     for name in names:
         workload = chosen[name]
         print(f"\n== {name}: {workload.description}")
-        # warm-up: imports, first-call costs (not timed)
-        run_e2e(workload, args.batch_size, device, scratch, corruptions=("hue",), severities=(1,))
+        # warm-up: imports, first-call costs, every kind of plot (not timed)
+        run_e2e(workload, args.batch_size, device, scratch, corruptions=("hue", "gaussian_blur"), severities=(1, 2))
         e2e, actual, nominal, refs, records = [], [], [], {m: [] for m in modes}, []
         for repeat in range(args.repeats):
             wall, cpu, record = run_e2e(workload, args.batch_size, device, scratch)

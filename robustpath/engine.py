@@ -5,8 +5,10 @@ the chunking depends only on the split and the image size).  Every sample gets t
 clean pipeline; test samples (all samples with ``corrupt_training``) also get one
 pipeline per variant.  Variants whose pipelines coincide (``pre`` and ``post`` when
 the model's resize is a no-op) are computed once.  The work is one stream of
-(chunk, pipeline, sample) items in a fixed order — chunk by chunk, pipeline by
-pipeline — cut into forward passes of ``batch_size`` images, so the tail of one
+(chunk, pipeline, sample) items in a fixed order — training chunks, then test chunks;
+chunk by chunk, pipeline by pipeline, clean first — cut into forward passes of
+``batch_size`` images, so the clean embeddings are complete early (tasks are fitted
+and each variant scored while the sweep goes on: ``on_ready``), and the tail of one
 variant shares a forward pass with the head of the next instead of running a small
 batch.  The images in every forward pass are a function of the plan and the batch
 size only, so a resumed run recomputes exactly the forward passes of an
@@ -14,16 +16,17 @@ uninterrupted one.
 
 Per forward pass, each piece (chunk, pipeline, rows) is prepared on the device from
 the chunk's images — uint8 → float in [0, 1] → corruption at native size → resize →
-corruption at model size → normalise — straight into one reused input buffer, and
-the buffer goes through the encoder once (torch.inference_mode; autocast bf16/fp16
+corruption at model size → normalise — straight into a reused input buffer, one pass
+ahead in a background thread (robustpath.prefetch; two buffers), and the buffer goes
+through the encoder once (torch.inference_mode; autocast bf16/fp16
 on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compile).
 Random corruptions draw from per-sample generators re-seeded from a reused pool.
 
 Chunks are decoded once by a DataLoader (``num_workers`` processes; pinned memory on
 CUDA) and copied to the device once (non-blocking).  Every (chunk, pipeline) whose
 last row is embedded is written to the store at once; entries already in a store are
-read instead of computed.  CUDA out-of-memory halves the batch size and retries the
-forward pass, with a notice; nothing finished is lost.
+read instead of computed.  CUDA out-of-memory (in the forward pass or while preparing
+it) halves the batch size and retries the pass, with a notice; nothing finished is lost.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import numpy as np
 
 from robustpath.distributed import settled
 from robustpath.errors import RobustPathError
+from robustpath.prefetch import Prefetch, Prepared
 from robustpath.progress import ProgressReporter, SilentProgress, notify
 from robustpath.variants import CLEAN_VARIANT, Variant
 
@@ -331,9 +335,32 @@ class _Forward:
                 return self.function(x).float()
 
 
+class _Completion:
+    """Calls ``on_ready(keys)`` once every segment of a pipeline is done."""
+
+    def __init__(self, segments: list[_Segment], on_ready) -> None:
+        self.on_ready = on_ready
+        self.pipelines = {id(s.pipeline): s.pipeline for s in segments}
+        self.left = {number: 0 for number in self.pipelines}
+        for segment in segments:
+            self.left[id(segment.pipeline)] += not segment.done
+
+    def announce_finished(self) -> None:
+        """Announce the pipelines that need no forward pass (all read from a store)."""
+        for number, left in self.left.items():
+            if left == 0:
+                self.on_ready(list(self.pipelines[number].keys))
+
+    def segment_done(self, segment: _Segment) -> None:
+        number = id(segment.pipeline)
+        self.left[number] -= 1
+        if self.left[number] == 0:
+            self.on_ready(list(self.pipelines[number].keys))
+
+
 class _Sweep:
     def __init__(self, *, encoder, dataset, pipelines, segments, device, batch_size, num_workers, seed, store,
-                 forward: _Forward, progress) -> None:
+                 forward: _Forward, progress, completion: "_Completion | None" = None) -> None:
         import torch
 
         self.dataset = dataset
@@ -346,14 +373,18 @@ class _Sweep:
         self.store = store
         self.forward = forward
         self.progress = progress
+        self.completion = completion
         self.prep = encoder.preprocessing
         self.dim = int(encoder.embed_dim)
         self.preparer = _Preparer(self.prep, dataset.native_size, device, seed, dataset.sample_ids, batch_size)
         height, width = self.prep.input_size
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.buffer = torch.empty((batch_size, 3, height, width), dtype=torch.float32, device=device).contiguous(
-            memory_format=memory_format
-        )
+        self.buffers = [  # one being prepared while another goes through the encoder
+            torch.empty((batch_size, 3, height, width), dtype=torch.float32, device=device).contiguous(
+                memory_format=memory_format
+            )
+            for _ in range(Prefetch.DEPTH)
+        ]
         self.host = [
             torch.empty((batch_size, encoder.embed_dim), dtype=torch.float32, pin_memory=True)
             for _ in range(2)
@@ -383,8 +414,7 @@ class _Sweep:
 
     def passes(self) -> list[tuple[int, int]]:
         """(first item, end) of the forward passes in this process's items that compute something."""
-        spans = [(begin, min(begin + self.capacity, self.end)) for begin in range(self.begin, self.end, self.capacity)]
-        return [(begin, end) for begin, end in spans if not all(s.done for s, _, _ in self.pieces(begin, end))]
+        return [(begin, end) for begin, end, _, compute in self._spans(self.begin) if compute]
 
     def limit(self, begin: int, end: int) -> None:
         """Embed only the items begin..end-1 and keep their rows (see ``outbox``)."""
@@ -398,21 +428,25 @@ class _Sweep:
         self.images = _ChunkImages(self.dataset, needed, self.capacity, self.num_workers, self.device)
         position = self.begin
         while position < self.end:
-            end = min(position + self.capacity, self.end)
-            pieces = self.pieces(position, end)
-            if all(segment.done for segment, _, _ in pieces):
-                self.progress.advance("embed", end - position)
-                position = end
-                continue
             try:
-                self._run_batch(pieces)
+                with Prefetch(self._spans(position), self.prepare, self.buffers) as prepared:
+                    for begin, end, pieces, batch in prepared:
+                        if batch is not None:
+                            self._forward_batch(pieces, batch)
+                        self.progress.advance("embed", end - begin)
+                        position = end
             except torch.OutOfMemoryError:
                 self._complete_pending()
                 self._shrink()
-                continue
-            self.progress.advance("embed", end - position)
-            position = end
         self._complete_pending()
+
+    def _spans(self, position: int):
+        """(begin, end, pieces, compute) of the forward passes from ``position`` on, at the current batch size."""
+        while position < self.end:
+            end = min(position + self.capacity, self.end)
+            pieces = self.pieces(position, end)
+            yield position, end, pieces, not all(segment.done for segment, _, _ in pieces)
+            position = end
 
     def _needed_chunks(self) -> list[_Chunk]:
         chunks: dict[int, _Chunk] = {}
@@ -436,16 +470,21 @@ class _Sweep:
         notify(self.progress, message)
         self.notes.append(message)
 
-    def _run_batch(self, pieces) -> None:
-        started = time.perf_counter()
+    def prepare(self, pieces, buffer) -> int:
+        """Fill ``buffer`` with the inputs of ``pieces``; returns the number of images."""
         self.images.release_before(pieces[0][0].chunk.number)
         filled = 0
         for segment, offset, count in pieces:
             images = self.images.get(segment.chunk)[offset : offset + count]
             indices = segment.chunk.indices[offset : offset + count]
-            self.preparer(segment.pipeline, images, indices, self.buffer[filled : filled + count])
+            self.preparer(segment.pipeline, images, indices, buffer[filled : filled + count])
             filled += count
-        features = self.forward(self.buffer[:filled])
+        return filled
+
+    def _forward_batch(self, pieces, batch: Prepared) -> None:
+        started = time.perf_counter()
+        filled = len(batch.inputs)
+        features = self.forward(batch.inputs)
         self.forward_images += filled
         self.forward_batches += 1
         if self.host is None:
@@ -459,7 +498,8 @@ class _Sweep:
             event.record()
             self._complete_pending()
             self.pending = (host, event, pieces)
-        elapsed = time.perf_counter() - started
+        batch.release()
+        elapsed = time.perf_counter() - started + batch.seconds
         for segment, _, count in pieces:
             self.seconds[segment.pipeline.name] += elapsed * count / filled
 
@@ -487,6 +527,8 @@ class _Sweep:
                     segment.done = True
                     if self.store is not None and segment.key is not None:
                         self.store.put(segment.key, segment.target[segment.rows])
+                    if self.completion is not None:
+                        self.completion.segment_done(segment)
             row += count
 
 
@@ -508,6 +550,7 @@ def compute_embeddings(
     corrupt_training: bool = False,
     group=None,
     on_plan=None,
+    on_ready=None,
 ) -> Embeddings:
     """Run the sweep and return clean and per-variant embeddings (see Embeddings).
 
@@ -520,6 +563,10 @@ def compute_embeddings(
     complete arrays, the other ranks' arrays are incomplete.
     ``on_plan(entry_digests)``, with ``keys``, is called before any forward pass with
     each variant key's store entries (robustpath.cache_index records them).
+    ``on_ready(embeddings, keys)`` is called (in this thread) as soon as the embeddings of
+    the variant ``keys`` are complete (``[CLEAN_VARIANT.key]`` for the clean ones, first,
+    unless they came from a store), so that they can be scored while the sweep goes on;
+    ``embeddings`` is the object this function returns, with its arrays still filling.
     """
     import torch
 
@@ -543,12 +590,14 @@ def compute_embeddings(
     )
     height, width = dataset.native_size
     chunk_len = max(1, CHUNK_BYTES // (height * width * 3))
-    test_chunks = _chunks(test_indices, chunk_len, 0)
-    train_chunks = _chunks(train_indices, chunk_len, len(test_chunks))
+    # training images first: their clean embeddings complete early, so that tasks can be
+    # fitted (on_ready) while the corrupted test images are still being embedded
+    train_chunks = _chunks(train_indices, chunk_len, 0)
+    test_chunks = _chunks(test_indices, chunk_len, len(train_chunks))
 
     segments: list[_Segment] = []
     position = 0
-    groups = [(test_chunks, test_targets, pipelines), (train_chunks, train_targets, pipelines if corrupt_training else [])]
+    groups = [(train_chunks, train_targets, pipelines if corrupt_training else []), (test_chunks, test_targets, pipelines)]
     for chunks, targets, corrupted in groups:
         for chunk in chunks:
             for pipeline in [clean_pipeline, *corrupted]:
@@ -575,12 +624,22 @@ def compute_embeddings(
                 segment.source = "run folder" if getattr(source, "strict", False) else "cache"
                 reused_entries[segment.source] = reused_entries.get(segment.source, 0) + 1
 
+    embeddings = Embeddings(clean=clean, test_indices=test_indices, train_indices=train_indices)
+    for pipeline in pipelines:
+        for key in pipeline.keys:
+            embeddings.variants[key] = test_targets[pipeline.name]
+            if corrupt_training:
+                embeddings.train_variants[key] = train_targets[pipeline.name]
     notes: list[str] = []
     forward = _Forward(encoder, device, amp, compile, progress, notes)
+    completion = _Completion(segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
     sweep = _Sweep(
         encoder=encoder, dataset=dataset, pipelines=[clean_pipeline, *pipelines], segments=segments, device=device,
         batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
+        completion=completion,
     )
+    if completion is not None:
+        completion.announce_finished()
     spans = _share_out(sweep, group) if group is not None else None
     progress.start("embed", f"Embedding {len(variants) + 1} variants", sweep.end - sweep.begin)
     with settled(group):
@@ -596,15 +655,12 @@ def compute_embeddings(
         for problem in store.problems():
             notify(progress, problem)
 
-    variant_arrays, train_arrays, seconds, reused = {}, {}, {CLEAN_VARIANT.key: sweep.seconds[clean_pipeline.name]}, {}
+    seconds, reused = {CLEAN_VARIANT.key: sweep.seconds[clean_pipeline.name]}, {}
     for pipeline in [clean_pipeline, *pipelines]:
         own = [s for s in segments if s.pipeline is pipeline]
         sources = {s.source for s in own}
         for number, key in enumerate(pipeline.keys):
             if pipeline is not clean_pipeline:
-                variant_arrays[key] = test_targets[pipeline.name]
-                if corrupt_training:
-                    train_arrays[key] = train_targets[pipeline.name]
                 seconds[key] = sweep.seconds[pipeline.name] if number == 0 else 0.0
             if own and None not in sources:
                 reused[key] = "run folder" if sources == {"run folder"} else "cache"
@@ -620,10 +676,8 @@ def compute_embeddings(
         "compiled": forward.compiled,
         "precision": precision_name(device, amp),
     }
-    return Embeddings(
-        clean=clean, test_indices=test_indices, variants=variant_arrays, seconds=seconds,
-        train_indices=train_indices, train_variants=train_arrays, reused=reused, stats=stats, notes=notes,
-    )
+    embeddings.seconds, embeddings.reused, embeddings.stats, embeddings.notes = seconds, reused, stats, notes
+    return embeddings
 
 
 def _entry_digests(pipelines: list[_Pipeline], segments: list[_Segment]) -> dict[str, list[str]]:

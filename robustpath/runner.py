@@ -141,6 +141,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
     from robustpath.run_gallery import build_run_gallery
     from robustpath.run_state import inspect_run_folder
+    from robustpath.scoring import TaskScorer
     from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
     from robustpath.tasks.zeroshot import class_text_embeddings
     from robustpath.variants import CLEAN_VARIANT, plan_variants, variant_parameter
@@ -235,51 +236,51 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     store, keys = _stores_and_keys(stores, encoder, model_facts, dataset, digests, spec.seed, device, options)
     timings["prepare"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    embeddings = compute_embeddings(
-        encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
-        batch_size=spec.batch_size, num_workers=spec.num_workers, progress=progress,
-        store=store, keys=keys, amp=options.amp, compile=options.compile, corrupt_training=corrupt_training,
-        group=group, on_plan=_index_recorder(stores, spec, content_sha256, device, options, corrupt_training, preset,
-                                             variants) if stores else None,
-    )
-    timings["embed"] = time.perf_counter() - clock
-    if not main:
-        return None
+    train_indices = dataset.indices("train")
+    text_embeddings = None
+    if main and prompts is not None and encoder.has_text:
+        text_embeddings = class_text_embeddings(encoder.to(device), prompts, device)
+
+    def make_context(embeddings) -> TaskContext:
+        return TaskContext(
+            train_embeddings=embeddings.clean[train_indices],
+            train_labels=dataset.labels[train_indices],
+            test_labels=dataset.labels[embeddings.test_indices],
+            class_names=dataset.classes,
+            seed=spec.seed,
+            text_embeddings=text_embeddings,
+            clean_test_embeddings=embeddings.clean[embeddings.test_indices],
+        )
 
     clock = time.perf_counter()
-    text_embeddings = None
-    if prompts is not None and encoder.has_text:
-        text_embeddings = class_text_embeddings(encoder, prompts, device)
-    train_indices = dataset.indices("train")
-    context = TaskContext(
-        train_embeddings=embeddings.clean[train_indices],
-        train_labels=dataset.labels[train_indices],
-        test_labels=dataset.labels[embeddings.test_indices],
-        class_names=dataset.classes,
-        seed=spec.seed,
-        text_embeddings=text_embeddings,
-        clean_test_embeddings=embeddings.clean[embeddings.test_indices],
-    )
+    scorer = TaskScorer(task_objects, variants, make_context) if main else None
+    try:
+        embeddings = compute_embeddings(
+            encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
+            batch_size=spec.batch_size, num_workers=spec.num_workers, progress=progress,
+            store=store, keys=keys, amp=options.amp, compile=options.compile, corrupt_training=corrupt_training,
+            group=group, on_plan=_index_recorder(stores, spec, content_sha256, device, options, corrupt_training,
+                                                 preset, variants) if stores else None,
+            on_ready=scorer.ready if scorer is not None else None,
+        )
+        timings["embed"] = time.perf_counter() - clock
+        if scorer is None:
+            return None
+        clock = time.perf_counter()
+        scores = scorer.finish(embeddings, progress)
+    except BaseException:
+        if scorer is not None:
+            scorer.cancel()
+        raise
+    timings["tasks_after_embedding"] = time.perf_counter() - clock
     rows: list[dict] = []
-    task_records = {}
-    outcomes = {}
-    progress.start("tasks", "Scoring tasks", len(task_objects) * (len(variants) + 1))
+    outcomes = {}  # in a fixed order, whatever order the variants were scored in
     for key, task in task_objects.items():
-        task.fit(context)
-        task_records[key] = task.describe()
         for variant in [CLEAN_VARIANT, *variants]:
-            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
-            train = None
-            if task.needs_corrupted_training:  # retrieval with --gallery corrupted
-                train = context.train_embeddings if variant.is_clean else embeddings.train_variants[variant.key]
-            outcome = task.outcomes(test, train)
-            outcomes[(key, variant.key)] = outcome
-            values = task.score(outcome)
+            outcomes[(key, variant.key)] = scores.outcomes[(key, variant.key)]
+            values = scores.values[(key, variant.key)]
             rows.extend(metric_rows(run_id, encoder.name, dataset.name, task.name, variant, values, **task.row_fields))
-            progress.advance("tasks")
-    progress.finish("tasks")
-    timings["tasks"] = time.perf_counter() - clock
+    task_records = {key: scores.records[key] for key in task_objects}
     table = build_results_table(rows)
     exports = RunExports(
         samples=SampleTable.from_dataset(dataset), test_indices=embeddings.test_indices, train_indices=train_indices,

@@ -61,7 +61,7 @@ def test_dry_run_counts_finished_variants_of_an_interrupted_run(tiny_customvit_d
 
     def interrupted_forward(self, x):
         calls[0] += 1
-        if calls[0] == 20:  # -b 16: test clean (120 images), hue (120) done, contrast part-way
+        if calls[0] == 34:  # -b 16, 528 images: training clean (280), test clean (120), hue (120), contrast part-way
             raise KeyboardInterrupt
         return forward(self, x)
 
@@ -75,7 +75,7 @@ def test_dry_run_counts_finished_variants_of_an_interrupted_run(tiny_customvit_d
     with torch_threads(1):
         assert cli("eval", *args, "--quiet").exit_code == 0
     reused = json.loads((tmp_path / "out" / "run.json").read_text())["embedding"]["reused_variants"]
-    assert predicted == set(reused) == {"hue/1/pre"}  # clean still lacks its training images
+    assert predicted == set(reused) == {CLEAN_VARIANT.key, "hue/1/pre"}
 
 
 def test_dry_run_keeps_pooling_apart(tiny_hf_dinov2, tmp_path, monkeypatch):

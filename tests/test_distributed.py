@@ -156,10 +156,11 @@ def test_rank_0_reuses_its_store_and_stores_what_the_others_computed(customvit, 
     main, other = run_ranks(2, rank)
     assert not isinstance(main, BaseException) and not isinstance(other, BaseException), (main, other)
     assert main.reused == {"none/0/none": "cache", "gaussian_blur/2/pre": "cache"}
-    # stream (batch 7): clean test 0-9 | markup 10-19 | blur 20-29 | contrast 30-39 | clean train 40-59;
-    # as in one process, the passes 7-13, 14-20, 28-34 and 35-41 run, 0-6, 21-27 and 42-59 are served
-    assert main.stats["images_forwarded"] == 4 * 7 and main.stats["forward_passes"] == 4
-    assert other.stats["forward_passes"] == 2 and other.stats["images_forwarded"] == 14
+    # stream (batch 7): clean train 0-19 | clean test 20-29 | markup 30-39 | blur 40-49 | contrast 50-59;
+    # as in one process, the passes 28-34, 35-41, 49-55 and 56-59 run, 0-27 and 42-48 are served;
+    # rank 0 runs the first two, rank 1 the last two
+    assert main.stats["images_forwarded"] == 3 * 7 + 4 and main.stats["forward_passes"] == 4
+    assert other.stats["forward_passes"] == 2 and other.stats["images_forwarded"] == 7 + 4
     reference = sweep(customvit, small_dataset)
     for key in reference.variants:
         np.testing.assert_array_equal(main.variants[key], reference.variants[key], err_msg=key)

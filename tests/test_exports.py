@@ -20,6 +20,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 import robustpath
 from robustpath.errors import DataError, UsageError
+from robustpath.variants import CLEAN_VARIANT
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SWEEP = ["-c", "gaussian_blur", "-c", "hue", "-s", "2", "--device", "cpu", "-b", "16", "--quiet"]
@@ -193,7 +194,7 @@ def test_a_resumed_run_writes_the_same_exports_without_recomputing(run, tiny_cus
 
     def interrupted_forward(self, x):
         calls[0] += 1
-        if calls[0] == 20:  # 120 clean + 120 blurred test images are stored (15 passes of 16), hue is not
+        if calls[0] == 34:  # 33 passes of 16: 280 + 120 clean and 120 blurred images are stored, hue is not
             raise KeyboardInterrupt
         return forward(self, x)
 
@@ -208,8 +209,9 @@ def test_a_resumed_run_writes_the_same_exports_without_recomputing(run, tiny_cus
     result = cli(*command)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "run.json").read_text())
-    assert record["embedding"]["reused_variants"] == {"gaussian_blur/2/pre": "run folder", "gaussian_blur/2/post": "run folder"}
-    assert record["embedding"]["images_forwarded"] <= 400 + 120 - 120 + 16  # the blurred images are not recomputed
+    assert record["embedding"]["reused_variants"] == {
+        CLEAN_VARIANT.key: "run folder", "gaussian_blur/2/pre": "run folder", "gaussian_blur/2/post": "run folder"}
+    assert record["embedding"]["images_forwarded"] <= 120 + 16  # only the hue images (and one pass's overlap)
     assert record["exports"]["embeddings"] == {"folder": "embeddings", "dtype": "float32"}
     for name in ("predictions.csv", "misclassified.csv"):
         assert (out / name).read_bytes() == (run / name).read_bytes(), name
