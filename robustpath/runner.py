@@ -111,14 +111,16 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     processes share the embedding work (robustpath.distributed); rank 0 returns the
     result, the other ranks return None and write nothing.
     """
+    from robustpath.heap import frozen_heap
     from robustpath.run_state import RunInterrupted
 
     try:
         if not getattr(spec, "deterministic", False):
-            return _run_evaluation(spec, progress or SilentProgress())
+            with frozen_heap():
+                return _run_evaluation(spec, progress or SilentProgress())
         from robustpath.device import deterministic_mode
 
-        with deterministic_mode(spec.seed) as settings:
+        with deterministic_mode(spec.seed) as settings, frozen_heap():
             result = _run_evaluation(spec, progress or SilentProgress())
         if result is not None:  # None on ranks other than 0 under torchrun
             result.record["deterministic_settings"] = settings
@@ -133,6 +135,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     from robustpath.device import resolve_device
     from robustpath.distributed import join
     from robustpath.engine import compute_embeddings, precision_name
+    from robustpath.heap import freeze_now
     from robustpath.exports import (
         EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
     )
@@ -174,6 +177,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     clock = time.perf_counter()
     encoder = load_encoder(spec.model, pooling=spec.pooling, trust_remote_code=spec.trust_remote_code)
     model_facts = encoder.describe()
+    freeze_now()  # the model and the modules it imported live as long as the run
     timings["load_model"] = time.perf_counter() - clock
     notes: list[str] = []
     if options.deterministic and getattr(spec, "compile", False):
