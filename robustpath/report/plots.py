@@ -6,14 +6,20 @@
 - blur stages: Gaussian blur before (solid) vs after (dashed) the resize;
 - data scale: linear-probe accuracy against training images per class (mean ± sd);
 - corruption gallery: already-corrupted images as arrays, corruption × severity.
+
+drawing_plots draws the figures in forked worker processes where it can (see _drawing).
 """
 from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
 import re
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -36,9 +42,12 @@ GALLERY_CELL_INCHES = 1.1
 def _figure(width: float, height: float, constrained: bool = True):
     """A figure on the Agg canvas; ``constrained=False`` for figures laid out by hand
     (constrained layout measures every tick label and costs most of the drawing time)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained" if constrained else None)
+    figure = Figure(figsize=(width, height), dpi=DPI, facecolor="white", layout="constrained" if constrained else None)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _margins(figure, left: float, right: float, bottom: float, top: float, **spacing) -> None:
@@ -49,8 +58,22 @@ def _margins(figure, left: float, right: float, bottom: float, top: float, **spa
 
 
 def save_figure(figure, path: Path) -> Path:
+    return _save_png(_pixels(figure), path)
+
+
+def _pixels(figure) -> np.ndarray:
+    """``figure`` drawn: (H, W, 3) uint8 (its background is opaque)."""
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _save_png(pixels: np.ndarray, path: Path) -> Path:
+    """Write ``pixels`` as a PNG atomically; zlib level 3 encodes about twice as fast as the
+    default level 6, for files of about the same size."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    Image.fromarray(pixels).save(buffer, format="png", compress_level=3, dpi=(DPI, DPI))
     return write_bytes_atomic(Path(path), buffer.getvalue())
 
 
@@ -65,30 +88,44 @@ def _colours(labels: Sequence[str]) -> dict[str, object]:
     return {label: palette(i % 10) for i, label in enumerate(sorted(set(labels)))}
 
 
-def _panels(count: int, columns: int = 4, share_y: bool = False, legend: bool = False):
+def _panels(count: int, columns: int = 4, shared: bool = False, legend: bool = False):
     """A grid of ``count`` small panels; with ``legend`` laid out by hand, with room for a
-    suptitle above and a figure legend below (see _figure_legend)."""
+    suptitle above and a figure legend below (see _figure_legend).
+
+    ``shared``: one x and one y scale; tick labels only on the first column and on the
+    lowest panel of each column (``axes[count - columns:count]``, see _label_shared).
+    """
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
     figure = _figure(PANEL[0] * columns, PANEL[1] * rows + (1.1 if legend else 0.6), constrained=not legend)
-    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False, sharey=share_y).ravel())
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False, sharex=shared, sharey=shared).ravel())
     if legend:
-        _margins(figure, left=0.6, right=0.15, bottom=0.85, top=0.45, wspace=0.28, hspace=0.55)
+        _margins(figure, left=0.6, right=0.15, bottom=0.85, top=0.55, wspace=0.28, hspace=0.35 if shared else 0.55)
     for axis in axes[count:]:
         axis.set_visible(False)
     return figure, axes
 
 
+def _label_shared(axes, count: int, xlabel: str, ylabel: str) -> None:
+    """Axis labels of a _panels(shared=True) grid: x under the lowest panel of each column
+    (with its tick labels: subplots hides them above an empty cell), y left of each row."""
+    columns = axes[0].get_gridspec().ncols
+    for axis in axes[max(0, count - columns):count]:
+        axis.xaxis.set_tick_params(labelbottom=True)
+        axis.set_xlabel(xlabel, fontsize=8)
+    for axis in axes[:count:columns]:
+        axis.set_ylabel(ylabel, fontsize=8)
+
+
 def _figure_legend(figure, axis) -> None:
     """The lines of ``axis`` as one legend centred under a _panels(legend=True) grid."""
     handles, names = axis.get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncols=min(4, len(names)), fontsize=8, frameon=False)
+    fits = int(figure.get_size_inches()[0] // (_text_inches(figure, names, 8)[0] + 0.6))  # entries side by side
+    figure.legend(handles, names, loc="lower center", ncols=max(1, min(4, len(names), fits)), fontsize=8, frameon=False)
 
 
 def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], dataset: str, task: str, path: Path) -> Path:
     """Primary metric vs severity per condition for ``dataset``/``task``; returns ``path``."""
-    from matplotlib.ticker import MaxNLocator
-
     from robustpath.robustness import condition_label
 
     metric = PRIMARY_METRIC.get(task, table[table.task == task].metric.iloc[0])
@@ -97,7 +134,8 @@ def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], da
     clean = part[part.corruption == "none"].set_index("run_id")
     conditions = part[part.corruption != "none"][["corruption", "stage"]].drop_duplicates().values.tolist()
     colours = _colours([labels[r] for r in part.run_id.unique()])
-    figure, axes = _panels(len(conditions), share_y=True, legend=True)  # one scale: the worst corruption stands out
+    severities = sorted({0, *part.severity})
+    figure, axes = _panels(len(conditions), shared=True, legend=True)  # one scale: the worst corruption stands out
     for axis, (corruption, stage) in zip(axes, conditions):
         for run_id, rows in part[(part.corruption == corruption) & (part.stage == stage)].groupby("run_id"):
             rows = rows.sort_values("severity")
@@ -109,13 +147,11 @@ def plot_degradation_curves(table: "pd.DataFrame", labels: Mapping[str, str], da
             colour = colours[labels[run_id]]
             axis.plot(x, y, marker="o", color=colour, label=labels[run_id])
             axis.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title(condition_label(corruption, stage), fontsize=9)
-        axis.set_xlabel("severity (0 = clean)", fontsize=8)
-        axis.tick_params(labelsize=7, labelleft=True)
+        axis.set_title(condition_label(corruption, stage), fontsize=9, y=1.0)  # fixed y: no title placement pass
+        axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
-    for axis in axes[:: min(4, max(1, len(conditions)))]:
-        axis.set_ylabel(metric, fontsize=8)
+    axes[0].set_xticks(severities)  # shared by every panel
+    _label_shared(axes, len(conditions), "severity (0 = clean)", metric)
     if conditions:
         _figure_legend(figure, axes[0])
     figure.suptitle(f"{dataset} · {task} · {metric} (bands: 95% bootstrap CI)", fontsize=10)
@@ -126,7 +162,17 @@ def plot_retention_heatmap(conditions: "pd.DataFrame", labels: Mapping[str, str]
     """Model × condition mean relative retention of each task's primary metric."""
     part = conditions[(conditions.dataset == dataset) & (conditions.metric == conditions.task.map(PRIMARY_METRIC))]
     tasks = list(dict.fromkeys(part.task))
-    figure, axes = _panels(len(tasks), columns=1)
+    height = 1.2 + 1.6 * len(tasks) + 0.3 * part.run_id.nunique()
+    figure = _figure(6.0, height, constrained=False)
+    # margins from the longest labels (cheaper than constrained layout): model names on the
+    # left, condition names under each heatmap (rotated by 35°), a title above each
+    left = _text_inches(figure, [labels[r] for r in part.run_id.unique()], 8)[0] + 0.2
+    width, text_height = _text_inches(figure, list(part.condition.unique()), 8)
+    below, above = width * math.sin(math.radians(35)) + text_height + 0.15, 0.35
+    figure.set_size_inches(left + max(4.0, 0.9 * part.condition.nunique()) + 0.9, height)
+    axes = figure.subplots(len(tasks), 1, squeeze=False).ravel()
+    _margins(figure, left=left, right=0.9, bottom=below, top=above,
+             hspace=(below + above) / (height / len(tasks) - below - above))
     for axis, task in zip(axes, tasks):
         rows = part[part.task == task]
         grid = rows.assign(label=rows.run_id.map(labels)).pivot_table(
@@ -140,10 +186,18 @@ def plot_retention_heatmap(conditions: "pd.DataFrame", labels: Mapping[str, str]
         for (i, j), value in np.ndenumerate(grid.values):
             if np.isfinite(value):
                 axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
-        axis.set_title(f"{task} · {PRIMARY_METRIC.get(task, '')}: mean retention (corrupted / clean)", fontsize=9)
-        figure.colorbar(image, ax=axis, shrink=0.8)
-    figure.set_size_inches(max(6.0, 0.9 * part.condition.nunique() + 3), 1.2 + 1.6 * len(tasks) + 0.3 * part.run_id.nunique())
+        axis.set_title(f"{task} · {PRIMARY_METRIC.get(task, '')}: mean retention (corrupted / clean)", fontsize=9, y=1.0)
+        figure.colorbar(image, cax=axis.inset_axes((1.01, 0.1, 0.015, 0.8)))
     return save_figure(figure, path)
+
+
+def _text_inches(figure, texts: Sequence[str], fontsize: float) -> tuple[float, float]:
+    """The largest width and height of ``texts`` at ``fontsize``, in inches."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = figure.canvas.get_renderer(), FontProperties(size=fontsize)
+    sizes = [renderer.get_text_width_height_descent(text, font, ismath=False)[:2] for text in texts] or [(0, 0)]
+    return max(w for w, _ in sizes) / figure.dpi, max(h for _, h in sizes) / figure.dpi
 
 
 def plot_blur_stages(blur_stages: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
@@ -204,9 +258,12 @@ def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray | None]], p
     Each image is (H, W, 3) uint8, or float in [0, 1]; None leaves its cell empty.
     Cells take the shape of the first image (wide strips get wide cells); small images
     are shown with nearest-neighbour upscaling, so a 40 px patch stays sharp.  The cells
-    are tiled into one mosaic drawn on a single axis (one axis per cell would cost
-    seconds of matplotlib layout for a full sweep).
+    are tiled into one mosaic, resized by PIL into the pixels of a single axis once the
+    labels are drawn (one axis per cell would cost seconds of matplotlib layout for a
+    full sweep, and matplotlib's own resampling of the mosaic most of the drawing time).
     """
+    from PIL import Image
+
     rows = list(images.items())
     columns = max(len(row) for _, row in rows)
     first = _as_uint8(next(image for _, row in rows for image in row if image is not None))
@@ -224,8 +281,7 @@ def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray | None]], p
     figure = _figure(width * columns + left + right, height * len(rows) + top + bottom, constrained=False)
     axis = figure.add_subplot()
     _margins(figure, left=left, right=right, bottom=bottom, top=top)
-    interpolation = "nearest" if cell_h <= height * DPI else "antialiased"
-    axis.imshow(mosaic, interpolation=interpolation, aspect="auto")
+    axis.set(xlim=(-0.5, mosaic.shape[1] - 0.5), ylim=(mosaic.shape[0] - 0.5, -0.5))  # pixel centres, as imshow
     axis.set_yticks([i * (cell_h + gap) + (cell_h - 1) / 2 for i in range(len(rows))], [label for label, _ in rows],
                     fontsize=9)
     axis.xaxis.tick_top()
@@ -236,7 +292,12 @@ def plot_corruption_gallery(images: Mapping[str, Sequence[np.ndarray | None]], p
         spine.set_visible(False)
     if title:
         figure.suptitle(title, fontsize=9, y=1 - 0.08 / figure.get_size_inches()[1], va="top")
-    return save_figure(figure, path)
+    pixels = _pixels(figure)
+    x0, y0, x1, y1 = np.round(axis.get_window_extent().extents).astype(int)
+    resample = Image.NEAREST if cell_h <= height * DPI else Image.LANCZOS
+    top = pixels.shape[0] - y1  # rows count from the top
+    pixels[top:top + y1 - y0, x0:x1] = np.asarray(Image.fromarray(mosaic).resize((x1 - x0, y1 - y0), resample))
+    return _save_png(pixels, path)
 
 
 def _as_uint8(image) -> np.ndarray:
@@ -255,24 +316,25 @@ def _fit_cell(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image[..., :3]).resize((width, height), Image.NEAREST))
 
 
-def write_gallery_plot(gallery: "RunGallery", out_dir: Path) -> str:
-    """plots/corruption_gallery.png of a run's gallery; returns its path relative to ``out_dir``."""
-    relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
-    title = f"{len(gallery.sample_ids)} test images, corrupted at native size before the resize (seed {gallery.seed})"
-    plot_corruption_gallery(gallery.rows, Path(out_dir) / relative, gallery.column_titles, title)
-    return relative
+@contextmanager
+def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: Path,
+                  gallery: "RunGallery | Path | None" = None, workers: int | None = None) -> Iterator[dict[str, list[str]]]:
+    """Every plot for ``table`` under out_dir/plots, drawn by the end of the ``with`` block,
+    which gets section → paths relative to out_dir at once (see _drawing: the figures are
+    drawn by ``workers`` processes, by default one per available core, meanwhile).
 
-
-def write_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: Path) -> dict[str, list[str]]:
-    """Every plot for ``table`` under out_dir/plots → section → paths relative to out_dir."""
+    ``gallery``: a run's corruption gallery to draw, or the PNG of one already drawn (a
+    merged report copies it) → plots/corruption_gallery.png.
+    """
     from robustpath.robustness import series_labels
 
     labels = series_labels(table)
     written: dict[str, list[str]] = {"degradation": [], "retention": [], "blur_stages": [], "data_scale": []}
+    jobs = []
 
     def emit(section: str, plot, data, *keys: str) -> None:
         relative = f"{PLOTS_DIR}/{slug(section, *keys)}.png"
-        plot(data, labels, *keys, Path(out_dir) / relative)
+        jobs.append(partial(plot, data, labels, *keys, Path(out_dir) / relative))
         written[section].append(relative)
 
     main = main_rows(table)
@@ -288,4 +350,85 @@ def write_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: Pa
         scale = summary.data_scale_overview
         if ((scale.dataset == dataset) & (scale.samples_per_class > 0)).any():
             emit("data_scale", plot_data_scale, scale, dataset)
-    return written
+    if gallery is not None:
+        relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
+        written["gallery"] = [relative]
+        if isinstance(gallery, Path):
+            write_bytes_atomic(Path(out_dir) / relative, gallery.read_bytes())
+        else:
+            title = f"{len(gallery.sample_ids)} test images, corrupted at native size before the resize (seed {gallery.seed})"
+            jobs.append(partial(plot_corruption_gallery, gallery.rows, Path(out_dir) / relative, gallery.column_titles, title))
+    with _drawing(jobs, workers):
+        yield written
+
+
+@contextmanager
+def _drawing(jobs: Sequence[Callable[[], Path]], workers: int | None = None) -> Iterator[None]:
+    """Run the plot jobs (each writes its own PNG) by the end of the ``with`` block, and raise
+    the error of the first one that fails, in order, as running them one after the other does.
+
+    With more than one worker (default: the available cores) where the platform forks
+    (Linux), ``workers - 1`` forked processes take the jobs one at a time from the start of
+    the block, and this process joins them at its end.  The workers inherit the jobs and
+    the imported matplotlib: they start at once and only errors are sent back.  Otherwise
+    the jobs run at the end of the block, one after the other.
+    """
+    workers = min(len(jobs), workers or _available_cores())
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield
+        for job in jobs:
+            job()
+        return
+    import matplotlib.backends.backend_agg  # noqa: F401  (imported once here, not in every worker)
+    import matplotlib.figure  # noqa: F401
+
+    context = multiprocessing.get_context("fork")
+    taken = context.Value("i", 0)  # jobs taken so far, by any process
+
+    def take() -> int:
+        with taken.get_lock():
+            taken.value += 1
+            return taken.value - 1
+
+    def work(sender) -> None:
+        sender.send(_run_jobs(jobs, take))
+
+    processes = []
+    for _ in range(workers - 1):
+        receiver, sender = context.Pipe(duplex=False)
+        worker = context.Process(target=work, args=(sender,))
+        worker.start()
+        sender.close()
+        processes.append((worker, receiver))
+    errors: dict[int, BaseException] = {}
+    try:
+        yield
+        errors.update(_run_jobs(jobs, take))
+    except BaseException:
+        with taken.get_lock():
+            taken.value = len(jobs)  # the workers stop after the plot they are drawing
+        raise
+    finally:
+        for worker, receiver in processes:
+            try:
+                errors.update(receiver.recv())
+            except EOFError:  # it died without a word
+                errors[len(jobs)] = RuntimeError(f"a plot worker stopped (exit code {worker.exitcode})")
+            worker.join()
+    if errors:
+        raise errors[min(errors)]
+
+
+def _run_jobs(jobs: Sequence[Callable[[], Path]], take: Callable[[], int]) -> dict[int, Exception]:
+    """Run ``jobs[take()]`` until none is left → index → error, for the jobs that failed."""
+    errors = {}
+    while (index := take()) < len(jobs):
+        try:
+            jobs[index]()
+        except Exception as error:  # noqa: BLE001  raised by _drawing, in job order
+            errors[index] = error
+    return errors
+
+
+def _available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

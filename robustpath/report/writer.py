@@ -14,6 +14,7 @@ Files under the output folder:
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -59,40 +60,28 @@ def write_report(
     summary = summary or summarise_results(table, list(records), baseline)
     tables = {RESULTS_NAME: table, **{f"robustness_{name}": frame for name, frame in summary.tables().items()}}
     paths: dict[str, Path] = {}
-    if "csv" in formats:
-        paths.update(write_csv_tables(tables, out_dir))
-    if "parquet" in formats:
-        paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
-    if "json" in formats:
-        runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
-        paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline)
-    if "markdown" in formats:
-        from robustpath.report.markdown import render_report
+    drawing = nullcontext({})
+    if plots and "markdown" in formats:
+        from robustpath.report.plots import drawing_plots
 
-        written = {}
-        if plots:
-            from robustpath.report.plots import write_plots
+        drawing = drawing_plots(table, summary, out_dir, gallery)
+    with drawing as written:  # the plots are drawn meanwhile (in worker processes where possible)
+        if "csv" in formats:
+            paths.update(write_csv_tables(tables, out_dir))
+        if "parquet" in formats:
+            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
+        if "json" in formats:
+            runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
+            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline)
+        if "markdown" in formats:
+            from robustpath.report.markdown import render_report
 
-            written = write_plots(table, summary, out_dir)
-            if gallery is not None:
-                written["gallery"] = [_write_gallery(gallery, out_dir)]
-        paths["report"] = write_text_atomic(out_dir / REPORT_FILE, render_report(table, records, summary, written))
-    if outcomes:
-        from robustpath.outcomes import save_outcomes
+            paths["report"] = write_text_atomic(out_dir / REPORT_FILE, render_report(table, records, summary, written))
+        if outcomes:
+            from robustpath.outcomes import save_outcomes
 
-        paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
+            paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
     return paths
-
-
-def _write_gallery(gallery: "RunGallery | Path", out_dir: Path) -> str:
-    from robustpath.atomic import write_bytes_atomic
-    from robustpath.report.plots import GALLERY_FILE, PLOTS_DIR, write_gallery_plot
-
-    if isinstance(gallery, Path):
-        relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
-        write_bytes_atomic(out_dir / relative, gallery.read_bytes())
-        return relative
-    return write_gallery_plot(gallery, out_dir)
 
 
 def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:
