@@ -32,6 +32,13 @@ def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[
     report.md + plots/, the corruption gallery included; json: report.json; parquet),
     outcomes.npz and the per-sample exports (predictions.csv, misclassified.csv,
     embeddings/: robustpath.exports), then run.json; then drop the partial store."""
+    from robustpath.heap import frozen_heap
+
+    with frozen_heap():
+        return _write_run_outputs(result, out_dir, formats)
+
+
+def _write_run_outputs(result: "RunResult", out_dir: Path, formats) -> dict[str, Path]:
     out_dir = ensure_writable_dir(Path(out_dir))
     paths = write_report(
         result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
