@@ -115,13 +115,13 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     from robustpath.run_state import RunInterrupted
 
     try:
-        if not getattr(spec, "deterministic", False):
-            with frozen_heap():
+        with frozen_heap():
+            if not getattr(spec, "deterministic", False):
                 return _run_evaluation(spec, progress or SilentProgress())
-        from robustpath.device import deterministic_mode
+            from robustpath.device import deterministic_mode
 
-        with deterministic_mode(spec.seed) as settings, frozen_heap():
-            result = _run_evaluation(spec, progress or SilentProgress())
+            with deterministic_mode(spec.seed) as settings:
+                result = _run_evaluation(spec, progress or SilentProgress())
         if result is not None:  # None on ranks other than 0 under torchrun
             result.record["deterministic_settings"] = settings
         return result

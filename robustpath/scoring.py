@@ -65,8 +65,7 @@ class TaskScorer:
 
     def finish(self, embeddings, progress: ProgressReporter) -> Scores:
         """Score what was not announced, wait for everything, and return the scores."""
-        self.ready(embeddings, [CLEAN_VARIANT.key] if CLEAN_VARIANT.key not in self._submitted else [])
-        self._submit(embeddings, [key for key in self.variants if key not in self._submitted])
+        self.ready(embeddings, [key for key in self.variants if key not in self._submitted])
         self._jobs.put(_STOP)
         progress.start("tasks", "Scoring tasks", self.total)
         for _ in range(self.total):
