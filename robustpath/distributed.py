@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from robustpath.errors import RobustPathError, UsageError
 
 TIMEOUT_ENV = "ROBUSTPATH_DIST_TIMEOUT"
+TORCHRUN_ENV = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
 DEFAULT_TIMEOUT_SECONDS = 1800
 GATHER_BLOCK_BYTES = 64 << 20  # rows sent per rank and round when gathering embeddings
 
@@ -39,8 +40,14 @@ class DistributedError(RobustPathError):
 
 
 def launched() -> bool:
-    """True in a process that torchrun started as one of several (WORLD_SIZE > 1)."""
-    return _env_int("WORLD_SIZE", 1) > 1
+    """True in a process that torchrun started: WORLD_SIZE > 1, or a torchrun launch of one process.
+
+    torchrun sets TORCHELASTIC_RUN_ID in every process it starts; a launch with
+    ``--nproc-per-node 1`` then still gets its (one-process) group, so that the
+    distributed path runs exactly as it will with more processes.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    return world_size > 1 or (world_size == 1 and bool(os.environ.get(TORCHRUN_ENV)))
 
 
 def env_rank() -> int:
