@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 REPO = HERE.parent
+sys.path[:0] = [str(HERE), str(REPO)]  # the workload helpers, and robustpath when it is not installed
 
 VIT_B = "vit_base_patch16_224"  # timm architecture: ViT-B/16 at 224 px (86 M parameters)
 SMOKE_MODEL = "customvit-demo"
