@@ -377,18 +377,8 @@ class _Sweep:
         self.prep = encoder.preprocessing
         self.dim = int(encoder.embed_dim)
         self.preparer = _Preparer(self.prep, dataset.native_size, device, seed, dataset.sample_ids, batch_size)
-        height, width = self.prep.input_size
-        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.buffers = [  # one being prepared while another goes through the encoder
-            torch.empty((batch_size, 3, height, width), dtype=torch.float32, device=device).contiguous(
-                memory_format=memory_format
-            )
-            for _ in range(Prefetch.DEPTH)
-        ]
-        self.host = [
-            torch.empty((batch_size, encoder.embed_dim), dtype=torch.float32, pin_memory=True)
-            for _ in range(2)
-        ] if device.type == "cuda" else None
+        self.buffers: list | None = None  # allocated by run() for the current batch size (see _allocate)
+        self.host: list | None = None
         self.pending = None  # (host tensor, event, pieces) of the last CUDA forward pass
         self.seconds: dict[str, float] = {p.name: 0.0 for p in pipelines}
         self.begin, self.end = 0, self.total  # the items this process embeds (a shard under torchrun)
@@ -429,6 +419,8 @@ class _Sweep:
         position = self.begin
         while position < self.end:
             try:
+                if self.buffers is None:
+                    self._allocate()
                 with Prefetch(self._spans(position), self.prepare, self.buffers) as prepared:
                     for begin, end, pieces, batch in prepared:
                         if batch is not None:
@@ -455,9 +447,30 @@ class _Sweep:
                 chunks[segment.chunk.number] = segment.chunk
         return [chunks[n] for n in sorted(chunks)]
 
+    def _allocate(self) -> None:
+        """Input buffers for forward passes of the current batch size (one being prepared while
+        another goes through the encoder; channels-last on CUDA), and on CUDA two pinned host
+        buffers for the embeddings.  Allocating can itself run out of device memory: run()
+        then halves the batch size and allocates again."""
+        import torch
+
+        self.buffers = self.host = None  # the old ones are freed before the new ones are made
+        rows = max(1, min(self.capacity, self.end - self.begin))
+        height, width = self.prep.input_size
+        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.buffers = [
+            torch.empty((rows, 3, height, width), dtype=torch.float32, device=self.device).contiguous(
+                memory_format=memory_format
+            )
+            for _ in range(Prefetch.DEPTH)
+        ]
+        if self.device.type == "cuda":
+            self.host = [torch.empty((rows, self.dim), dtype=torch.float32, pin_memory=True) for _ in range(2)]
+
     def _shrink(self) -> None:
         import torch
 
+        self.buffers = self.host = None  # reallocated at the new batch size
         if self.capacity == 1:
             raise OutOfMemory(
                 f"{self.device.type.upper()} out of memory even with one image per forward pass: "

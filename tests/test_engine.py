@@ -250,3 +250,39 @@ def test_notify_accepts_reporters_without_notice():
     progress = Notices()
     notify(progress, "hello")
     assert progress.messages == ["hello"]
+
+
+def test_out_of_memory_while_allocating_the_input_buffers_halves_the_batch(customvit, small_dataset, monkeypatch):
+    """The input buffers of a large batch can alone exceed the device memory (seen on a GPU under a cap)."""
+    reference = sweep(customvit, small_dataset, batch_size=8)
+    allocate = engine._Sweep._allocate
+    sizes = []
+
+    def capped(self):
+        sizes.append(self.capacity)
+        if self.capacity > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.15 GiB (simulated)")
+        allocate(self)
+
+    monkeypatch.setattr(engine._Sweep, "_allocate", capped)
+    progress = Notices()
+    result = sweep(customvit, small_dataset, batch_size=32, progress=progress)
+    assert sizes == [32, 16, 8] and result.stats["batch_size"] == 8
+    assert progress.messages == ["out of memory at batch size 32: retrying with batch size 16",
+                                 "out of memory at batch size 16: retrying with batch size 8"]
+    np.testing.assert_allclose(result.clean, reference.clean, rtol=0, atol=1e-6)
+    for key in reference.variants:
+        np.testing.assert_allclose(result.variants[key], reference.variants[key], rtol=0, atol=1e-6)
+
+
+def test_input_buffers_are_no_larger_than_the_images_to_embed(customvit, small_dataset, monkeypatch):
+    rows = []
+    allocate = engine._Sweep._allocate
+
+    def recording(self):
+        allocate(self)
+        rows.append(len(self.buffers[0]))
+
+    monkeypatch.setattr(engine._Sweep, "_allocate", recording)
+    result = sweep(customvit, small_dataset, batch_size=100_000)
+    assert rows == [result.stats["images_forwarded"]]
