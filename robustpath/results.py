@@ -51,6 +51,7 @@ PRIMARY_METRIC = {
     "linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
     "embedding_drift": "cosine_similarity",
 }
+RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]  # one metric of one run (summaries)
 GROUP_COLUMNS = ["run_id", "model", "dataset", "task", "samples_per_class", "repeat", "metric"]
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
 

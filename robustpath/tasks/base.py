@@ -68,6 +68,10 @@ class Task(Protocol):
 
     def describe(self) -> dict: ...
 
+    def chance_levels(self) -> dict:
+        """metric → {"value": chance level or None, "definition": …} for the fitted context."""
+        ...
+
 
 class OutcomeTask:
     """Base class: subclasses implement ``_fit`` and ``outcomes``; scoring is shared."""
@@ -115,6 +119,18 @@ class OutcomeTask:
 
     def describe(self) -> dict:
         return {}
+
+    def chance_levels(self) -> dict:
+        """Each metric's chance level for the fitted context's class counts (robustpath.chance):
+        test labels for the images classified or queried, training labels for the retrieval gallery."""
+        from robustpath.chance import chance_record
+
+        if self.context is None:
+            raise RuntimeError("fit() must be called before chance_levels()")
+        classes = len(self.context.class_names)
+        test_counts = np.bincount(np.asarray(self.context.test_labels, dtype=np.int64), minlength=classes)
+        gallery_counts = np.bincount(np.asarray(self.context.train_labels, dtype=np.int64), minlength=classes)
+        return chance_record(self.metrics, test_counts, gallery_counts)
 
 
 _TASKS = {
