@@ -127,7 +127,7 @@ def test_unknown_baseline_suggests_a_model():
 def test_results_table_columns_and_version_1_upgrade(tmp_path):
     table = golden_table()
     assert tuple(table.columns) == RESULT_COLUMNS and tuple(table.columns[: len(SCHEMA_COLUMNS)]) == SCHEMA_COLUMNS
-    assert (table.schema_version == 2).all()
+    assert (table.schema_version == 3).all()
     clean = table[table.corruption == "none"]
     assert (clean.drop_from_clean == 0).all() and not clean.drop_significant.any()
     folder = write_run_dir(tmp_path / "old", "beta", "run-old", schema_version=1)

@@ -29,7 +29,9 @@ DEFINITIONS = """\
   model is ranked after the others.
 - **CE / mCE** (ImageNet-C): error E = 1 − value; CE = Σ_s E_s / Σ_s E_s(baseline) per corruption and stage,
   mCE = mean over them; relative mCE uses E_s − E_clean. Below 1 = more robust than the baseline.
-- **significant**: the 95% paired-bootstrap interval of the drop (same resampled images, clean and corrupted) excludes 0.
+- **significant** (`*`): the two-sided paired-bootstrap p-value of the drop (same resampled images, clean and
+  corrupted), p = min(1, 2 · (1 + min(#{d ≤ 0}, #{d ≥ 0})) / (B + 1)) over the B replicate differences d, is below
+  0.05 (`drop_p_value` in results.csv): the replicate count behind "the 95% interval of the drop excludes 0".
 - **flip_rate**: share of images whose predicted class changes from the clean prediction (lower is better).
 - **expected_calibration_error**: 15 equal-width confidence bins (lower is better); zero-shot probabilities are
   softmax(100 · cosine).
