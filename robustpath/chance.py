@@ -29,6 +29,10 @@ embedding_drift · cosine_similarity: 0 (unrelated embeddings).  Lower-is-better
 metrics (flip_rate, expected_calibration_error) have no chance level here (None):
 normalised AUC is not computed for them.
 
+Beside chance, each metric states its best attainable value ("best"): 1, except
+recall@k, which cannot exceed min(k', R) / R per query (mean over queries), e.g.
+0.1 for k = 10 and 100 gallery images per class.
+
 Summaries read the levels a run recorded in run.json ("tasks" → task → "chance");
 for a run.json written before they were recorded, ``recorded_chance`` computes them
 from its per-split class counts (the same values), and says so.
@@ -38,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 from math import comb
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -169,6 +173,17 @@ def chance_level(metric: str, test_counts: Sequence[int], gallery_counts: Sequen
     return classification_chance(metric, test_counts)
 
 
+def best_value(metric: str, test_counts: Sequence[int], gallery_counts: Sequence[int] | None = None) -> float:
+    """The highest value ``metric`` can take on these counts: mean over queries of min(k', R)/R for
+    recall@k (with a gallery), else 1."""
+    match = _RETRIEVAL.fullmatch(metric)
+    if match is None or not match["recall"] or gallery_counts is None:
+        return 1.0
+    k = min(int(match["recall"]), int(np.sum(gallery_counts)))
+    per_class = [min(k, int(r)) / int(r) if int(r) > 0 else 0.0 for r in gallery_counts]
+    return float(_shares(test_counts) @ np.asarray(per_class, dtype=float))
+
+
 def chance_definition(metric: str) -> str:
     """One line: the null model and formula behind chance_level(metric, …)."""
     match = _RETRIEVAL.fullmatch(metric)
@@ -179,9 +194,13 @@ def chance_definition(metric: str) -> str:
 
 
 def chance_record(metrics: Sequence[str], test_counts: Sequence[int], gallery_counts: Sequence[int] | None = None) -> dict:
-    """metric → {"value": chance level or None, "definition": …}, as run.json stores it per task."""
+    """metric → {"value": chance level or None, "best": best attainable value, "definition": …},
+    as run.json stores it per task."""
     return {
-        metric: {"value": chance_level(metric, test_counts, gallery_counts), "definition": chance_definition(metric)}
+        metric: {
+            "value": chance_level(metric, test_counts, gallery_counts),
+            "best": best_value(metric, test_counts, gallery_counts), "definition": chance_definition(metric),
+        }
         for metric in metrics
     }
 
@@ -190,6 +209,14 @@ RECORDED = "run"
 FROM_COUNTS = "class counts in run.json"
 BALANCED_ASSUMED = "class names only: balanced classes assumed"
 UNKNOWN = "unknown"
+
+
+class ChanceLevel(NamedTuple):
+    """A metric's chance level and best attainable value in one run, and where they came from."""
+
+    value: float
+    best: float
+    source: str
 
 
 def _lookup(mapping, *keys):
@@ -219,29 +246,32 @@ def _split_counts(dataset: Mapping, classes: list) -> tuple[list[int], list[int]
     return [int(v) for v in values[0]], [int(v) for v in values[1]]
 
 
-def recorded_chance(record: Mapping, task: str, metric: str) -> tuple[float, str]:
-    """(chance level, where it came from) of ``metric`` of ``task`` in a run.json record.
+def recorded_chance(record: Mapping, task: str, metric: str) -> ChanceLevel:
+    """Chance level and best value of ``metric`` of ``task`` in a run.json record.
 
     Sources: RECORDED (the run stored it), FROM_COUNTS (older run.json: computed from its
     per-split class counts, the same value), BALANCED_ASSUMED (only the class names are
     known: classification metrics as if the test classes were balanced; retrieval
     metrics unknown), UNKNOWN (NaN).  Malformed entries count as missing.
     """
-    entry = _lookup(record, "tasks", task, "chance", metric)
-    if isinstance(entry, Mapping) and "value" in entry:
-        if entry["value"] is None:
-            return math.nan, RECORDED
-        value = _finite(entry["value"])
-        if value is not None:
-            return value, RECORDED
     dataset = _lookup(record, "dataset") or {}
     classes = _lookup(dataset, "classes")
     classes = [str(name) for name in classes] if isinstance(classes, list) else []
     counts = _split_counts(dataset, classes) if classes else None
+    best = best_value(metric, *counts) if counts is not None else 1.0
+    entry = _lookup(record, "tasks", task, "chance", metric)
+    if isinstance(entry, Mapping) and "value" in entry:
+        recorded_best = _finite(entry.get("best"))
+        best = recorded_best if recorded_best is not None else best
+        if entry["value"] is None:
+            return ChanceLevel(math.nan, best, RECORDED)
+        value = _finite(entry["value"])
+        if value is not None:
+            return ChanceLevel(value, best, RECORDED)
     if counts is not None:
         value = chance_level(metric, *counts)
-        return (math.nan if value is None else value), FROM_COUNTS
+        return ChanceLevel(math.nan if value is None else value, best, FROM_COUNTS)
     if classes and not _RETRIEVAL.fullmatch(metric):
         value = chance_level(metric, [1] * len(classes))
-        return (math.nan if value is None else value), BALANCED_ASSUMED
-    return (0.0, RECORDED) if metric == "cosine_similarity" else (math.nan, UNKNOWN)
+        return ChanceLevel(math.nan if value is None else value, best, BALANCED_ASSUMED)
+    return ChanceLevel(0.0, 1.0, RECORDED) if metric == "cosine_similarity" else ChanceLevel(math.nan, 1.0, UNKNOWN)

@@ -6,9 +6,10 @@ clearly above chance (robustpath.chance gives the level a run recorded):
 
 - its 95% bootstrap interval reaches chance (ci_low ≤ chance): retention and
   normalised AUC are NaN;
-- or it lies less than NEAR_CHANCE_MARGIN = 10% of the way from chance to a
-  perfect 1 (e.g. below 0.40 for chance 1/3): normalised values would amplify
-  every change more than tenfold, and a model at chance "retains" everything;
+- or it lies less than NEAR_CHANCE_MARGIN = 10% of the way from chance to the
+  best attainable value (1, or min(k, R)/R for recall@k; e.g. below 0.40 for
+  accuracy with chance 1/3): normalised values would amplify every change more
+  than tenfold, and a model at chance "retains" everything;
 - or chance is unknown (a run.json without class counts): normalised AUC is NaN,
   retention stays.
 
@@ -26,10 +27,12 @@ from robustpath.results import RUN_KEYS, main_rows
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-NEAR_CHANCE_MARGIN = 0.1  # the clean value must lie at least this fraction of the way from chance to 1
+NEAR_CHANCE_MARGIN = 0.1  # the clean value must lie this fraction of the way from chance to the best value
 
 
-def near_chance_note(clean: float, clean_ci_low: float, chance: float, higher_is_better: bool = True) -> str:
+def near_chance_note(
+    clean: float, clean_ci_low: float, chance: float, higher_is_better: bool = True, best: float = 1.0
+) -> str:
     """Why retention and normalised AUC are undefined for this clean value ('' when they are defined)."""
     if not higher_is_better:
         return ""
@@ -37,7 +40,7 @@ def near_chance_note(clean: float, clean_ci_low: float, chance: float, higher_is
         return "chance level unknown: normalised AUC undefined"
     if not np.isfinite(clean):
         return "no clean value"
-    margin = NEAR_CHANCE_MARGIN * (1.0 - chance)
+    margin = NEAR_CHANCE_MARGIN * (best - chance)
     if np.isfinite(clean_ci_low) and clean_ci_low <= chance:
         return f"near chance: clean {clean:.3f}, its 95% CI low {clean_ci_low:.3f} ≤ chance {chance:.3f}"
     if clean - chance < margin:
@@ -59,8 +62,8 @@ def chance_table(table: "pd.DataFrame", records: Mapping[str, Mapping]) -> "pd.D
     clean = clean[clean.corruption == "none"].drop_duplicates(RUN_KEYS)
     rows = []
     for row in clean.itertuples(index=False):
-        chance, source = recorded_chance(records.get(row.run_id) or {}, row.task, row.metric)
-        note = near_chance_note(row.value, row.ci_low, chance, bool(row.higher_is_better))
+        chance, best, source = recorded_chance(records.get(row.run_id) or {}, row.task, row.metric)
+        note = near_chance_note(row.value, row.ci_low, chance, bool(row.higher_is_better), best)
         rows.append({**{key: getattr(row, key) for key in RUN_KEYS}, "chance": chance, "chance_source": source,
                      "clean_ci_low": row.ci_low, "summary_note": note})
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "chance", "chance_source", "clean_ci_low", "summary_note"])

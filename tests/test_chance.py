@@ -4,7 +4,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from robustpath.chance import chance_level, chance_record, majority_vote_distribution
+from robustpath.chance import best_value, chance_level, chance_record, majority_vote_distribution
 
 GALLERY = np.array([5, 14, 9, 2])  # gallery images per class: imbalanced, one class smaller than k = 5
 QUERIES = np.array([7, 3, 6, 4])  # queries per class
@@ -39,6 +39,9 @@ def test_retrieval_chance_levels_match_random_rankings():
     for query_class, weight in enumerate(QUERIES / QUERIES.sum()):
         for name, values in _simulated_retrieval(query_class, ranked, 10, 5).items():
             simulated[name] = simulated.get(name, 0.0) + weight * values.mean()
+    recall_ceiling = sum(q * min(10, r) / r for q, r in zip(QUERIES / QUERIES.sum(), GALLERY))
+    assert best_value("recall_at_10", QUERIES, GALLERY) == pytest.approx(recall_ceiling)
+    assert best_value("top5_accuracy", QUERIES, GALLERY) == 1.0
     for name, value in simulated.items():
         expected = chance_level(name, QUERIES, GALLERY)
         # standard error of a mean of values in [0, 1] over DRAWS draws is at most 0.5 / sqrt(DRAWS) ≈ 0.0011

@@ -125,3 +125,15 @@ def test_a_random_weight_clip_at_chance_in_zero_shot_gets_a_note(tiny_open_clip,
     assert clean.summary_note.startswith("near chance") and clean.mean_normalised_auc == ""
     assert any("zeroshot · accuracy: retention and normalised AUC undefined" in note for note in record["notes"])
     assert "retention and normalised AUC undefined" in " ".join(result.output.split())  # printed as a note
+
+
+def test_recall_at_its_ceiling_is_not_near_chance():
+    """recall@10 cannot exceed 10 / R = 0.1 here (chance 10 / G = 0.033): the margin is 10% of 0.1 − 0.033."""
+    counts = {"train": {"a": 100, "b": 100, "c": 100}, "test": {"a": 30, "b": 30, "c": 30}}
+    record = {**run_record("m", "run-r"), "dataset": {"name": "toy", "classes": ["a", "b", "c"], "counts": counts}}
+    rows = metric_rows("run-r", "m", "toy", "retrieval", CLEAN_VARIANT, {"recall_at_10": MetricValue(0.1, 0.095, 0.1, 90, 0, 0)})
+    rows += metric_rows("run-r", "m", "toy", "retrieval", Variant("hue", 1, "pre"),
+                        {"recall_at_10": MetricValue(0.08, 0.07, 0.09, 90, -0.03, -0.01)})
+    models = summarise_results(build_results_table(rows), [record]).models.iloc[0]
+    assert models.chance == pytest.approx(10 / 300) and models.summary_note == ""
+    assert models.mean_normalised_auc == pytest.approx((1 + (0.08 - 1 / 30) / (0.1 - 1 / 30)) / 2)

@@ -32,18 +32,20 @@ def test_chance_comes_from_the_run_then_its_class_counts_then_its_class_names():
     counted = {**run_record("alpha", "run-a"),
                "dataset": {"classes": ["a", "b"], "counts": {"train": {"a": 30, "b": 10}, "test": {"a": 6, "b": 4}}}}
     recorded = {**counted, "tasks": {"retrieval": {"chance": {"top1_accuracy": {"value": 0.123}, "flip_rate": {"value": None}}}}}
-    assert recorded_chance(recorded, "retrieval", "top1_accuracy") == (0.123, RECORDED)
-    assert np.isnan(recorded_chance(recorded, "retrieval", "flip_rate")[0])
+    assert recorded_chance(recorded, "retrieval", "top1_accuracy") == (0.123, 1.0, RECORDED)
+    assert np.isnan(recorded_chance(recorded, "retrieval", "flip_rate").value)
     # an older run.json: the same value from its per-split class counts (hand: 0.6 · 30/40 + 0.4 · 10/40)
-    assert recorded_chance(counted, "retrieval", "top1_accuracy") == (pytest.approx(0.55), FROM_COUNTS)
-    assert recorded_chance(counted, "linear_probe", "accuracy") == (0.6, FROM_COUNTS)  # the majority class
+    assert recorded_chance(counted, "retrieval", "top1_accuracy") == (pytest.approx(0.55), 1.0, FROM_COUNTS)
+    assert recorded_chance(counted, "linear_probe", "accuracy") == (0.6, 1.0, FROM_COUNTS)  # the majority class
+    # recall@10 cannot exceed 10 / R: 0.6 · 10/30 + 0.4 · 10/10
+    assert recorded_chance(counted, "retrieval", "recall_at_10").best == pytest.approx(0.6 / 3 + 0.4)
     broken = {**counted, "tasks": {"retrieval": {"chance": {"top1_accuracy": {"value": "high"}}}}}
-    assert recorded_chance(broken, "retrieval", "top1_accuracy")[1] == FROM_COUNTS  # malformed → ignored
+    assert recorded_chance(broken, "retrieval", "top1_accuracy").source == FROM_COUNTS  # malformed → ignored
     names_only = run_record("alpha", "run-a")
-    assert recorded_chance(names_only, "linear_probe", "accuracy") == (pytest.approx(THIRD), BALANCED_ASSUMED)
-    assert np.isnan(recorded_chance(names_only, "retrieval", "top1_accuracy")[0])
-    assert recorded_chance({}, "embedding_drift", "cosine_similarity") == (0.0, RECORDED)
-    assert recorded_chance({"dataset": "x"}, "zeroshot", "accuracy")[1] == UNKNOWN
+    assert recorded_chance(names_only, "linear_probe", "accuracy") == (pytest.approx(THIRD), 1.0, BALANCED_ASSUMED)
+    assert np.isnan(recorded_chance(names_only, "retrieval", "top1_accuracy").value)
+    assert recorded_chance({}, "embedding_drift", "cosine_similarity") == (0.0, 1.0, RECORDED)
+    assert recorded_chance({"dataset": "x"}, "zeroshot", "accuracy").source == UNKNOWN
 
 
 def test_normalised_auc_is_one_without_loss_and_zero_at_chance():

@@ -25,7 +25,7 @@ DEFINITIONS = """\
   accuracy = share of the most frequent test class, balanced accuracy = 1/K, F1 = uniform guessing;
   retrieval = a uniformly random ranking of the gallery (top-k: 1 − C(G−R, k)/C(G, k) averaged over queries).
 - **near chance**: when the clean value's 95% interval reaches chance, or the clean value lies less than 10% of
-  the way from chance to 1, retention and normalised AUC are undefined (—, with the reason as a note) and the
+  the way from chance to the best attainable value (1; min(k, R)/R for recall@k), retention and normalised AUC are undefined (—, with the reason as a note) and the
   model is ranked after the others.
 - **CE / mCE** (ImageNet-C): error E = 1 − value; CE = Σ_s E_s / Σ_s E_s(baseline) per corruption and stage,
   mCE = mean over them; relative mCE uses E_s − E_clean. Below 1 = more robust than the baseline.
