@@ -246,6 +246,18 @@ def _split_counts(dataset: Mapping, classes: list) -> tuple[list[int], list[int]
     return [int(v) for v in values[0]], [int(v) for v in values[1]]
 
 
+def _stored_level(entry, best: float) -> ChanceLevel | None:
+    """The chance level a run stored ({"value", "best", …}), None when the entry is missing or malformed."""
+    if not isinstance(entry, Mapping) or "value" not in entry:
+        return None
+    stored_best = _finite(entry.get("best"))
+    best = best if stored_best is None else stored_best
+    if entry["value"] is None:
+        return ChanceLevel(math.nan, best, RECORDED)
+    value = _finite(entry["value"])
+    return None if value is None else ChanceLevel(value, best, RECORDED)
+
+
 def recorded_chance(record: Mapping, task: str, metric: str) -> ChanceLevel:
     """Chance level and best value of ``metric`` of ``task`` in a run.json record.
 
@@ -259,15 +271,9 @@ def recorded_chance(record: Mapping, task: str, metric: str) -> ChanceLevel:
     classes = [str(name) for name in classes] if isinstance(classes, list) else []
     counts = _split_counts(dataset, classes) if classes else None
     best = best_value(metric, *counts) if counts is not None else 1.0
-    entry = _lookup(record, "tasks", task, "chance", metric)
-    if isinstance(entry, Mapping) and "value" in entry:
-        recorded_best = _finite(entry.get("best"))
-        best = recorded_best if recorded_best is not None else best
-        if entry["value"] is None:
-            return ChanceLevel(math.nan, best, RECORDED)
-        value = _finite(entry["value"])
-        if value is not None:
-            return ChanceLevel(value, best, RECORDED)
+    stored = _stored_level(_lookup(record, "tasks", task, "chance", metric), best)
+    if stored is not None:
+        return stored
     if counts is not None:
         value = chance_level(metric, *counts)
         return ChanceLevel(math.nan if value is None else value, best, FROM_COUNTS)

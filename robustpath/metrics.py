@@ -43,7 +43,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from robustpath.config import BOOTSTRAP_RESAMPLES, MIN_BOOTSTRAP_RESAMPLES  # noqa: F401  (re-exported)
+from robustpath.config import BOOTSTRAP_RESAMPLES
 
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1.0 - CONFIDENCE

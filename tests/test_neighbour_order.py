@@ -12,7 +12,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from robustpath.tasks import retrieval
 from robustpath.tasks.retrieval import ROUNDING_GUARD, SIMILARITY_GRID_BITS, nearest_neighbours
