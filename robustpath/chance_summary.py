@@ -42,9 +42,9 @@ def near_chance_note(
         return "no clean value"
     margin = NEAR_CHANCE_MARGIN * (best - chance)
     if np.isfinite(clean_ci_low) and clean_ci_low <= chance:
-        return f"near chance: clean {clean:.3f}, its 95% CI low {clean_ci_low:.3f} ≤ chance {chance:.3f}"
+        return f"near chance: 95% CI low {clean_ci_low:.3f} ≤ chance {chance:.3f}"
     if clean - chance < margin:
-        return f"near chance: clean {clean:.3f} is less than {margin:.3f} above chance {chance:.3f}"
+        return f"near chance: {clean - chance:.3f} above chance {chance:.3f}, under the margin {margin:.3f}"
     return ""
 
 
@@ -86,6 +86,6 @@ def undefined_summary_notes(ranking: "pd.DataFrame") -> list[str]:
     return [
         f"{row.model} on {row.dataset} · {row.task} · {row.metric}: "
         f"{'retention and normalised AUC' if undefines_retention(row.summary_note) else 'normalised AUC'} undefined "
-        f"({row.summary_note})."
+        f"(clean {row.clean_value:.3f}; {row.summary_note})."
         for row in ranking.itertuples() if row.summary_note
     ]

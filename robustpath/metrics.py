@@ -48,7 +48,7 @@ from robustpath.config import BOOTSTRAP_RESAMPLES
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1.0 - CONFIDENCE
 _BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (rows × n)
-_CACHED_ELEMENTS = 1 << 24  # index matrices up to this size are kept for reuse across variants
+_CACHED_ELEMENTS = 1 << 22  # an index matrix up to this size (32 MB) is kept for the next variant
 
 
 CALIBRATION_BINS = 15
@@ -133,7 +133,7 @@ def bootstrap_indices(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -
     return rng.integers(0, n, size=(resamples, n))
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)
 def _shared_indices(n: int, seed: int, resamples: int) -> np.ndarray:
     indices = bootstrap_indices(n, seed, resamples)
     indices.flags.writeable = False
@@ -143,7 +143,7 @@ def _shared_indices(n: int, seed: int, resamples: int) -> np.ndarray:
 def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Iterator[np.ndarray]:
     """The rows of bootstrap_indices(n, seed, resamples) in consecutive blocks of ≤ 4M indices.
 
-    Small matrices are kept (read-only) for the next call with the same arguments;
+    A matrix of up to 4M indices is kept (read-only) for the next call with the same arguments;
     larger ones are drawn block by block from the same seeded stream (identical rows).
     """
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))

@@ -46,6 +46,8 @@ def test_chance_comes_from_the_run_then_its_class_counts_then_its_class_names():
     assert np.isnan(recorded_chance(names_only, "retrieval", "top1_accuracy").value)
     assert recorded_chance({}, "embedding_drift", "cosine_similarity") == (0.0, 1.0, RECORDED)
     assert recorded_chance({"dataset": "x"}, "zeroshot", "accuracy").source == UNKNOWN
+    notes = summarise_results(golden_table(), RECORDS).notes  # run.json without class counts: said once per run
+    assert len(notes) == 2 and "chance levels are assumed for balanced classes" in notes[0] and "run-a" in notes[0]
 
 
 def test_normalised_auc_is_one_without_loss_and_zero_at_chance():
