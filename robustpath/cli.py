@@ -26,7 +26,7 @@ from robustpath.cli_support import (
     stderr_console,
     stdout_console,
 )
-from robustpath.config import DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
+from robustpath.config import BOOTSTRAP_RESAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
 from robustpath.distributed import is_main_process
 
 app = typer.Typer(
@@ -194,6 +194,11 @@ def eval_command(
         int, typer.Option("--workers", min=0, envvar="ROBUSTPATH_WORKERS", help="DataLoader worker processes for decoding.")
     ] = 0,
     seed: SeedOption = 0,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", metavar="N", help="Bootstrap resamples of the test images behind every 95% "
+                          "interval and drop p-value, shared by clean and every variant (at least 40; use 10000 "
+                          "for publication).")
+    ] = BOOTSTRAP_RESAMPLES,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a complete run (or an unfinished one with other options) in --out.")
     ] = False,

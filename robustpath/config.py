@@ -4,11 +4,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from robustpath.errors import UsageError
+
 STAGES = ("default", "pre", "post", "both")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PRESET = "pathology"
 DEFAULT_DATA = "demo-ihc"
+BOOTSTRAP_RESAMPLES = 1000  # default resamples of the test images (robustpath.metrics)
+MIN_BOOTSTRAP_RESAMPLES = 40  # below this 2 / (B + 1) ≥ 0.05: no drop could be significant
+
+
+def check_bootstrap(value) -> int:
+    """``--bootstrap`` must be a whole number of at least MIN_BOOTSTRAP_RESAMPLES (40)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_BOOTSTRAP_RESAMPLES:
+        raise UsageError(
+            f"--bootstrap must be a whole number of at least {MIN_BOOTSTRAP_RESAMPLES} resamples "
+            f"(below that no drop can reach p < 0.05), got {value!r}; use 10000 for publication"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,9 @@ class RunSpec:
     ``save_embeddings`` writes OUT/embeddings/ (clean, every variant, class texts)
     in ``embeddings_dtype`` "float32" or "float16" (robustpath.embedding_files).
     ``deterministic`` runs with deterministic torch algorithms, fp32 and no compile.
+    ``bootstrap`` is the number of seeded resamples of the test images behind every
+    interval and drop p-value (the same resamples for clean and every variant);
+    it changes results, so it enters the run id (when it is not the default).
     """
 
     model: str
@@ -56,6 +73,10 @@ class RunSpec:
     save_embeddings: bool = False
     embeddings_dtype: str = "float32"
     deterministic: bool = False
+    bootstrap: int = BOOTSTRAP_RESAMPLES
+
+    def __post_init__(self) -> None:
+        check_bootstrap(self.bootstrap)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -15,21 +15,40 @@ image by image.  Classification metrics follow scikit-learn's definitions:
   ((b−1)/15, b/15]; ECE = Σ_b (|B_b| / n) · |accuracy(B_b) − mean confidence(B_b)|
   (Guo et al., 2017), i.e. Σ_b |Σ_{i∈B_b} correct_i − Σ_{i∈B_b} confidence_i| / n.
 
-Intervals are 95% percentile intervals over 1,000 bootstrap resamples of the
-test images.  A drop from clean is tested with a *paired* bootstrap: each
-replicate resamples the same images for the clean and the corrupted set, and
-the interval of (corrupted − clean) replicates says whether the drop is
-significant (the interval excludes 0).
+Intervals are 95% percentile intervals over B bootstrap resamples of the test
+images (B = 1,000 by default, ``--bootstrap``; the first B rows of a larger B are
+the same resamples).  A drop from clean is tested with a *paired* bootstrap: each
+replicate resamples the same images for the clean and the corrupted set, giving
+B differences d_b = corrupted_b − clean_b, with
+
+- drop_ci_low / drop_ci_high: their 95% percentile interval;
+- drop_p_value: the two-sided bootstrap p-value of "no change",
+  p = min(1, 2 · (1 + min(#{d_b ≤ 0}, #{d_b ≥ 0})) / (B + 1))
+  (differences of exactly 0 count on both sides; the +1 keeps p above 0);
+- significant: p < 0.05, i.e. fewer than 0.025 · (B + 1) − 1 differences on the
+  far side of 0: at most 24 of B = 1,000 (249 of 10,000).  This is "the 95%
+  interval excludes 0" counted in replicates: for these B the two agree except
+  when exactly one more difference (25; 250) lies on the far side and the
+  interpolated 2.5th percentile still falls beyond 0; the p-value then says
+  "not significant" (it is the stricter of the two).
+
+Replicates are computed in blocks of resamples (bounded memory for large B and
+n); the indices come from one seeded stream, so blocks change nothing.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
-BOOTSTRAP_RESAMPLES = 1000
+from robustpath.config import BOOTSTRAP_RESAMPLES
+
 CONFIDENCE = 0.95
+SIGNIFICANCE = 1.0 - CONFIDENCE
+_BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (rows × n)
+_CACHED_ELEMENTS = 1 << 22  # an index matrix up to this size (32 MB) is kept for the next variant
 
 
 CALIBRATION_BINS = 15
@@ -40,7 +59,8 @@ class MetricValue:
     """A point estimate with its 95% interval over n samples.
 
     drop_ci_low / drop_ci_high: 95% paired-bootstrap interval of (value − clean
-    value); NaN when there is no clean reference.
+    value); drop_p_value: its two-sided bootstrap p-value; NaN when there is no
+    clean reference.
     """
 
     value: float
@@ -49,6 +69,7 @@ class MetricValue:
     n: int
     drop_ci_low: float = float("nan")
     drop_ci_high: float = float("nan")
+    drop_p_value: float = float("nan")
 
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, indices: np.ndarray) -> np.ndarray:
@@ -106,9 +127,34 @@ CLASSIFICATION_METRICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def bootstrap_indices(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> np.ndarray:
-    """(resamples, n) indices drawn with replacement; fixed for (n, seed)."""
+    """(resamples, n) int64 indices drawn with replacement; fixed for (n, seed), a larger
+    ``resamples`` extends the same rows."""
     rng = np.random.default_rng([seed, n])
     return rng.integers(0, n, size=(resamples, n))
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_indices(n: int, seed: int, resamples: int) -> np.ndarray:
+    indices = bootstrap_indices(n, seed, resamples)
+    indices.flags.writeable = False
+    return indices
+
+
+def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Iterator[np.ndarray]:
+    """The rows of bootstrap_indices(n, seed, resamples) in consecutive blocks of ≤ 4M indices.
+
+    A matrix of up to 4M indices is kept (read-only) for the next call with the same arguments;
+    larger ones are drawn block by block from the same seeded stream (identical rows).
+    """
+    rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    if n * resamples <= _CACHED_ELEMENTS:
+        indices = _shared_indices(n, seed, resamples)
+        for start in range(0, resamples, rows):
+            yield indices[start : start + rows]
+        return
+    rng = np.random.default_rng([seed, n])
+    for start in range(0, resamples, rows):
+        yield rng.integers(0, n, size=(min(rows, resamples - start), n))
 
 
 def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
@@ -155,9 +201,20 @@ def paired_drop_interval(variant_replicates: np.ndarray, clean_replicates: np.nd
     return percentile_interval(np.asarray(variant_replicates, float) - np.asarray(clean_replicates, float))
 
 
-def drop_is_significant(drop_ci_low: float, drop_ci_high: float) -> bool:
-    """True when the paired 95% interval of the drop excludes 0."""
-    return bool(drop_ci_low > 0 or drop_ci_high < 0)
+def paired_drop_p_value(variant_replicates: np.ndarray, clean_replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of no change from paired replicates (NaN ones ignored):
+    min(1, 2 · (1 + min(#{d ≤ 0}, #{d ≥ 0})) / (B + 1)) with d = variant − clean; NaN without any."""
+    differences = np.asarray(variant_replicates, float) - np.asarray(clean_replicates, float)
+    differences = differences[np.isfinite(differences)]
+    if not len(differences):
+        return float("nan")
+    far_side = min(np.count_nonzero(differences <= 0), np.count_nonzero(differences >= 0))
+    return float(min(1.0, 2.0 * (1 + far_side) / (len(differences) + 1)))
+
+
+def drop_is_significant(drop_p_value: float) -> bool:
+    """True when the paired bootstrap p-value is below 0.05 (see the module docstring); False for NaN."""
+    return bool(drop_p_value < SIGNIFICANCE)
 
 
 def classification_metrics(

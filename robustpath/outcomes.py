@@ -17,12 +17,14 @@ from typing import Mapping
 import numpy as np
 
 from robustpath.metrics import (
+    BOOTSTRAP_RESAMPLES,
     CLASSIFICATION_METRICS,
     MetricValue,
-    bootstrap_indices,
+    bootstrap_index_blocks,
     confusion_matrices,
     expected_calibration_error,
     paired_drop_interval,
+    paired_drop_p_value,
     percentile_interval,
 )
 
@@ -101,32 +103,42 @@ class PairedScorer:
     """Scores outcomes with bootstrap intervals and paired drops from the clean outcomes.
 
     The clean replicates are computed once; every variant is resampled with the
-    same indices (bootstrap_indices is fixed by (seed, n)), image by image.
+    same indices (bootstrap_indices is fixed by (seed, n, resamples)), image by
+    image, in blocks of resamples so that memory stays bounded for large B and n.
     """
 
-    def __init__(self, names: tuple[str, ...], seed: int, clean: Outcomes | None = None) -> None:
+    def __init__(
+        self, names: tuple[str, ...], seed: int, clean: Outcomes | None = None, resamples: int = BOOTSTRAP_RESAMPLES
+    ) -> None:
         self.names = tuple(names)
         self.seed = seed
+        self.resamples = int(resamples)
         self.clean = clean
         self._clean_replicates = None
         if clean is not None:
-            self._clean_replicates = metric_replicates(clean, self.names, self._indices(clean.n), clean)
+            self._clean_replicates = self._replicates(clean)
 
-    def _indices(self, n: int) -> np.ndarray:
-        return bootstrap_indices(n, self.seed)
+    def _replicates(self, outcomes: Outcomes) -> dict[str, np.ndarray]:
+        """name → (resamples,) metric values over the bootstrap resamples of ``outcomes``."""
+        blocks = [
+            metric_replicates(outcomes, self.names, indices, self.clean)
+            for indices in bootstrap_index_blocks(outcomes.n, self.seed, self.resamples)
+        ]
+        return {name: np.concatenate([block[name] for block in blocks]) for name in self.names}
 
     def score(self, outcomes: Outcomes) -> dict[str, MetricValue]:
         n = outcomes.n
         point = metric_replicates(outcomes, self.names, np.arange(n)[None, :], self.clean)
-        replicates = metric_replicates(outcomes, self.names, self._indices(n), self.clean)
+        replicates = self._replicates(outcomes)
         paired = self._clean_replicates is not None and self.clean.n == n
         values = {}
         for name in self.names:
             low, high = percentile_interval(replicates[name])
-            drop_low = drop_high = float("nan")
+            drop_low = drop_high = p_value = float("nan")
             if paired:
                 drop_low, drop_high = paired_drop_interval(replicates[name], self._clean_replicates[name])
-            values[name] = MetricValue(float(point[name][0]), low, high, int(n), drop_low, drop_high)
+                p_value = paired_drop_p_value(replicates[name], self._clean_replicates[name])
+            values[name] = MetricValue(float(point[name][0]), low, high, int(n), drop_low, drop_high, p_value)
         return values
 
 

@@ -2,7 +2,7 @@
 
 One row per (run, model, dataset, task, samples_per_class, repeat, metric,
 corruption, severity, stage).  Clean rows have corruption "none", severity 0 and
-stage "none".  Columns, in order (schema version 2):
+stage "none".  Columns, in order (schema version 3):
 
 - run_id, model, dataset, task, metric, corruption, severity, stage;
 - value, ci_low, ci_high: the metric and its 95% percentile-bootstrap interval
@@ -11,14 +11,18 @@ stage "none".  Columns, in order (schema version 2):
   is better);  relative_retention = value / clean value (derived);
 - drop_ci_low, drop_ci_high: 95% paired-bootstrap interval of the drop (the
   same resampled images for clean and corrupted); 0 on clean rows, NaN when
-  unknown;  drop_significant: the interval excludes 0 (derived);
+  unknown;  drop_p_value: two-sided paired-bootstrap p-value of the drop
+  (robustpath.metrics; 1 on clean rows, NaN when unknown);
+  drop_significant: drop_p_value < 0.05 (derived; for tables without p-values,
+  read from older files: the interval excludes 0);
 - samples_per_class: training images per class of the linear probe (0 = all;
   always 0 for other tasks);  repeat: repetition of a data-scale subsample
   (0 when samples_per_class is 0);
-- schema_version: 2 on every row.
+- schema_version: 3 on every row.
 
-Version 1 tables (without the last six columns) are read by load_results_table
-and upgraded: samples_per_class = repeat = 0, drop intervals NaN.
+Version 1 tables (without the last seven columns) and version 2 tables (without
+drop_p_value) are read by load_results_table and upgraded: samples_per_class =
+repeat = 0, missing drop intervals and p-values NaN.
 """
 from __future__ import annotations
 
@@ -26,31 +30,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robustpath.errors import DataError
-from robustpath.metrics import MetricValue
+from robustpath.metrics import SIGNIFICANCE, MetricValue
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_COLUMNS = (
     "run_id", "model", "dataset", "task", "metric", "corruption", "severity", "stage",
     "value", "ci_low", "ci_high", "n", "higher_is_better",
 )
 DERIVED_COLUMNS = ("drop_from_clean", "relative_retention", "drop_significant")
-PAIRED_COLUMNS = ("drop_ci_low", "drop_ci_high")
+PAIRED_COLUMNS = ("drop_ci_low", "drop_ci_high", "drop_p_value")
 SCALE_COLUMNS = ("samples_per_class", "repeat")
 RESULT_COLUMNS = (
     *SCHEMA_COLUMNS, "drop_from_clean", "relative_retention", *PAIRED_COLUMNS, "drop_significant",
     *SCALE_COLUMNS, "schema_version",
 )
-ADDED_IN_VERSION_2 = (*PAIRED_COLUMNS, "drop_significant", *SCALE_COLUMNS, "schema_version")
+ADDED_IN_VERSION_2 = ("drop_ci_low", "drop_ci_high", "drop_significant", *SCALE_COLUMNS, "schema_version")
+ADDED_IN_VERSION_3 = ("drop_p_value",)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate"})
 TASK_ORDER = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
 PRIMARY_METRIC = {
     "linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
     "embedding_drift": "cosine_similarity",
 }
+RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]  # one metric of one run (summaries)
 GROUP_COLUMNS = ["run_id", "model", "dataset", "task", "samples_per_class", "repeat", "metric"]
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
 
@@ -66,7 +72,7 @@ def metric_rows(
             "corruption": variant.corruption, "severity": variant.severity, "stage": variant.stage,
             "value": value.value, "ci_low": value.ci_low, "ci_high": value.ci_high, "n": value.n,
             "higher_is_better": metric not in LOWER_IS_BETTER,
-            "drop_ci_low": value.drop_ci_low, "drop_ci_high": value.drop_ci_high,
+            "drop_ci_low": value.drop_ci_low, "drop_ci_high": value.drop_ci_high, "drop_p_value": value.drop_p_value,
             "samples_per_class": int(samples_per_class), "repeat": int(repeat),
         }
         for metric, value in values.items()
@@ -94,7 +100,8 @@ def _finish(table: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def add_derived_columns(table: "pd.DataFrame") -> "pd.DataFrame":
-    """drop_from_clean, relative_retention and drop_significant, matched on GROUP_COLUMNS."""
+    """drop_from_clean, relative_retention and drop_significant (p < 0.05, or the interval excludes 0
+    where no p-value is known), matched on GROUP_COLUMNS."""
     import numpy as np
 
     group = [c for c in GROUP_COLUMNS if c in table]
@@ -107,12 +114,14 @@ def add_derived_columns(table: "pd.DataFrame") -> "pd.DataFrame":
             merged["clean_value"] != 0, merged["value"] / merged["clean_value"], np.nan
         )
     if "drop_ci_low" in merged:
-        merged["drop_significant"] = (merged["drop_ci_low"] > 0) | (merged["drop_ci_high"] < 0)
+        by_interval = (merged["drop_ci_low"] > 0) | (merged["drop_ci_high"] < 0)
+        p_value = merged["drop_p_value"] if "drop_p_value" in merged else np.nan
+        merged["drop_significant"] = np.where(np.isfinite(p_value), p_value < SIGNIFICANCE, by_interval)
     return merged.drop(columns=["clean_value"])
 
 
 def upgrade_results_table(table: "pd.DataFrame", source: str = "results table") -> "pd.DataFrame":
-    """A version-1 or version-2 table (e.g. read from CSV) → a version-2 table."""
+    """A version-1, 2 or 3 table (e.g. read from CSV) → a version-3 table."""
     version = int(table["schema_version"].iloc[0]) if "schema_version" in table and len(table) else 1
     if version > SCHEMA_VERSION:
         raise DataError(
@@ -134,7 +143,7 @@ def upgrade_results_table(table: "pd.DataFrame", source: str = "results table") 
 
 
 def load_results_table(path: Path) -> "pd.DataFrame":
-    """Read a results.csv (schema version 1 or 2) as a version-2 table."""
+    """Read a results.csv (schema version 1, 2 or 3) as a version-3 table."""
     import pandas as pd
 
     path = Path(path)

@@ -8,7 +8,14 @@ training images):
 - normalised_auc: area under the degradation curve (severity 0 = clean, then
   each severity; trapezoids), divided by the highest severity, after rescaling
   each value v to (v − chance) / (clean − chance): 1 = no degradation, 0 = at
-  chance throughout (chance: see chance_level); NaN for lower-is-better metrics;
+  chance throughout; NaN for lower-is-better metrics.  ``chance`` is the level
+  the run recorded for the metric (robustpath.chance: the expectation under a
+  stated null, e.g. a random gallery ranking for retrieval);
+- near chance: retention and normalised AUC are undefined (NaN, with the reason
+  in ``summary_note``) when the clean value is not clearly above chance: its 95%
+  bootstrap interval reaches chance, or it lies less than 10% of the way from
+  chance to a perfect 1 (robustpath.chance_summary).  Near chance both blow up
+  or mean nothing (a model at chance "retains" everything);
 - corruption error against a baseline model b (ImageNet-C, Hendrycks &
   Dietterich 2019), with error E = 1 − value for higher-is-better metrics:
   CE_c = Σ_s E_{s,c} / Σ_s E^b_{s,c};  relative CE_c = Σ_s (E_{s,c} − E_clean)
@@ -17,24 +24,24 @@ training images):
   corruption at two stages counts as two conditions).  Several runs of the
   baseline on one dataset are averaged.
 - ranking: per dataset and task, models ordered by the mean normalised AUC of
-  the task's primary metric (higher = more robust).
+  the task's primary metric (higher = more robust); models whose normalised AUC
+  is undefined come after the others (by clean value), with the reason shown.
 """
 from __future__ import annotations
 
 import difflib
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from robustpath.chance_summary import chance_table, summary_notes, undefines_retention
 from robustpath.errors import UsageError
-from robustpath.results import PRIMARY_METRIC, TASK_ORDER, main_rows
+from robustpath.results import PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]
 CONDITION = ["corruption", "stage"]
 WORST_CONDITIONS = 3
 
@@ -42,25 +49,6 @@ WORST_CONDITIONS = 3
 def condition_label(corruption: str, stage: str) -> str:
     """'gaussian_blur' for the pre-resize stage, 'gaussian_blur (post-resize)' otherwise."""
     return corruption if stage in ("pre", "none") else f"{corruption} ({stage}-resize)"
-
-
-def chance_level(metric: str, n_classes: int | None) -> float:
-    """Value of ``metric`` for uniform random guessing among K classes.
-
-    top-k accuracy: min(1, k / K); accuracy, balanced accuracy, majority-vote
-    accuracy, macro/weighted F1: 1 / K (F1 exactly so for balanced classes);
-    mAP, recall@k, cosine similarity and other metrics: 0.  NaN when K is unknown
-    for a metric that needs it.
-    """
-    top = re.fullmatch(r"top(\d+)_accuracy", metric)
-    needs_classes = top is not None or metric.endswith("accuracy") or metric.endswith("_f1")
-    if not needs_classes:
-        return 0.0
-    if not n_classes:
-        return float("nan")
-    if top is not None:
-        return min(1.0, int(top.group(1)) / n_classes)
-    return 1.0 / n_classes
 
 
 def normalised_auc(severities, values, clean: float, chance: float) -> float:
@@ -86,6 +74,7 @@ class RobustnessSummary:
     data_scale: "pd.DataFrame"  # linear-probe data-scale sweep per variant: mean ± sd over repeats
     data_scale_overview: "pd.DataFrame"  # per training-set size: clean and mean-over-corruptions, mean ± sd
     baseline: str | None = None
+    notes: list[str] = field(default_factory=list)  # runs whose chance levels were assumed or unknown
 
     def tables(self) -> dict[str, "pd.DataFrame"]:
         """Name → table, as written to files (robustness_<name>.csv, report.json "tables")."""
@@ -110,46 +99,53 @@ def check_baseline(table: "pd.DataFrame", baseline: str | None) -> str | None:
 def summarise_results(
     table: "pd.DataFrame", records: list[dict] | None = None, baseline: str | None = None
 ) -> RobustnessSummary:
-    """Every summary table; ``records`` (run.json contents) give each run's number of classes."""
+    """Every summary table; ``records`` (run.json contents) give each run's chance levels."""
     baseline = check_baseline(table, baseline)
-    n_classes = {r["run_id"]: len(r.get("dataset", {}).get("classes", [])) or None for r in records or []}
-    conditions = condition_summary(table, n_classes, baseline)
-    models = model_summary(table, conditions)
+    chances = chance_table(table, {r.get("run_id"): r for r in records or []})
+    conditions = condition_summary(table, chances, baseline)
+    models = model_summary(table, conditions, chances)
     return RobustnessSummary(
         conditions=conditions, models=models, ranking=robustness_ranking(models),
-        worst=worst_conditions(conditions), blur_stages=blur_stage_comparison(table),
+        worst=worst_conditions(conditions), blur_stages=blur_stage_comparison(table, chances),
         data_scale=data_scale_summary(table), data_scale_overview=data_scale_overview(table), baseline=baseline,
+        notes=summary_notes(models),
     )
 
 
 def condition_summary(
-    table: "pd.DataFrame", n_classes: Mapping[str, int | None] | None = None, baseline: str | None = None
+    table: "pd.DataFrame", chances: "pd.DataFrame | None" = None, baseline: str | None = None
 ) -> "pd.DataFrame":
-    """One row per run/model/dataset/task/metric × (corruption, stage); see the module docstring."""
+    """One row per run/model/dataset/task/metric × (corruption, stage); see the module docstring.
+    ``chances``: chance_table(table, records) (default: no records, chance unknown)."""
     import pandas as pd
 
     main = main_rows(table)
+    if chances is None:
+        chances = chance_table(table, {})
     clean = main[main.corruption == "none"].set_index(RUN_KEYS)["value"]
+    facts = chances.set_index(RUN_KEYS)
     corrupted = main[main.corruption != "none"]
     rows = []
     for keys, part in corrupted.groupby(RUN_KEYS + CONDITION, sort=False):
         run_keys, (corruption, stage) = keys[:5], keys[5:]
         clean_value = float(clean.get(run_keys, np.nan))
         higher = bool(part.higher_is_better.iloc[0])
-        chance = chance_level(run_keys[4], (n_classes or {}).get(run_keys[0]))
+        chance, source, note = (facts.loc[run_keys, ["chance", "chance_source", "summary_note"]]
+                                if run_keys in facts.index else (np.nan, "unknown", "no clean value"))
+        retention = part.value.mean() / clean_value if clean_value and not undefines_retention(note) else np.nan
+        auc = normalised_auc(part.severity.values, part.value.values, clean_value, chance) if higher and not note else np.nan
         rows.append({
             **dict(zip(RUN_KEYS, run_keys)), "corruption": corruption, "stage": stage,
             "condition": condition_label(corruption, stage), "higher_is_better": higher,
             "severities": len(part), "clean_value": clean_value, "mean_value": part.value.mean(),
             "worst_value": part.value.min() if higher else part.value.max(),
-            "mean_drop": part.value.mean() - clean_value,
-            "mean_retention": part.value.mean() / clean_value if clean_value else np.nan,
-            "significant_drops": int(part.drop_significant.sum()),
-            "chance": chance,
-            "normalised_auc": normalised_auc(part.severity.values, part.value.values, clean_value, chance) if higher else np.nan,
+            "mean_drop": part.value.mean() - clean_value, "mean_retention": retention,
+            "significant_drops": int(part.drop_significant.sum()), "chance": chance, "chance_source": source,
+            "normalised_auc": auc, "summary_note": note,
         })
     columns = [*RUN_KEYS, *CONDITION, "condition", "higher_is_better", "severities", "clean_value", "mean_value",
-               "worst_value", "mean_drop", "mean_retention", "significant_drops", "chance", "normalised_auc"]
+               "worst_value", "mean_drop", "mean_retention", "significant_drops", "chance", "chance_source",
+               "normalised_auc", "summary_note"]
     summary = pd.DataFrame(rows, columns=columns)
     return _add_corruption_errors(summary, main, baseline)
 
@@ -184,12 +180,14 @@ def _add_corruption_errors(summary: "pd.DataFrame", main: "pd.DataFrame", baseli
     return summary.merge(sums[RUN_KEYS + CONDITION + ["ce", "relative_ce"]], on=RUN_KEYS + CONDITION, how="left")
 
 
-def model_summary(table: "pd.DataFrame", conditions: "pd.DataFrame") -> "pd.DataFrame":
-    """One row per run/model/dataset/task/metric: clean value, means over conditions, mCE, worst condition."""
+def model_summary(table: "pd.DataFrame", conditions: "pd.DataFrame", chances: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+    """One row per run/model/dataset/task/metric: clean value, means over conditions, mCE, worst condition,
+    chance level and summary_note (why retention / normalised AUC are undefined, '' when defined)."""
     import pandas as pd
 
     main = main_rows(table)
     clean = main[main.corruption == "none"]
+    facts = (chances if chances is not None else chance_table(table, {})).set_index(RUN_KEYS)
     rows = []
     for _, row in clean.iterrows():
         key = tuple(row[RUN_KEYS])
@@ -198,6 +196,7 @@ def model_summary(table: "pd.DataFrame", conditions: "pd.DataFrame") -> "pd.Data
         worst = ""
         if not part.empty:
             worst = part.sort_values("mean_drop", ascending=bool(row.higher_is_better)).condition.iloc[0]
+        chance, source, note = facts.loc[key, ["chance", "chance_source", "summary_note"]] if key in facts.index else (np.nan, "unknown", "")
         rows.append({
             **dict(zip(RUN_KEYS, key)), "higher_is_better": bool(row.higher_is_better),
             "clean_value": row.value, "clean_ci_low": row.ci_low, "clean_ci_high": row.ci_high,
@@ -205,10 +204,11 @@ def model_summary(table: "pd.DataFrame", conditions: "pd.DataFrame") -> "pd.Data
             "mean_normalised_auc": part.normalised_auc.mean(), "mce": part.ce.mean(),
             "relative_mce": part.relative_ce.mean(), "worst_condition": worst,
             "significant_drops": int(variants.drop_significant.sum()), "variants": len(variants),
+            "chance": chance, "chance_source": source, "summary_note": note,
         })
     columns = [*RUN_KEYS, "higher_is_better", "clean_value", "clean_ci_low", "clean_ci_high", "mean_corrupted_value",
                "mean_retention", "mean_normalised_auc", "mce", "relative_mce", "worst_condition",
-               "significant_drops", "variants"]
+               "significant_drops", "variants", "chance", "chance_source", "summary_note"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -221,14 +221,18 @@ def _task_rank(tasks: "pd.Series") -> "pd.Series":
 
 
 def robustness_ranking(models: "pd.DataFrame") -> "pd.DataFrame":
-    """Primary metric per task; rank 1 = highest mean normalised AUC within (dataset, task)."""
-    primary = _primary(models).assign(task_rank=lambda t: _task_rank(t.task)).sort_values(
-        ["dataset", "task_rank", "task", "mean_normalised_auc", "clean_value"],
-        ascending=[True, True, True, False, False],
+    """Primary metric per task; rank 1 = highest mean normalised AUC within (dataset, task); models whose
+    normalised AUC is undefined (summary_note) come last, by clean value."""
+    primary = _primary(models).assign(
+        task_rank=lambda t: _task_rank(t.task),
+        undefined=lambda t: (t.summary_note != "") | t.mean_normalised_auc.isna(),
+    ).sort_values(
+        ["dataset", "task_rank", "task", "undefined", "mean_normalised_auc", "clean_value"],
+        ascending=[True, True, True, True, False, False],
     )
     primary = primary.assign(rank=primary.groupby(["dataset", "task"]).cumcount() + 1)
-    columns = ["dataset", "task", "metric", "rank", "model", "run_id", "clean_value", "mean_retention",
-               "mean_normalised_auc", "mce", "relative_mce", "worst_condition"]
+    columns = ["dataset", "task", "metric", "rank", "model", "run_id", "clean_value", "chance", "mean_retention",
+               "mean_normalised_auc", "mce", "relative_mce", "worst_condition", "summary_note"]
     return primary[columns].reset_index(drop=True)
 
 
@@ -242,20 +246,27 @@ def worst_conditions(conditions: "pd.DataFrame", top: int = WORST_CONDITIONS) ->
     return worst[columns].reset_index(drop=True)
 
 
-def blur_stage_comparison(table: "pd.DataFrame", corruption: str = "gaussian_blur") -> "pd.DataFrame":
-    """Primary metrics: the blur at each severity applied before ('pre') and after ('post') the resize."""
+def blur_stage_comparison(
+    table: "pd.DataFrame", chances: "pd.DataFrame | None" = None, corruption: str = "gaussian_blur"
+) -> "pd.DataFrame":
+    """Primary metrics: the blur at each severity applied before ('pre') and after ('post') the resize.
+    Retentions are NaN where the clean value is near chance (summary_note of ``chances``)."""
+    import pandas as pd
+
     main = _primary(main_rows(table))
     blur = main[(main.corruption == corruption) & main.stage.isin(["pre", "post"])]
     keys = [*RUN_KEYS, "severity"]
-    columns = [*keys, "pre_value", "post_value", "pre_retention", "post_retention", "post_minus_pre"]
+    columns = [*keys, "pre_value", "post_value", "pre_retention", "post_retention", "post_minus_pre", "summary_note"]
     if blur.empty or blur.stage.nunique() < 2:
-        import pandas as pd
-
         return pd.DataFrame(columns=columns)
     wide = blur.pivot_table(index=keys, columns="stage", values=["value", "relative_retention"], aggfunc="first")
     wide.columns = [f"{stage}_{'value' if name == 'value' else 'retention'}" for name, stage in wide.columns]
-    wide = wide.reset_index().reindex(columns=columns[:-1])  # pivot_table drops all-NaN columns (clean value 0)
+    wide = wide.reset_index().reindex(columns=columns[:-2])  # pivot_table drops all-NaN columns (clean value 0)
     wide["post_minus_pre"] = wide["post_value"] - wide["pre_value"]
+    notes = chances[[*RUN_KEYS, "summary_note"]] if chances is not None else pd.DataFrame(columns=[*RUN_KEYS, "summary_note"])
+    wide = wide.merge(notes, on=RUN_KEYS, how="left").fillna({"summary_note": ""})
+    undefined = wide.summary_note.map(undefines_retention)
+    wide.loc[undefined, ["pre_retention", "post_retention"]] = np.nan
     return wide[columns]
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from robustpath.config import RunSpec
+from robustpath.config import BOOTSTRAP_RESAMPLES, RunSpec
 from robustpath.errors import UsageError
 from robustpath.progress import ProgressReporter, SilentProgress, notify
 
@@ -88,14 +88,17 @@ def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prom
     default: the installed ones).  No time and no path: two runs of one command into
     other --out folders write byte-identical results.csv files on CPU, and the output
     folder, batch size, workers, cache, exports and compile/deterministic switches do not
-    change the id.
+    change the id; the bootstrap resamples do when they are not the default 1,000.
     """
     if versions is None:
         from robustpath.cache import embedding_versions
 
         versions = embedding_versions()
+    measured = {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS}
+    if measured.get("bootstrap") == BOOTSTRAP_RESAMPLES:  # the default keeps the ids runs had before --bootstrap
+        del measured["bootstrap"]
     identity = {
-        "spec": {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS},
+        "spec": measured,
         "model": model, "dataset": dataset, "preset": preset, "prompts": prompts,
         "device": device, "precision": precision, "versions": versions,
     }
@@ -254,6 +257,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
             seed=spec.seed,
             text_embeddings=text_embeddings,
             clean_test_embeddings=embeddings.clean[embeddings.test_indices],
+            bootstrap=getattr(spec, "bootstrap", BOOTSTRAP_RESAMPLES),
         )
 
     clock = time.perf_counter()

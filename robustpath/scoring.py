@@ -25,7 +25,7 @@ _STOP = object()
 @dataclass
 class Scores:
     """outcomes / values: (task key, variant key) → Outcomes / {metric: MetricValue};
-    records: task key → task.describe() after fitting."""
+    records: task key → task.describe() after fitting, with "chance": task.chance_levels()."""
 
     outcomes: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
@@ -100,7 +100,7 @@ class TaskScorer:
                     context = self.make_context(embeddings)
                     for task_key, task in self.tasks.items():
                         task.fit(context)
-                        self.scores.records[task_key] = task.describe()
+                        self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
                 self._score(embeddings, self.variants[key], context)
         except BaseException as exc:  # noqa: BLE001 - raised again by finish() in the caller's thread
             self._error = exc

@@ -39,7 +39,7 @@ def test_full_default_sweep_writes_every_variant(full_run):
     record = json.loads((out / "run.json").read_text())
     assert record["completed"] is True and record["device"] == "cpu"
     assert record["versions"]["torch"] == torch.__version__.split("+")[0] or record["versions"]["torch"]
-    assert (table.schema_version == 2).all() and set(table.samples_per_class) == {0}
+    assert (table.schema_version == 3).all() and set(table.samples_per_class) == {0}
     assert ((table.drop_ci_low <= table.drop_from_clean + 1e-12) & (table.drop_from_clean <= table.drop_ci_high + 1e-12)).all()
     report = (out / "report.md").read_text()
     assert "linear_probe · accuracy" in report and "retrieval · map_at_10" in report
@@ -141,7 +141,7 @@ def test_data_scale_sweep_and_corrupted_gallery(tiny_customvit_dir, tmp_path):
     probe = table[(table.task == "linear_probe") & (table.metric == "accuracy") & (table.corruption == "none")]
     assert sorted(zip(probe.samples_per_class, probe.repeat)) == [(0, 0), (8, 0), (8, 1), (16, 0), (16, 1)]
     document = json.loads((tmp_path / "report.json").read_text())
-    assert document["schema_version"] == 2 and document["tables"]["robustness_data_scale_overview"]
+    assert document["schema_version"] == 3 and document["tables"]["robustness_data_scale_overview"]
     record = json.loads((tmp_path / "run.json").read_text())
     assert "equally corrupted" in record["tasks"]["retrieval"]["gallery"]
     assert not (tmp_path / "report.md").exists()

@@ -297,11 +297,14 @@ def test_corrupted_gallery_files_cover_every_sample_and_give_the_neighbours(tiny
     saved = robustpath.load_embeddings(out)
     hue, samples = saved["hue/1/pre"]
     assert hue.shape == (400, 32) and samples.sample_id.tolist() == saved.samples.sample_id.tolist()
-    # the retrieval neighbours follow from the exported embeddings: cosine similarity, most similar first
+    # the retrieval neighbours follow from the exported embeddings by the documented rule: float64 cosine
+    # similarity in bins of 2^-20, highest bin first, ties (same bin) by ascending gallery position
     vectors = hue.double().numpy()
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     queries, gallery = (samples.split == "test").to_numpy(), (samples.split == "train").to_numpy()
-    nearest = np.argsort(-(vectors[queries] @ vectors[gallery].T), axis=1, kind="stable")[:, :10]
+    bins = np.floor((vectors[queries] @ vectors[gallery].T) * 2.0**20)
+    positions = np.broadcast_to(np.arange(gallery.sum()), bins.shape)
+    nearest = np.array([np.lexsort((position, -row))[:10] for row, position in zip(bins, positions)])
     expected = [";".join(ids) for ids in samples.sample_id[gallery].to_numpy()[nearest].tolist()]
     predictions = pd.read_csv(out / "predictions.csv")
     assert predictions[predictions.corruption == "hue"].neighbours.tolist() == expected

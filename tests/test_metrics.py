@@ -120,14 +120,6 @@ def test_paired_bootstrap_drop_by_hand():
     assert same["flip_rate"].value == 0
 
 
-def test_significance_needs_the_interval_to_exclude_zero():
-    from robustpath.metrics import drop_is_significant
-
-    assert drop_is_significant(-0.2, -0.01) and drop_is_significant(0.01, 0.2)
-    assert not drop_is_significant(-0.2, 0.0) and not drop_is_significant(0.0, 0.0)
-    assert not drop_is_significant(float("nan"), float("nan"))
-
-
 def test_outcomes_round_trip_through_npz(tmp_path):
     from robustpath.outcomes import load_outcomes, save_outcomes
 

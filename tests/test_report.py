@@ -52,11 +52,11 @@ def test_golden_report_numbers(report):
     assert models.loc[("beta", "accuracy"), "mean_retention"] == pytest.approx((0.7 + 0.5 + 0.7) / 3 / 0.8, abs=1e-9)
     assert models.loc[("beta", "accuracy"), "clean_value"] == pytest.approx(beta["clean"])
     assert models.loc[("alpha", "accuracy"), "clean_value"] == pytest.approx(alpha["clean"])
-    assert (pd.read_csv(out / "robustness_models.csv").schema_version == 2).all()
+    assert (pd.read_csv(out / "robustness_models.csv").schema_version == 3).all()
     ranking = pd.read_csv(out / "robustness_ranking.csv")
     assert list(ranking.model) == ["alpha", "beta"]
     merged = pd.read_csv(out / "results.csv")
-    assert set(merged.run_id) == {"run-a", "run-b"} and (merged.schema_version == 2).all()
+    assert set(merged.run_id) == {"run-a", "run-b"} and (merged.schema_version == 3).all()
     blur = pd.read_csv(out / "robustness_blur_stages.csv").set_index(["model", "severity"])
     assert blur.loc[("beta", 2), "post_minus_pre"] == pytest.approx(-0.3)
 
@@ -64,13 +64,13 @@ def test_golden_report_numbers(report):
 def test_golden_report_json_and_markdown(report):
     result, out = report
     document = json.loads((out / "report.json").read_text())
-    assert document["schema_version"] == 2 and document["baseline"] == "alpha"
+    assert document["schema_version"] == 3 and document["baseline"] == "alpha"
     assert {run["model"] for run in document["runs"]} == {"alpha", "beta"}
     rows = {(r["model"], r["metric"]): r for r in document["tables"]["robustness_models"]}
     assert rows[("beta", "accuracy")]["mce"] == pytest.approx((1.0 + 1.25 + 2.0) / 3)
     assert rows[("beta", "flip_rate")]["mce"] is None  # NaN → null
     markdown = (out / "report.md").read_text()
-    assert "results schema version 2" in markdown and "## Robustness ranking" in markdown
+    assert "results schema version 3" in markdown and "## Robustness ranking" in markdown
     assert "## Gaussian blur before vs after the resize" in markdown
     images = [line[line.index("(") + 1 : -1] for line in markdown.splitlines() if line.startswith("![")]
     assert images and all((out / image).stat().st_size > 1000 for image in images)
@@ -82,7 +82,7 @@ def test_version_1_run_folders_are_read(two_runs, tmp_path):
     result = runner.invoke(_app(), ["report", str(two_runs[0]), str(old), "--out", str(tmp_path / "out"), "--no-plots"])
     assert result.exit_code == 0, result.output
     merged = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert set(merged.model) == {"alpha", "gamma"} and (merged.schema_version == 2).all()
+    assert set(merged.model) == {"alpha", "gamma"} and (merged.schema_version == 3).all()
 
 
 @pytest.mark.parametrize(
@@ -148,5 +148,5 @@ def test_parquet_tables_carry_the_schema_version(two_runs, tmp_path):
     assert result.exit_code == 0, result.output
     models = pd.read_parquet(tmp_path / "robustness_models.parquet").set_index(["model", "metric"])
     assert models.loc[("beta", "accuracy"), "mce"] == pytest.approx((1.0 + 1.25 + 2.0) / 3)
-    assert (models.schema_version == 2).all()
-    assert pq.read_schema(tmp_path / "results.parquet").metadata[b"robustpath_schema_version"] == b"2"
+    assert (models.schema_version == 3).all()
+    assert pq.read_schema(tmp_path / "results.parquet").metadata[b"robustpath_schema_version"] == b"3"

@@ -6,7 +6,8 @@ from report_fixtures import GOLDEN, golden_table, run_record, write_run_dir
 
 from robustpath.errors import DataError, UsageError
 from robustpath.results import RESULT_COLUMNS, SCHEMA_COLUMNS, load_results_table
-from robustpath.robustness import chance_level, normalised_auc, summarise_results
+from robustpath.chance import BALANCED_ASSUMED, FROM_COUNTS, RECORDED, UNKNOWN, recorded_chance
+from robustpath.robustness import normalised_auc, summarise_results
 
 THIRD = 1 / 3
 RECORDS = [run_record("alpha", "run-a"), run_record("beta", "run-b")]
@@ -27,12 +28,26 @@ def summary():
     return summarise_results(golden_table(), RECORDS, baseline="alpha")
 
 
-def test_chance_levels():
-    assert chance_level("accuracy", 4) == 0.25 and chance_level("balanced_accuracy", 4) == 0.25
-    assert chance_level("top3_accuracy", 4) == 0.75 and chance_level("top5_accuracy", 4) == 1.0
-    assert chance_level("majority5_accuracy", 2) == 0.5 and chance_level("macro_f1", 5) == 0.2
-    assert chance_level("map_at_10", 3) == 0 and chance_level("cosine_similarity", None) == 0
-    assert np.isnan(chance_level("accuracy", None))
+def test_chance_comes_from_the_run_then_its_class_counts_then_its_class_names():
+    counted = {**run_record("alpha", "run-a"),
+               "dataset": {"classes": ["a", "b"], "counts": {"train": {"a": 30, "b": 10}, "test": {"a": 6, "b": 4}}}}
+    recorded = {**counted, "tasks": {"retrieval": {"chance": {"top1_accuracy": {"value": 0.123}, "flip_rate": {"value": None}}}}}
+    assert recorded_chance(recorded, "retrieval", "top1_accuracy") == (0.123, 1.0, RECORDED)
+    assert np.isnan(recorded_chance(recorded, "retrieval", "flip_rate").value)
+    # an older run.json: the same value from its per-split class counts (hand: 0.6 · 30/40 + 0.4 · 10/40)
+    assert recorded_chance(counted, "retrieval", "top1_accuracy") == (pytest.approx(0.55), 1.0, FROM_COUNTS)
+    assert recorded_chance(counted, "linear_probe", "accuracy") == (0.6, 1.0, FROM_COUNTS)  # the majority class
+    # recall@10 cannot exceed 10 / R: 0.6 · 10/30 + 0.4 · 10/10
+    assert recorded_chance(counted, "retrieval", "recall_at_10").best == pytest.approx(0.6 / 3 + 0.4)
+    broken = {**counted, "tasks": {"retrieval": {"chance": {"top1_accuracy": {"value": "high"}}}}}
+    assert recorded_chance(broken, "retrieval", "top1_accuracy").source == FROM_COUNTS  # malformed → ignored
+    names_only = run_record("alpha", "run-a")
+    assert recorded_chance(names_only, "linear_probe", "accuracy") == (pytest.approx(THIRD), 1.0, BALANCED_ASSUMED)
+    assert np.isnan(recorded_chance(names_only, "retrieval", "top1_accuracy").value)
+    assert recorded_chance({}, "embedding_drift", "cosine_similarity") == (0.0, 1.0, RECORDED)
+    assert recorded_chance({"dataset": "x"}, "zeroshot", "accuracy").source == UNKNOWN
+    notes = summarise_results(golden_table(), RECORDS).notes  # run.json without class counts: said once per run
+    assert len(notes) == 2 and "chance levels are assumed for balanced classes" in notes[0] and "run-a" in notes[0]
 
 
 def test_normalised_auc_is_one_without_loss_and_zero_at_chance():
@@ -116,7 +131,7 @@ def test_unknown_baseline_suggests_a_model():
 def test_results_table_columns_and_version_1_upgrade(tmp_path):
     table = golden_table()
     assert tuple(table.columns) == RESULT_COLUMNS and tuple(table.columns[: len(SCHEMA_COLUMNS)]) == SCHEMA_COLUMNS
-    assert (table.schema_version == 2).all()
+    assert (table.schema_version == 3).all()
     clean = table[table.corruption == "none"]
     assert (clean.drop_from_clean == 0).all() and not clean.drop_significant.any()
     folder = write_run_dir(tmp_path / "old", "beta", "run-old", schema_version=1)

@@ -1,5 +1,8 @@
 """Write a run's outputs atomically: results.csv, report.md, then run.json (completed).
 
+The run's notes (run.json, report.md, printed by ``eval``) gain one line per primary
+metric whose retention / normalised AUC are undefined because it is near chance.
+
 run.json is written last: until it says ``"completed": true`` a re-run of the same
 command resumes the run (robustpath.run_state); after it, ``OUT/.partial`` (the
 stored embeddings of the unfinished run) is removed.
@@ -39,10 +42,16 @@ def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[
 
 
 def _write_run_outputs(result: "RunResult", out_dir: Path, formats) -> dict[str, Path]:
+    from robustpath.chance_summary import undefined_summary_notes
+    from robustpath.robustness import summarise_results
+
     out_dir = ensure_writable_dir(Path(out_dir))
+    summary = summarise_results(result.table, [result.record])
+    notes = result.record.setdefault("notes", [])  # printed by eval, kept in run.json and report.md
+    notes += [note for note in (*undefined_summary_notes(summary.ranking), *summary.notes) if note not in notes]
     paths = write_report(
         result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
-        outcomes=getattr(result, "outcomes", None), gallery=getattr(result, "gallery", None),
+        outcomes=getattr(result, "outcomes", None), gallery=getattr(result, "gallery", None), summary=summary,
     )
     if getattr(result, "exports", None) is not None:
         from robustpath.exports import write_exports

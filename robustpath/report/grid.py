@@ -19,7 +19,7 @@ class GridCell:
     drop: float
     ci_low: float
     ci_high: float
-    significant: bool = False  # the paired 95% interval of the drop excludes 0
+    significant: bool = False  # drop_significant: paired bootstrap p-value of the drop below 0.05
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def mean_over_severities(cells: dict[int, GridCell]) -> float:
 
 
 def cell_text(cell: GridCell) -> str:
-    """'0.812 (−0.041*)': value, drop from clean, * when the paired drop is significant."""
+    """'0.812 (−0.041*)': value, drop from clean, * when the paired drop is significant (p < 0.05)."""
     return f"{cell.value:.3f} ({cell.drop:+.3f}{'*' if cell.significant else ''})"
 
 
@@ -92,4 +92,4 @@ def grid_title(grid: MetricGrid, with_model: bool) -> str:
 
 def cell_legend(higher_is_better: bool) -> str:
     better = "higher" if higher_is_better else "lower"
-    return f"cells: value (drop from clean; * = paired 95% bootstrap interval of the drop excludes 0); {better} is better"
+    return f"cells: value (drop from clean; * = paired bootstrap p < 0.05); {better} is better"

@@ -21,9 +21,17 @@ DEFINITIONS = """\
 - **retention**: corrupted value / clean value, averaged over severities.
 - **normalised AUC**: area under the degradation curve (severity 0 = clean) after rescaling each value to
   (value − chance) / (clean − chance), divided by the highest severity: 1 = no loss, 0 = at chance throughout.
+- **chance**: the metric's expected value without information about the image (run.json, `tasks` → `chance`):
+  accuracy = share of the most frequent test class, balanced accuracy = 1/K, F1 = uniform guessing;
+  retrieval = a uniformly random ranking of the gallery (top-k: 1 − C(G−R, k)/C(G, k) averaged over queries).
+- **near chance**: when the clean value's 95% interval reaches chance, or the clean value lies less than 10% of
+  the way from chance to the best attainable value (1; min(k, R)/R for recall@k), retention and normalised AUC are undefined (—, with the reason as a note) and the
+  model is ranked after the others.
 - **CE / mCE** (ImageNet-C): error E = 1 − value; CE = Σ_s E_s / Σ_s E_s(baseline) per corruption and stage,
   mCE = mean over them; relative mCE uses E_s − E_clean. Below 1 = more robust than the baseline.
-- **significant**: the 95% paired-bootstrap interval of the drop (same resampled images, clean and corrupted) excludes 0.
+- **significant** (`*`): the two-sided paired-bootstrap p-value of the drop (same resampled images, clean and
+  corrupted), p = min(1, 2 · (1 + min(#{d ≤ 0}, #{d ≥ 0})) / (B + 1)) over the B replicate differences d, is below
+  0.05 (`drop_p_value` in results.csv): the replicate count behind "the 95% interval of the drop excludes 0".
 - **flip_rate**: share of images whose predicted class changes from the clean prediction (lower is better).
 - **expected_calibration_error**: 15 equal-width confidence bins (lower is better); zero-shot probabilities are
   softmax(100 · cosine).
@@ -106,10 +114,13 @@ def _summary_sections(summary: "RobustnessSummary", plots: Mapping[str, list[str
              f"Primary metric per task{'; ranked by mean normalised AUC' if several else ''}; {baseline}", ""]
     for (dataset, task), part in summary.ranking.groupby(["dataset", "task"], sort=False):
         lines += [f"### {dataset} · {task} · {part.metric.iloc[0]}", ""]
-        rows = [[r.rank, r.model, number(r.clean_value), number(r.mean_retention), number(r.mean_normalised_auc),
-                 number(r.mce), number(r.relative_mce), r.worst_condition] for r in part.itertuples()]
-        lines += markdown_table(["rank", "model", "clean", "mean retention", "normalised AUC", "mCE", "relative mCE",
-                                 "worst condition"], rows)
+        noted = bool(part.summary_note.astype(bool).any())
+        rows = [[r.rank, r.model, number(r.clean_value), number(r.chance), number(r.mean_retention),
+                 number(r.mean_normalised_auc), number(r.mce), number(r.relative_mce), r.worst_condition,
+                 *([r.summary_note] if noted else [])] for r in part.itertuples()]
+        lines += markdown_table(["rank", "model", "clean", "chance", "mean retention", "normalised AUC", "mCE",
+                                 "relative mCE", "worst condition", *(["note"] if noted else [])], rows)
+    lines += [f"> {note}" for note in summary.notes] + ([""] if summary.notes else [])
     lines += _images(plots, "retention")
     lines += ["## Corruptions that hurt most", ""]
     rows = [[r.model, r.dataset, r.task, r.condition, number(r.clean_value), number(r.mean_value), f"{r.mean_drop:+.3f}",

@@ -60,14 +60,17 @@ def ranking_table(part: "pd.DataFrame", baseline: str | None):
     from rich.table import Table
 
     first = part.iloc[0]
-    caption = "ranked by mean normalised AUC (1 = no loss, 0 = at chance)"
+    caption = "ranked by mean normalised AUC (1 = no loss, 0 = at chance); near chance: undefined, ranked last"
     caption += f"; mCE against {baseline}" if baseline else "; --baseline MODEL adds mCE"
     table = Table(title=f"robustness · {first.dataset} · {first.task} · {first.metric}", caption=caption, title_justify="left")
-    for column in ("rank", "model", "clean", "retention", "norm. AUC", "mCE", "rel. mCE", "worst condition"):
-        table.add_column(column, justify="left" if column in ("model", "worst condition") else "right")
+    noted = bool(part.summary_note.astype(bool).any())
+    columns = ("rank", "model", "clean", "chance", "retention", "norm. AUC", "mCE", "rel. mCE", "worst condition")
+    for column in (*columns, *(["note"] if noted else [])):
+        table.add_column(column, justify="left" if column in ("model", "worst condition", "note") else "right")
     for row in part.itertuples():
-        values = [row.clean_value, row.mean_retention, row.mean_normalised_auc, row.mce, row.relative_mce]
-        table.add_row(str(row.rank), row.model, *("—" if v != v else f"{v:.3f}" for v in values), row.worst_condition)
+        values = [row.clean_value, row.chance, row.mean_retention, row.mean_normalised_auc, row.mce, row.relative_mce]
+        table.add_row(str(row.rank), row.model, *("—" if v != v else f"{v:.3f}" for v in values), row.worst_condition,
+                      *([row.summary_note] if noted else []))
     return table
 
 

@@ -5,7 +5,7 @@ Files under the output folder:
 | format | files |
 |---|---|
 | csv | results.csv (the long table) and robustness_<table>.csv for each summary table |
-| json | report.json: schema_version, runs, baseline and every table as records |
+| json | report.json: schema_version, runs, baseline, notes (undefined summaries) and every table as records |
 | parquet | results.parquet and robustness_<table>.parquet (needs pyarrow) |
 | markdown | report.md and plots/*.png |
 
@@ -53,6 +53,7 @@ def write_report(
     ``gallery`` (with markdown and plots): a run's corruption gallery to draw, or the
     PNG of one already drawn (a merged report copies it) → plots/corruption_gallery.png.
     """
+    from robustpath.chance_summary import undefined_summary_notes
     from robustpath.robustness import summarise_results
 
     formats = check_formats(formats)
@@ -72,7 +73,8 @@ def write_report(
             paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
         if "json" in formats:
             runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
-            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline)
+            notes = [*undefined_summary_notes(summary.ranking), *summary.notes]
+            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline, notes=notes)
         if "markdown" in formats:
             from robustpath.report.markdown import render_report
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from robustpath.errors import UsageError
-from robustpath.metrics import MetricValue
+from robustpath.metrics import BOOTSTRAP_RESAMPLES, MetricValue
 from robustpath.outcomes import Outcomes, PairedScorer
 
 
@@ -34,7 +34,8 @@ class TaskContext:
     text_embeddings: (K, D) float32 L2-normalised class embeddings (prompt
     ensembles) for vision-language models, else None;
     clean_test_embeddings: (N_test, D) float32 clean embeddings of the test split
-    (for measures relative to clean, e.g. embedding drift, prediction flips).
+    (for measures relative to clean, e.g. embedding drift, prediction flips);
+    bootstrap: resamples of the test images behind every interval and p-value.
     """
 
     train_embeddings: np.ndarray
@@ -44,6 +45,7 @@ class TaskContext:
     seed: int
     text_embeddings: np.ndarray | None = None
     clean_test_embeddings: np.ndarray | None = None
+    bootstrap: int = BOOTSTRAP_RESAMPLES
 
 
 class Task(Protocol):
@@ -67,6 +69,10 @@ class Task(Protocol):
         ...
 
     def describe(self) -> dict: ...
+
+    def chance_levels(self) -> dict:
+        """metric → {"value": chance level or None, "definition": …} for the fitted context."""
+        ...
 
 
 class OutcomeTask:
@@ -97,7 +103,7 @@ class OutcomeTask:
         clean = None
         if context.clean_test_embeddings is not None:
             clean = self.outcomes(context.clean_test_embeddings, context.train_embeddings)
-        self._scorer = PairedScorer(self.metrics, context.seed, clean)
+        self._scorer = PairedScorer(self.metrics, context.seed, clean, resamples=context.bootstrap)
 
     def _fit(self, context: TaskContext) -> None:  # pragma: no cover - overridden
         pass
@@ -115,6 +121,18 @@ class OutcomeTask:
 
     def describe(self) -> dict:
         return {}
+
+    def chance_levels(self) -> dict:
+        """Each metric's chance level for the fitted context's class counts (robustpath.chance):
+        test labels for the images classified or queried, training labels for the retrieval gallery."""
+        from robustpath.chance import chance_record
+
+        if self.context is None:
+            raise RuntimeError("fit() must be called before chance_levels()")
+        classes = len(self.context.class_names)
+        test_counts = np.bincount(np.asarray(self.context.test_labels, dtype=np.int64), minlength=classes)
+        gallery_counts = np.bincount(np.asarray(self.context.train_labels, dtype=np.int64), minlength=classes)
+        return chance_record(self.metrics, test_counts, gallery_counts)
 
 
 _TASKS = {

@@ -1,7 +1,23 @@
 """Image-to-image retrieval: test queries against the training split as gallery.
 
-Neighbours are ranked by cosine similarity (ties broken by gallery order).  Per
-query, with R = the number of gallery images of the query's class:
+Neighbour order (the same on every machine, for every batch of queries): the
+cosine similarity s = <q, g> / (|q| |g|) of a query q and a gallery image g is
+computed in float64 from the (float32) embeddings and put in a bin of a fixed
+grid, b = floor(s / h) with h = 2^-20 (about 9.5e-7).  Neighbours come in
+descending bin, and within a bin in ascending gallery index (position in the
+training split).  So a similarity at least h higher always ranks first, and
+differences below h (float32 embeddings carry about 7 significant digits, so
+such gaps are noise) are ties, broken by index; binning makes this tie rule
+transitive, unlike "closer than a tolerance".  Where the fast (BLAS) similarity
+lies within 2^-33 of a bin edge, far above its float64 rounding error (at most
+about D * 2^-53 for D dimensions), the bin is taken from a fixed-order
+evaluation instead (dimensions summed one after another, IEEE-754 float64
+operations only), so the bins, and hence the order, do not depend on the BLAS
+library, its thread count or which other queries share the batch.  The order
+is defined per query row: computing queries in any blocks gives the same
+neighbours.
+
+Per query, with R = the number of gallery images of the query's class:
 
 - top-k accuracy (k = 1, 3, 5): 1 when any of the k nearest gallery images has
   the query's label (what deep-metric-learning papers call "Recall@K");
@@ -28,13 +44,86 @@ VOTE_K = 5
 RANK_K = 10
 
 
+SIMILARITY_GRID_BITS = 20  # bin width h = 2^-20 of cosine similarity
+ROUNDING_GUARD = 2.0 ** -33  # fast similarities this close to a bin edge are recomputed in a fixed order
+_TOP_BIN = 2 ** SIMILARITY_GRID_BITS + 1  # above the bin of any similarity ≤ 1 (+ rounding)
+_UNDEFINED_BIN = -(2 ** SIMILARITY_GRID_BITS) - 2  # NaN similarities (non-finite embeddings) rank last
+_TINY_NORM = 1e-12
+_BLOCK_ELEMENTS = 1 << 22  # similarities held at once (query rows × gallery size)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(N, D) float64 → rows divided by their L2 norm (zero rows stay zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), _TINY_NORM)
+
+
+def _fast_similarity(queries: np.ndarray, unit_gallery: np.ndarray) -> np.ndarray:
+    """(B, D) float64 queries, (G, D) float64 unit rows → (B, G) float64 cosine (BLAS)."""
+    return _unit_rows(queries) @ unit_gallery.T
+
+
+def fixed_order_similarity(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """Cosine of row pairs, evaluated in one fixed order: the same bits on every IEEE-754 machine.
+
+    queries, gallery: (P, D) float64 (pair i is queries[i], gallery[i]) → (P,) float64
+    <q, g> / (max(|q|, 1e-12) · max(|g|, 1e-12)), every sum taken dimension by
+    dimension with element-wise float64 operations (no BLAS, no reassociation).
+    """
+    dot, query_square, gallery_square = (np.zeros(len(queries)) for _ in range(3))
+    for d in range(queries.shape[1]):
+        q, g = queries[:, d], gallery[:, d]
+        dot += q * g
+        query_square += q * q
+        gallery_square += g * g
+    norms = np.maximum(np.sqrt(query_square), _TINY_NORM) * np.maximum(np.sqrt(gallery_square), _TINY_NORM)
+    return dot / norms
+
+
+def similarity_bins(similarity: np.ndarray) -> np.ndarray:
+    """float64 cosine similarities → int64 bins floor(s · 2^20); NaN → below every bin."""
+    finite = np.isfinite(similarity)
+    scaled = np.where(finite, similarity, 0.0) * 2.0 ** SIMILARITY_GRID_BITS  # exact: a power of two
+    return np.where(finite, np.floor(scaled), _UNDEFINED_BIN).astype(np.int64)
+
+
+def _block_neighbours(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np.ndarray, k: int) -> np.ndarray:
+    """(B, D), (G, D) float64 → (B, k) gallery indices in the documented order."""
+    similarity = _fast_similarity(queries, unit_gallery)
+    bins = similarity_bins(similarity)
+    size = bins.shape[1]
+    # Only a bin at most 2 below the k-th largest can enter the top k once edge cases are settled.
+    kth = np.partition(bins, size - k, axis=1)[:, size - k]
+    scaled = similarity * 2.0 ** SIMILARITY_GRID_BITS
+    edge_distance = np.abs(scaled - np.round(scaled))
+    doubtful = (edge_distance < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS) & (bins >= kth[:, None] - 2)
+    rows, columns = np.nonzero(doubtful & np.isfinite(similarity))
+    if len(rows):
+        bins[rows, columns] = similarity_bins(fixed_order_similarity(queries[rows], gallery[columns]))
+    keys = (_TOP_BIN - bins) * size + np.arange(size)  # unique: ascending = higher bin, then lower index
+    candidates = np.argpartition(keys, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(keys, candidates, axis=1), axis=1)
+    return np.take_along_axis(candidates, order, axis=1)
+
+
 def nearest_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
-    """(Q, D), (G, D) → (Q, min(k, G)) gallery indices, most similar first."""
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-    similarity = q.astype(np.float64) @ g.astype(np.float64).T
-    order = np.argsort(-similarity, axis=1, kind="stable")
-    return order[:, : min(k, gallery.shape[0])]
+    """(Q, D), (G, D) float embeddings → (Q, min(k, G)) int64 gallery indices, most similar first.
+
+    The order is the module's: descending bin of cosine similarity (bin width
+    2^-20), ties by ascending gallery index; a function of each query row and
+    the gallery only (any query batching gives the same rows).
+    """
+    queries = np.asarray(queries, dtype=np.float64)  # exact for float32 / float16 embeddings
+    gallery = np.asarray(gallery, dtype=np.float64)
+    k = min(int(k), len(gallery))
+    neighbours = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
+    if k <= 0 or len(queries) == 0:
+        return neighbours
+    unit_gallery = _unit_rows(gallery)
+    block = max(1, _BLOCK_ELEMENTS // len(gallery))
+    for start in range(0, len(queries), block):
+        rows = slice(start, start + block)
+        neighbours[rows] = _block_neighbours(queries[rows], gallery, unit_gallery, k)
+    return neighbours
 
 
 def average_precision_at_k(relevant: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
