@@ -132,7 +132,8 @@ class Page:
         result = self.browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
                                                         "awaitPromise": True}, self.session)
         if "exceptionDetails" in result:
-            raise BrowserError(f"{expression[:60]}…: {result['exceptionDetails'].get('text')}")
+            details = result["exceptionDetails"]
+            raise BrowserError(f"{expression[:60]}…: {details.get('exception', {}).get('description', details.get('text'))}")
         return result["result"].get("value")
 
     def _events(self, method: str) -> list[dict]:

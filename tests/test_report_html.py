@@ -39,7 +39,7 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 def test_the_results_table_is_results_csv_cell_for_cell(html_runs, which):
     out = getattr(html_runs, which)
     header, body = read_csv_rows(out / "results.csv")
-    table = page_of(out).find("table", id="results")
+    table = page_of(out).find("table", id="table-results")
     assert [th.text() for th in table.find("thead").find_all("th")] == header
     assert table_rows(table) == body
 
@@ -48,16 +48,16 @@ def test_summary_tables_and_grids_carry_the_csv_values(html_runs):
     out = html_runs.clip
     page = page_of(out)
     ranking = pd.read_csv(out / "robustness_ranking.csv", dtype=str, keep_default_na=False)
-    shown = table_rows(page.find("table", id="ranking"))
+    shown = table_rows(page.find("table", id="table-ranking"))
     expected = ranking[["dataset", "task", "metric", "rank", "model", "clean_value", "mean_retention",
                         "mean_normalised_auc", "mce", "relative_mce", "worst_condition", "run_id"]].values.tolist()
     assert shown == expected
     worst = pd.read_csv(out / "robustness_worst_conditions.csv", dtype=str, keep_default_na=False)
-    assert table_rows(page.find("table", id="worst")) == worst[
+    assert table_rows(page.find("table", id="table-worst")) == worst[
         ["model", "dataset", "task", "metric", "condition", "clean_value", "mean_value", "mean_drop", "mean_retention",
          "worst_value", "run_id"]].values.tolist()
     blur = pd.read_csv(out / "robustness_blur_stages.csv", dtype=str, keep_default_na=False)
-    assert table_rows(page.find("table", id="blur-stages")) == blur[
+    assert table_rows(page.find("table", id="table-blur-stages")) == blur[
         ["model", "dataset", "task", "metric", "severity", "pre_value", "post_value", "post_minus_pre",
          "run_id"]].values.tolist()
 
@@ -289,6 +289,8 @@ def test_the_page_references_nothing_outside_itself(html_runs):
         assert f"{directive} 'sha256-{digest}'" in policy
     images = image_pool(page)
     assert images and all(uri.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for uri in images.values())
+    ids = [element.attrs["id"] for element in page.find_all() if "id" in element.attrs]
+    assert len(ids) == len(set(ids))  # anchors, scripts and toggles find one element each
     used = {img.attrs["data-image"] for img in page.find_all("img")}
     assert used <= set(images) and all(img.attrs.get("alt") for img in page.find_all("img"))
 
