@@ -98,20 +98,33 @@ def load_run_failures(run_dir: Path, max_images: int, vote_k: int) -> RunFailure
         predictions = _read(run_dir / PREDICTIONS_FILE, PREDICTION_COLUMNS) if (run_dir / PREDICTIONS_FILE).is_file() else None
     except (OSError, ValueError, KeyError, RobustPathError) as exc:
         return RunFailures(problem=f"cannot read the per-sample files of '{run_dir}': {exc}")
-    paths = {row.sample_id: row.path for row in misclassified.itertuples() if row.path}
-    flips = misclassified[(misclassified.changed == "True") & _gallery_task(misclassified.task)]
-    right_on_clean: dict[str, set[str]] = {}
+    with_path = misclassified[misclassified.path != ""].drop_duplicates("sample_id")
+    paths = dict(zip(with_path.sample_id, with_path.path))
+    flips = misclassified[(misclassified.changed == "True") & _gallery_task(misclassified.task)
+                          & (misclassified.corruption != "none")]
+    flips = flips.assign(broken=(flips.clean_predicted_label == flips.true_label) & (flips.predicted_label != flips.true_label))
+    rows = None
     if predictions is not None:
         predictions = predictions[_gallery_task(predictions.task) & (predictions.predicted_label != "")]
-        clean = predictions[(predictions.corruption == "none") & (predictions.predicted_label == predictions.true_label)]
-        right_on_clean = {task: set(part.sample_id) for task, part in clean.groupby("task")}
-    flips_by_cell = _by_cell(flips)
-    rows_by_cell = _by_cell(predictions) if predictions is not None else None
+        rows = predictions[predictions.corruption != "none"]
+    flipped_slots, right_slots = split_slots(max_images)
+    shown = _first_flips(flips, flipped_slots)
+    right = _right_candidates(predictions, right_slots) if predictions is not None and right_slots else {}
+    counts = flips.groupby(KEY, sort=False).agg(flipped=("broken", "size"), broken=("broken", "sum"))
+    sizes = rows.groupby(KEY, sort=False).size() if rows is not None else None
+    keys = list(sizes.index if sizes is not None else counts.index)
+    order = {task: i for i, task in enumerate(TASK_ORDER)}
+    keys.sort(key=lambda key: order.get(key[0], len(order)))  # stable: plan order within a task
     cells = []
-    for key in _cell_keys(flips_by_cell, rows_by_cell):
-        rows = rows_by_cell.get(key) if rows_by_cell is not None else None
-        cells.append(_cell(key, flips_by_cell.get(key, flips.iloc[:0]), rows, right_on_clean.get(key[0], set()),
-                           max_images, vote_k))
+    for key in keys:
+        chosen = shown.get(key, [])
+        stayed = _pick_right(right.get(key, []), [row["true_label"] for row in chosen], right_slots)
+        flipped, broken = (int(v) for v in counts.loc[key]) if key in counts.index else (0, 0)
+        cells.append(Cell(key[0], Variant(key[1], int(key[2]), key[3]), None if sizes is None else int(sizes[key]),
+                          flipped, broken, tuple(_case(row, row["clean_predicted_label"]) for row in chosen),
+                          tuple(_case(row, row["true_label"]) for row in stayed)))
+    if rows is not None and "neighbours" in rows:
+        cells = _with_neighbours(cells, rows, vote_k)
     return RunFailures(cells=cells, paths=paths)
 
 
@@ -119,58 +132,72 @@ def _gallery_task(tasks: "pd.Series") -> "pd.Series":
     return ~tasks.str.contains("@", regex=False)
 
 
-def _by_cell(frame: "pd.DataFrame") -> dict[tuple, "pd.DataFrame"]:
-    """(task, corruption, severity, stage) → the corrupted rows of that cell, in the file's order."""
-    corrupted = frame[frame.corruption != "none"]
-    return {tuple(key): part for key, part in corrupted.groupby(KEY, sort=False)}
+def _grouped_records(frame: "pd.DataFrame") -> dict[tuple, list[dict]]:
+    """(task, corruption, severity, stage) → the rows of ``frame`` in that cell, as dicts, in frame order."""
+    grouped: dict[tuple, list[dict]] = {}
+    for row in frame.to_dict("records"):
+        grouped.setdefault((row["task"], row["corruption"], row["severity"], row["stage"]), []).append(row)
+    return grouped
 
 
-def _cell_keys(flips: dict, rows: dict | None) -> list[tuple]:
-    """Every cell: tasks in TASK_ORDER, variants in the files' order."""
-    keys = list(rows if rows is not None else flips)
-    order = {task: i for i, task in enumerate(TASK_ORDER)}
-    return sorted(keys, key=lambda key: order.get(key[0], len(order)))  # stable: plan order within a task
+def _first_flips(flips: "pd.DataFrame", slots: int) -> dict[tuple, list[dict]]:
+    """Per cell the first ``slots`` flips: broken ones first, each group in file order."""
+    ordered = flips.assign(position=range(len(flips))).sort_values(["broken", "position"], ascending=[False, True],
+                                                                    kind="stable")
+    return _grouped_records(ordered.groupby(KEY, sort=False).head(slots))
 
 
-def _cell(key: tuple, flipped, rows, right_on_clean: set[str], max_images: int, vote_k: int) -> Cell:
-    task, corruption, severity, stage = key
-    flipped_slots, right_slots = split_slots(max_images)
-    broken = flipped[(flipped.clean_predicted_label == flipped.true_label) & (flipped.predicted_label != flipped.true_label)]
-    ordered = [*broken.itertuples(), *flipped.drop(broken.index).itertuples()][:flipped_slots]
-    right = []
-    if rows is not None and right_slots:
-        right = _stayed_right(rows, right_on_clean, [row.true_label for row in ordered], right_slots)
-    neighbours = {}
-    if rows is not None and "neighbours" in rows:
-        neighbours = _neighbours(rows[rows.sample_id.isin({row.sample_id for row in [*ordered, *right]})], vote_k)
-    shown = tuple(Case(r.sample_id, r.true_label, r.clean_predicted_label, r.predicted_label,
-                       neighbours.get(r.sample_id, ())) for r in ordered)
-    stayed = tuple(Case(r.sample_id, r.true_label, r.true_label, r.predicted_label, neighbours.get(r.sample_id, ()))
-                   for r in right)
-    return Cell(task, Variant(corruption, int(severity), stage), None if rows is None else len(rows), len(flipped),
-                len(broken), shown, stayed)
+def _right_candidates(predictions: "pd.DataFrame", slots: int) -> dict[tuple, list[dict]]:
+    """Per cell the rows right on clean and corrupted that _pick_right may take: the first of each
+    class and the first ``slots`` overall, in file order."""
+    clean = predictions[(predictions.corruption == "none") & (predictions.predicted_label == predictions.true_label)]
+    right = predictions[(predictions.corruption != "none") & (predictions.predicted_label == predictions.true_label)]
+    right = right.merge(clean[["task", "sample_id"]], on=["task", "sample_id"], how="inner", sort=False)
+    first_of_class = right.groupby([*KEY, "true_label"], sort=False).cumcount() == 0
+    first_overall = right.groupby(KEY, sort=False).cumcount() < slots
+    return _grouped_records(right[first_of_class | first_overall])
 
 
-def _neighbours(rows: "pd.DataFrame", vote_k: int) -> dict[str, tuple[tuple[str, str], ...]]:
-    found = {}
-    for row in rows.itertuples():
-        ids = row.neighbours.split(LIST_SEPARATOR)[:vote_k] if row.neighbours else []
-        labels = row.neighbour_labels.split(LIST_SEPARATOR)[:vote_k] if row.neighbour_labels else []
-        found[row.sample_id] = tuple(zip(ids, labels))
-    return found
-
-
-def _stayed_right(rows, right_on_clean: set[str], classes: list[str], slots: int) -> list:
-    """Up to ``slots`` rows right on clean and under this variant: one of each class in ``classes`` first."""
-    right = rows[(rows.predicted_label == rows.true_label) & rows.sample_id.isin(right_on_clean)]
-    chosen: dict[str, object] = {}
-    for wanted in [*dict.fromkeys(classes), None]:
-        for row in right.itertuples():
-            if len(chosen) >= slots:
-                break
-            if row.sample_id in chosen or (wanted is not None and row.true_label != wanted):
-                continue
-            chosen[row.sample_id] = row
-            if wanted is not None:
-                break
+def _pick_right(candidates: list[dict], classes: list[str], slots: int) -> list[dict]:
+    """Up to ``slots`` candidates: one of each class in ``classes`` first, then the first others."""
+    chosen: dict[str, dict] = {}
+    for wanted in dict.fromkeys(classes):
+        match = next((row for row in candidates if row["true_label"] == wanted), None)
+        if match is not None and len(chosen) < slots:
+            chosen[match["sample_id"]] = match
+    for row in candidates:
+        if len(chosen) >= slots:
+            break
+        chosen.setdefault(row["sample_id"], row)
     return list(chosen.values())
+
+
+def _case(row: dict, clean_label: str) -> Case:
+    return Case(row["sample_id"], row["true_label"], clean_label, row["predicted_label"])
+
+
+def _with_neighbours(cells: list[Cell], rows: "pd.DataFrame", vote_k: int) -> list[Cell]:
+    """The cells with each retrieval case's ``vote_k`` nearest training images (id, label) from predictions.csv."""
+    import dataclasses
+
+    import pandas as pd
+
+    wanted = pd.DataFrame([(c.task, c.variant.corruption, c.variant.severity, c.variant.stage, case.sample_id)
+                           for c in cells for case in (*c.shown_flipped, *c.shown_right)],
+                          columns=[*KEY, "sample_id"])
+    if wanted.empty:
+        return cells
+    found = rows.merge(wanted, on=[*KEY, "sample_id"], how="inner")
+    lists = {
+        (r.task, r.corruption, r.severity, r.stage, r.sample_id): tuple(zip(
+            r.neighbours.split(LIST_SEPARATOR)[:vote_k] if r.neighbours else [],
+            r.neighbour_labels.split(LIST_SEPARATOR)[:vote_k] if r.neighbour_labels else []))
+        for r in found.itertuples()
+    }
+
+    def add(cell: Cell, cases: tuple[Case, ...]) -> tuple[Case, ...]:
+        key = (cell.task, cell.variant.corruption, cell.variant.severity, cell.variant.stage)
+        return tuple(dataclasses.replace(case, neighbours=lists.get((*key, case.sample_id), ())) for case in cases)
+
+    return [dataclasses.replace(cell, shown_flipped=add(cell, cell.shown_flipped), shown_right=add(cell, cell.shown_right))
+            for cell in cells]

@@ -63,12 +63,10 @@ def number_cell(value, signed: bool = False) -> Cell:
     return Cell(f"{number:+.3f}" if signed else f"{number:.3f}", FULL_PRECISION % number)
 
 
-def frame_cell(frame: "pd.DataFrame", column: str, value) -> Cell:
-    """A cell of ``frame[column]``: floats as number_cell, everything else as its CSV text."""
-    import pandas as pd
-
-    if pd.api.types.is_float_dtype(frame[column].dtype):
-        return number_cell(value, column in SIGNED)
+def value_cell(value, is_float: bool, signed: bool = False) -> Cell:
+    """A table value: floats as number_cell, everything else as its CSV text."""
+    if is_float:
+        return number_cell(value, signed)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return Cell("")
     return Cell(str(value))
@@ -80,13 +78,14 @@ def frame_table(frame: "pd.DataFrame", columns: Sequence[tuple[str, str]] | None
     import pandas as pd
 
     chosen = [(name, label) for name, label in (columns or [(c, c) for c in frame.columns]) if name in frame]
-    numeric = [pd.api.types.is_numeric_dtype(frame[name].dtype) and not pd.api.types.is_bool_dtype(frame[name].dtype)
-               for name, _ in chosen]
+    dtypes = [frame[name].dtype for name, _ in chosen]
+    numeric = [pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in dtypes]
+    floats = [(pd.api.types.is_float_dtype(dtype), name in SIGNED) for (name, _), dtype in zip(chosen, dtypes)]
     table = Table(id, caption, [(label, is_number) for (_, label), is_number in zip(chosen, numeric)], source=source,
                   note=note)
     values = [frame[name].tolist() for name, _ in chosen]
     for row in zip(*values):
-        table.rows.append([frame_cell(frame, name, value) for (name, _), value in zip(chosen, row)])
+        table.rows.append([value_cell(value, *kind) for value, kind in zip(row, floats)])
     return table
 
 

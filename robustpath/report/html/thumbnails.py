@@ -54,13 +54,17 @@ class ImagePool:
 
     def __init__(self) -> None:
         self._by_digest: dict[str, str] = {}
+        self._by_pixels: dict[tuple, str] = {}
         self.uris: dict[str, str] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
 
     def add(self, image: np.ndarray, side: int = THUMB_SIDE) -> str:
         """Store ``image`` ((H, W, 3) uint8) as a thumbnail that fits ``side`` × ``side`` → its key."""
-        data, mime, size = encode_thumbnail(image, side)
-        return self._store(data, mime, size)
+        image = np.ascontiguousarray(image)
+        pixels = (hashlib.sha256(image.tobytes()).digest(), image.shape, side)  # encoded once, however often shown
+        if pixels not in self._by_pixels:
+            self._by_pixels[pixels] = self._store(*encode_thumbnail(image, side))
+        return self._by_pixels[pixels]
 
     def _store(self, data: bytes, mime: str, size: tuple[int, int]) -> str:
         digest = hashlib.sha256(data).hexdigest()
