@@ -21,6 +21,7 @@ import base64
 import hashlib
 import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -203,9 +204,22 @@ class RunImages:
         ids = [sample_id for sample_id, _ in readable]
         images = _to_float([image for _, image in readable])
         geometry = self.preprocessing if variant.stage == "post" else None
-        corrupted = apply_variant(images, variant, self.preset, sample_ids=ids, seed=self.seed, size=None,
-                                  preprocessing=geometry)
-        return dict(zip(ids, _to_uint8(corrupted)))
+        with _one_torch_thread():  # a handful of small images: thread start-up would cost more than the work
+            corrupted = _to_uint8(apply_variant(images, variant, self.preset, sample_ids=ids, seed=self.seed, size=None,
+                                                preprocessing=geometry))
+        return dict(zip(ids, corrupted))
+
+
+@contextmanager
+def _one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _plain(value):
