@@ -113,46 +113,54 @@ def cells_of(page, run_id: str):
     return found
 
 
+def expected_flips(listed: pd.DataFrame, key: tuple) -> tuple[list[str], int, int]:
+    """(sample ids to show, flipped, broken) of a cell, from misclassified.csv: broken flips first, file order."""
+    task, corruption, severity, stage = key
+    in_cell = listed[(listed.task == task) & (listed.corruption == corruption) & (listed.severity == str(severity))
+                     & (listed.stage == stage) & (listed.changed == "True")]
+    broke = in_cell[(in_cell.clean_predicted_label == in_cell.true_label) & (in_cell.predicted_label != in_cell.true_label)]
+    shown = [*broke.sample_id, *in_cell.drop(broke.index).sample_id][:MAX_IMAGES - MAX_IMAGES // 3]
+    return shown, len(in_cell), len(broke)
+
+
+def check_case_labels(figure, row, task: str) -> None:
+    """The figure's labels are the row's; retrieval shows the VOTE_K nearest training images of predictions.csv."""
+    text = figure.find("figcaption").text()
+    assert f"true {row.true_label}" in text and f"→ corrupted {row.predicted_label}" in text
+    neighbours = [img.attrs["alt"] for img in figure.find_all("img", cls="thumb")[2:]]
+    expected = []
+    if task == "retrieval":
+        pairs = zip(row.neighbours.split(";")[:VOTE_K], row.neighbour_labels.split(";")[:VOTE_K])
+        expected = [f"neighbour {k}: {i} ({label})" for k, (i, label) in enumerate(pairs, 1)]
+    assert neighbours == expected
+
+
 def test_the_failure_gallery_shows_the_flips_misclassified_csv_lists(html_runs):
     out = html_runs.clip
     run_id = json.loads((out / "run.json").read_text())["run_id"]
     listed = pd.read_csv(out / "misclassified.csv", dtype=str, keep_default_na=False)
     predictions = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
     cells = cells_of(page_of(out), run_id)
-    tasks = {key[0] for key in cells}
-    assert tasks == {"linear_probe", "retrieval", "zeroshot"}
+    assert {key[0] for key in cells} == {"linear_probe", "retrieval", "zeroshot"}
     corrupted = predictions[predictions.corruption != "none"]
     assert set(cells) == {(t, c, int(s), st) for t, c, s, st in corrupted[["task", "corruption", "severity", "stage"]]
                           .drop_duplicates().itertuples(index=False)}
     flips_seen = 0
-    for (task, corruption, severity, stage), (block, flipped, right) in cells.items():
-        in_cell = listed[(listed.task == task) & (listed.corruption == corruption) & (listed.severity == str(severity))
-                         & (listed.stage == stage) & (listed.changed == "True")]
-        broke = in_cell[(in_cell.clean_predicted_label == in_cell.true_label) & (in_cell.predicted_label != in_cell.true_label)]
-        expected = [*broke.sample_id, *in_cell.drop(broke.index).sample_id][:MAX_IMAGES - MAX_IMAGES // 3]
-        assert [figure.attrs["data-sample"] for figure in flipped] == expected
-        flips_seen += len(expected)
-        rows = predictions[(predictions.task == task) & (predictions.corruption == corruption)
-                           & (predictions.severity == str(severity)) & (predictions.stage == stage)]
-        heading = block.find("h4").text()
-        assert f"{len(in_cell)} flipped of {len(rows)}, {len(broke)} right → wrong" in heading
+    for key, (block, flipped, right) in cells.items():
+        task, corruption, severity, stage = key
+        shown, flipped_count, broken_count = expected_flips(listed, key)
+        assert [figure.attrs["data-sample"] for figure in flipped] == shown
+        flips_seen += len(shown)
+        rows = corrupted[(corrupted.task == task) & (corrupted.corruption == corruption)
+                         & (corrupted.severity == str(severity)) & (corrupted.stage == stage)].set_index("sample_id")
+        assert f"{flipped_count} flipped of {len(rows)}, {broken_count} right → wrong" in block.find("h4").text()
         clean = predictions[(predictions.task == task) & (predictions.corruption == "none")].set_index("sample_id")
         assert len(right) <= MAX_IMAGES // 3
         for figure in right:
             sample = figure.attrs["data-sample"]
-            row = rows[rows.sample_id == sample].iloc[0]
-            assert row.predicted_label == row.true_label == clean.loc[sample, "predicted_label"]
+            assert rows.loc[sample, "predicted_label"] == rows.loc[sample, "true_label"] == clean.loc[sample, "predicted_label"]
         for figure in flipped + right:
-            row = rows[rows.sample_id == figure.attrs["data-sample"]].iloc[0]
-            text = figure.find("figcaption").text()
-            assert f"true {row.true_label}" in text and f"→ corrupted {row.predicted_label}" in text
-            neighbours = [img.attrs["alt"] for img in figure.find_all("img", cls="thumb")[2:]]
-            if task == "retrieval":
-                ids = row.neighbours.split(";")[:VOTE_K]
-                labels = row.neighbour_labels.split(";")[:VOTE_K]
-                assert neighbours == [f"neighbour {k}: {i} ({label})" for k, (i, label) in enumerate(zip(ids, labels), 1)]
-            else:
-                assert neighbours == []
+            check_case_labels(figure, rows.loc[figure.attrs["data-sample"]], task)
     assert flips_seen > 10
 
 
@@ -270,27 +278,29 @@ def test_missing_images_files_and_changed_presets_are_said_not_fatal(html_runs, 
 
 
 def test_the_page_references_nothing_outside_itself(html_runs):
-    text = (html_runs.merged / "report.html").read_text(encoding="utf-8")
-    page = parse_html(text)
+    page = page_of(html_runs.merged)
     for element in page.find_all():
         for name in ("src", "href", "srcset", "action", "poster", "data"):
             value = element.attrs.get(name)
-            if value is not None:
-                assert value.startswith(("data:", "#")), (element.tag, name, value[:80])
+            assert value is None or value.startswith(("data:", "#")), (element.tag, name, (value or "")[:80])
     style = page.find("style").text()
     assert all(url.startswith("data:") for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", style))
     assert "@import" not in style
+    ids = [element.attrs["id"] for element in page.find_all() if "id" in element.attrs]
+    assert len(ids) == len(set(ids))  # anchors, scripts and toggles find one element each
+
+
+def test_its_policy_allows_only_its_own_script_style_and_images(html_runs):
+    page = page_of(html_runs.merged)
     scripts = [s for s in page.find_all("script") if s.attrs.get("type") != "application/json"]
     assert len(scripts) == 1 and "src" not in scripts[0].attrs
     policy = page.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
     assert "default-src 'none'" in policy and "img-src data:" in policy
-    for source, directive in ((scripts[0].text(), "script-src"), (style, "style-src")):
+    for source, directive in ((scripts[0].text(), "script-src"), (page.find("style").text(), "style-src")):
         digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
         assert f"{directive} 'sha256-{digest}'" in policy
     images = image_pool(page)
     assert images and all(uri.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for uri in images.values())
-    ids = [element.attrs["id"] for element in page.find_all() if "id" in element.attrs]
-    assert len(ids) == len(set(ids))  # anchors, scripts and toggles find one element each
     used = {img.attrs["data-image"] for img in page.find_all("img")}
     assert used <= set(images) and all(img.attrs.get("alt") for img in page.find_all("img"))
 
@@ -336,3 +346,18 @@ def test_failure_selection_from_hand_written_files(tmp_path):
     failures = load_run_failures(tmp_path, max_images=9, vote_k=5)
     assert [case.sample_id for case in failures.cells[0].shown_flipped] == ["s0", "s2", "s5", "s1"]
     assert [case.sample_id for case in failures.cells[0].shown_right] == ["s4", "s3", "s6"]
+
+
+def test_thumbnails_keep_small_images_exact_shrink_large_ones_and_are_stored_once():
+    from robustpath.report.html.thumbnails import THUMB_SIDE, ImagePool
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    large = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    pool = ImagePool()
+    keys = [pool.add(small), pool.add(large), pool.add(small.copy())]
+    assert keys[0] == keys[2] != keys[1] and len(pool.uris) == 2
+    assert pool.uris[keys[0]].startswith("data:image/png") and np.array_equal(decode_image(pool.uris[keys[0]]), small)
+    shrunk = decode_image(pool.uris[keys[1]])
+    assert pool.uris[keys[1]].startswith("data:image/jpeg") and shrunk.shape == (THUMB_SIDE, 64, 3)
+    assert pool.sizes[keys[1]] == (64, THUMB_SIDE)

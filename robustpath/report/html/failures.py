@@ -87,31 +87,46 @@ def _read(path: Path, columns) -> "pd.DataFrame":
 
 def load_run_failures(run_dir: Path, max_images: int, vote_k: int) -> RunFailures:
     """Read ``run_dir``/misclassified.csv and predictions.csv → the cases to show (see module docstring)."""
-    from robustpath.errors import RobustPathError
-
     run_dir = Path(run_dir)
     if not (run_dir / MISCLASSIFIED_FILE).is_file():
         return RunFailures(problem=f"'{run_dir}' has no {MISCLASSIFIED_FILE} (a folder written by `robustpath eval` has)")
     try:
-        misclassified = _read(run_dir / MISCLASSIFIED_FILE, (*KEY, "sample_id", "path", "true_label", "predicted_label",
-                                                              "clean_predicted_label", "changed"))
-        predictions = _read(run_dir / PREDICTIONS_FILE, PREDICTION_COLUMNS) if (run_dir / PREDICTIONS_FILE).is_file() else None
-    except (OSError, ValueError, KeyError, RobustPathError) as exc:
+        misclassified, predictions = _read_run_files(run_dir)
+    except ValueError as exc:
         return RunFailures(problem=f"cannot read the per-sample files of '{run_dir}': {exc}")
     with_path = misclassified[misclassified.path != ""].drop_duplicates("sample_id")
-    paths = dict(zip(with_path.sample_id, with_path.path))
-    flips = misclassified[(misclassified.changed == "True") & _gallery_task(misclassified.task)
-                          & (misclassified.corruption != "none")]
+    flips = misclassified[(misclassified.changed == "True") & (misclassified.corruption != "none")]
     flips = flips.assign(broken=(flips.clean_predicted_label == flips.true_label) & (flips.predicted_label != flips.true_label))
-    rows = None
+    cells = _cells(flips, predictions, max_images)
+    if predictions is not None and "neighbours" in predictions:
+        cells = _with_neighbours(cells, predictions[predictions.corruption != "none"], vote_k)
+    return RunFailures(cells=cells, paths=dict(zip(with_path.sample_id, with_path.path)))
+
+
+def _read_run_files(run_dir: Path) -> tuple["pd.DataFrame", "pd.DataFrame | None"]:
+    """misclassified.csv and predictions.csv (None when absent), rows of the gallery's tasks only;
+    ValueError when a file cannot be read."""
+    from robustpath.errors import RobustPathError
+
+    columns = (*KEY, "sample_id", "path", "true_label", "predicted_label", "clean_predicted_label", "changed")
+    try:
+        misclassified = _read(run_dir / MISCLASSIFIED_FILE, columns)
+        predictions = _read(run_dir / PREDICTIONS_FILE, PREDICTION_COLUMNS) if (run_dir / PREDICTIONS_FILE).is_file() else None
+    except (OSError, ValueError, KeyError, RobustPathError) as exc:
+        raise ValueError(str(exc)) from None
+    misclassified = misclassified[_gallery_task(misclassified.task)]
     if predictions is not None:
         predictions = predictions[_gallery_task(predictions.task) & (predictions.predicted_label != "")]
-        rows = predictions[predictions.corruption != "none"]
+    return misclassified, predictions
+
+
+def _cells(flips: "pd.DataFrame", predictions: "pd.DataFrame | None", max_images: int) -> list[Cell]:
+    """Every cell (tasks in TASK_ORDER, variants in the files' order) with its counts and chosen cases."""
     flipped_slots, right_slots = split_slots(max_images)
     shown = _first_flips(flips, flipped_slots)
     right = _right_candidates(predictions, right_slots) if predictions is not None and right_slots else {}
     counts = flips.groupby(KEY, sort=False).agg(flipped=("broken", "size"), broken=("broken", "sum"))
-    sizes = rows.groupby(KEY, sort=False).size() if rows is not None else None
+    sizes = predictions[predictions.corruption != "none"].groupby(KEY, sort=False).size() if predictions is not None else None
     keys = list(sizes.index if sizes is not None else counts.index)
     order = {task: i for i, task in enumerate(TASK_ORDER)}
     keys.sort(key=lambda key: order.get(key[0], len(order)))  # stable: plan order within a task
@@ -123,9 +138,7 @@ def load_run_failures(run_dir: Path, max_images: int, vote_k: int) -> RunFailure
         cells.append(Cell(key[0], Variant(key[1], int(key[2]), key[3]), None if sizes is None else int(sizes[key]),
                           flipped, broken, tuple(_case(row, row["clean_predicted_label"]) for row in chosen),
                           tuple(_case(row, row["true_label"]) for row in stayed)))
-    if rows is not None and "neighbours" in rows:
-        cells = _with_neighbours(cells, rows, vote_k)
-    return RunFailures(cells=cells, paths=paths)
+    return cells
 
 
 def _gallery_task(tasks: "pd.Series") -> "pd.Series":
