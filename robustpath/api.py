@@ -17,7 +17,7 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     pooling, trust_remote_code, on_bad_image, deterministic, save_embeddings,
     embeddings_dtype, bootstrap (resamples behind intervals and drop p-values,
     default 1,000; 10,000 for publication) (sequences may be lists).  With ``out`` the run also writes
-    results.csv, predictions.csv, misclassified.csv, report.md and run.json there
+    results.csv, predictions.csv, misclassified.csv, report.md, report.html and run.json there
     (and embeddings/ with ``save_embeddings=True``).
     The DataFrame has the results schema (robustpath.results.SCHEMA_COLUMNS
     plus derived columns); its ``attrs["record"]`` holds the run.json record.

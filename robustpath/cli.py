@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from robustpath import __version__
-from robustpath.cli_report import FormatOption, register as register_report
+from robustpath.cli_report import FormatOption, HtmlMaxImagesOption, register as register_report
+from robustpath.report.html import DEFAULT_MAX_IMAGES
 from robustpath.cli_support import (
     CorruptionOption,
     DebugOption,
@@ -109,7 +110,7 @@ def _default_out(model: str, data: str) -> Path:
 # eval's command-line parameters → RunSpec fields (the rest have the same name)
 _SPEC_NAMES = {"model_option": "model", "corruption": "corruptions", "severity": "severities", "task": "tasks",
                "workers": "num_workers", "compile_model": "compile"}
-_NOT_SPEC = {"ctx", "config", "json_summary", "dry_run", "quiet", "debug", "formats"}
+_NOT_SPEC = {"ctx", "config", "json_summary", "dry_run", "quiet", "debug", "formats", "html_max_images"}
 
 
 def _given_options(ctx: typer.Context, options: dict) -> dict:
@@ -233,11 +234,12 @@ def eval_command(
         bool, typer.Option("--dry-run", help="Validate data, model spec, preset and options, print the plan, load no weights.")
     ] = False,
     formats: FormatOption = None,
+    html_max_images: HtmlMaxImagesOption = DEFAULT_MAX_IMAGES,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: DebugOption = False,
 ) -> None:
     """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, predictions.csv,
-    misclassified.csv, run.json, report.md."""
+    misclassified.csv, run.json, report.md, report.html."""
     from robustpath.config import RunSpec
     from robustpath.errors import UsageError
     from robustpath.models import DEMO_MODEL
@@ -261,13 +263,16 @@ def eval_command(
         specs = [RunSpec(**values)]
     specs = [spec if spec.out is not None else dataclasses.replace(spec, out=_default_out(spec.model, spec.data)) for spec in specs]
     summaries = [
-        _run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet, formats=chosen_formats) for spec in specs
+        _run_one(spec, dry_run=dry_run, json_summary=json_summary, quiet=quiet, formats=chosen_formats,
+                 html_max_images=html_max_images)
+        for spec in specs
     ]
     if json_summary and is_main_process():
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}, indent=2))
 
 
-def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: tuple[str, ...] = ()) -> dict:
+def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: tuple[str, ...] = (),
+             html_max_images: int | None = None) -> dict:
     """Validate or run one RunSpec; print its tables unless a JSON summary is wanted.
 
     Under torchrun only rank 0 prints and writes (the other ranks return {}).
@@ -296,7 +301,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
         return {}
     try:
-        paths = write_run_outputs(result, spec.out, formats)
+        paths = write_run_outputs(result, spec.out, formats, html_max_images)
     except KeyboardInterrupt:  # run.json still says "completed": false, so the same command resumes
         raise RunInterrupted(spec.out) from None
     if not json_summary:

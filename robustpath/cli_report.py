@@ -1,7 +1,7 @@
 """`robustpath report`: merge the runs of several models / datasets into one report.
 
-Registered on the main app by ``register(app)``; ``OutputFormat`` and
-``FormatOption`` are shared with ``robustpath eval``.
+Registered on the main app by ``register(app)``; ``OutputFormat``, ``FormatOption`` and
+``HtmlMaxImagesOption`` are shared with ``robustpath eval``.
 """
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Annotated, Optional
 import typer
 
 from robustpath.cli_support import DebugOption, handle_errors, stderr_console, stdout_console
+from robustpath.report.html import DEFAULT_MAX_IMAGES
 
 
 class OutputFormat(str, Enum):
     csv = "csv"
     markdown = "markdown"
+    html = "html"
     json = "json"
     parquet = "parquet"
 
@@ -25,8 +27,18 @@ FormatOption = Annotated[
     Optional[list[OutputFormat]],
     typer.Option(
         "--format", "-f",
-        help="Output format, repeatable: csv (tables), markdown (report.md + plots), json (report.json), "
-        "parquet (needs pyarrow); default: csv and markdown.",
+        help="Output format, repeatable: csv (tables), markdown (report.md + plots), html (report.html: one "
+        "self-contained page with failure galleries), json (report.json), parquet (needs pyarrow); default: csv, "
+        "markdown and html.",
+    ),
+]
+
+HtmlMaxImagesOption = Annotated[
+    int,
+    typer.Option(
+        "--html-max-images", min=0,
+        help="report.html: at most N test images per task × corruption × severity in the failure gallery "
+        "(flipped ones, then a third that stayed right); 0 leaves the failure gallery out.",
     ),
 ]
 
@@ -43,12 +55,15 @@ def report_command(
     no_plots: Annotated[
         bool, typer.Option("--no-plots", help="Skip the PNG plots (and the first run's corruption gallery) in report.md.")
     ] = False,
+    html_max_images: HtmlMaxImagesOption = DEFAULT_MAX_IMAGES,
     debug: DebugOption = False,
 ) -> None:
     """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
 
-    Reads each RUN_DIR/results.csv and run.json; writes the merged results table, robustness
-    summaries, report.md with plots and report.json (per --format) to --out; prints the ranking.
+    Reads each RUN_DIR/results.csv and run.json (and, for report.html's failure gallery, its
+    predictions.csv and misclassified.csv); writes the merged results table, robustness
+    summaries, report.md with plots, report.html and report.json (per --format) to --out;
+    prints the ranking.
     """
     from robustpath.atomic import check_can_create
     from robustpath.errors import UsageError
@@ -64,7 +79,8 @@ def report_command(
     table, records = load_runs(run_dirs)
     summary = summarise_results(table, records, baseline)
     paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots,
-                         gallery=run_gallery_png(run_dirs))  # the first run's corruption gallery
+                         gallery=run_gallery_png(run_dirs),  # the first run's corruption gallery
+                         run_dirs=run_dirs, html_max_images=html_max_images)
     render_ranking(summary.ranking, stdout_console(), summary.baseline)
     names = sorted({path.name for path in paths.values()})
     stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)

@@ -130,8 +130,10 @@ def resize_images(images, size: int):
     return resize_to_input(images, Preprocessing(input_size=(size, size), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
 
 
-def apply_variant(images, variant: Variant, preset, *, sample_ids: Sequence[str], seed: int, size: int | None):
-    """Corrupt (B, 3, H, W) float images in [0, 1] as the evaluation does; resized to ``size`` when given."""
+def apply_variant(images, variant: Variant, preset, *, sample_ids: Sequence[str], seed: int, size: int | None,
+                  preprocessing=None):
+    """Corrupt (B, 3, H, W) float images in [0, 1] as the evaluation does; resized to ``size`` when given,
+    or with a model's geometry (``preprocessing``, a robustpath.models.base.Preprocessing) as the sweep does."""
     import corruptions
 
     bound = corruptions.get_corruption(variant.corruption, preset)
@@ -141,7 +143,11 @@ def apply_variant(images, variant: Variant, preset, *, sample_ids: Sequence[str]
     x = images
     if variant.stage == "pre":
         x = bound(x, variant.severity, generator=generators)
-    if size is not None:
+    if preprocessing is not None:
+        from robustpath.models.preprocess import resize_to_input
+
+        x = resize_to_input(x.contiguous(), preprocessing)
+    elif size is not None:
         x = resize_images(x, size)
     if variant.stage == "post":
         x = bound(x, variant.severity, generator=generators)

@@ -30,18 +30,19 @@ def results_csv(table) -> str:
     return table_csv(table)  # with the schema_version column
 
 
-def write_run_outputs(result: "RunResult", out_dir: Path, formats=None) -> dict[str, Path]:
-    """Write results.csv, the report in ``formats`` (default csv + markdown: robustness_*.csv,
-    report.md + plots/, the corruption gallery included; json: report.json; parquet),
-    outcomes.npz and the per-sample exports (predictions.csv, misclassified.csv,
-    embeddings/: robustpath.exports), then run.json; then drop the partial store."""
+def write_run_outputs(result: "RunResult", out_dir: Path, formats=None, html_max_images: int | None = None) -> dict[str, Path]:
+    """Write the per-sample exports (predictions.csv, misclassified.csv, embeddings/:
+    robustpath.exports), results.csv, the report in ``formats`` (default csv + markdown +
+    html: robustness_*.csv, report.md + plots/, the corruption gallery included,
+    report.html with its failure gallery from the exports; json: report.json; parquet)
+    and outcomes.npz, then run.json; then drop the partial store."""
     from robustpath.heap import frozen_heap
 
     with frozen_heap():
-        return _write_run_outputs(result, out_dir, formats)
+        return _write_run_outputs(result, out_dir, formats, html_max_images)
 
 
-def _write_run_outputs(result: "RunResult", out_dir: Path, formats) -> dict[str, Path]:
+def _write_run_outputs(result: "RunResult", out_dir: Path, formats, html_max_images: int | None) -> dict[str, Path]:
     from robustpath.chance_summary import undefined_summary_notes
     from robustpath.robustness import summarise_results
 
@@ -49,14 +50,16 @@ def _write_run_outputs(result: "RunResult", out_dir: Path, formats) -> dict[str,
     summary = summarise_results(result.table, [result.record])
     notes = result.record.setdefault("notes", [])  # printed by eval, kept in run.json and report.md
     notes += [note for note in (*undefined_summary_notes(summary.ranking), *summary.notes) if note not in notes]
-    paths = write_report(
-        result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
-        outcomes=getattr(result, "outcomes", None), gallery=getattr(result, "gallery", None), summary=summary,
-    )
-    if getattr(result, "exports", None) is not None:
+    paths: dict[str, Path] = {}
+    if getattr(result, "exports", None) is not None:  # first: report.html shows images these files list
         from robustpath.exports import write_exports
 
         paths.update(write_exports(result.exports, result.outcomes, out_dir))
+    paths.update(write_report(
+        result.table, out_dir, records=[result.record], formats=("csv", *(formats or DEFAULT_FORMATS)),
+        outcomes=getattr(result, "outcomes", None), gallery=getattr(result, "gallery", None), summary=summary,
+        html_max_images=html_max_images,
+    ))
     from robustpath.report.plots import GALLERY_FILE, PLOTS_DIR
 
     if not (out_dir / PLOTS_DIR / GALLERY_FILE).is_file():  # run.json names the gallery images only when drawn,

@@ -4,7 +4,8 @@
   line would trip pandas users); Parquet also stores it in the file metadata;
 - JSON: one document with a top-level ``schema_version`` and every table as a
   list of records (NaN → null);
-- markdown: report.md states the version on a line of its header.
+- markdown: report.md states the version on a line of its header;
+- html: report.html states it in its header (robustpath.report.html).
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from robustpath.results import SCHEMA_VERSION
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-FORMATS = ("csv", "markdown", "json", "parquet")
-DEFAULT_FORMATS = ("csv", "markdown")
+FORMATS = ("csv", "markdown", "html", "json", "parquet")
+DEFAULT_FORMATS = ("csv", "markdown", "html")
 JSON_FILE = "report.json"
 
 

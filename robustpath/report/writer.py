@@ -8,6 +8,7 @@ Files under the output folder:
 | json | report.json: schema_version, runs, baseline, notes (undefined summaries) and every table as records |
 | parquet | results.parquet and robustness_<table>.parquet (needs pyarrow) |
 | markdown | report.md and plots/*.png |
+| html | report.html: one self-contained page (robustpath.report.html) |
 
 ``outcomes`` (per-sample outcomes of one run) are written to outcomes.npz.
 """
@@ -47,11 +48,15 @@ def write_report(
     plots: bool = True,
     summary: "RobustnessSummary | None" = None,
     gallery: "RunGallery | Path | None" = None,
+    run_dirs: Sequence[Path] | None = None,
+    html_max_images: int | None = None,
 ) -> dict[str, Path]:
     """Summarise ``table`` (unless ``summary`` is given) and write it in ``formats`` → name → path.
 
     ``gallery`` (with markdown and plots): a run's corruption gallery to draw, or the
     PNG of one already drawn (a merged report copies it) → plots/corruption_gallery.png.
+    html: the failure gallery reads the per-sample files of ``run_dirs`` (a merge) or,
+    for one run, of ``out_dir``; at most ``html_max_images`` images per cell.
     """
     from robustpath.chance_summary import undefined_summary_notes
     from robustpath.robustness import summarise_results
@@ -79,11 +84,24 @@ def write_report(
             from robustpath.report.markdown import render_report
 
             paths["report"] = write_text_atomic(out_dir / REPORT_FILE, render_report(table, records, summary, written))
+        if "html" in formats:
+            paths["html"] = _write_html(table, records, summary, out_dir, gallery, run_dirs, html_max_images)
         if outcomes:
             from robustpath.outcomes import save_outcomes
 
             paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
     return paths
+
+
+def _write_html(table, records, summary, out_dir: Path, gallery, run_dirs, max_images: int | None) -> Path:
+    from robustpath.report.html import DEFAULT_MAX_IMAGES, find_run_folders, write_html_report
+
+    if run_dirs is not None:
+        folders = find_run_folders(run_dirs)
+    else:  # one run writing its own folder: its per-sample files are there
+        folders = {records[0]["run_id"]: out_dir} if len(records) == 1 else {}
+    return write_html_report(out_dir, table, records, summary, run_folders=folders, gallery=gallery,
+                             max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images)
 
 
 def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:
