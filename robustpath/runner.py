@@ -179,7 +179,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     model_facts = encoder.describe()
     freeze_now()  # the model and the modules it imported live as long as the run
     timings["load_model"] = time.perf_counter() - clock
-    notes: list[str] = []
+    notes: list[str] = list(dataset.notes()) if hasattr(dataset, "notes") else []
     if options.deterministic and getattr(spec, "compile", False):
         notes.append("--deterministic: --compile was ignored (compiled kernels are not guaranteed to be deterministic).")
     skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]
@@ -313,6 +313,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
             "counts": dataset.describe(),
             "content_sha256": content_sha256,
             "skipped_images": [{"path": path, "reason": reason} for path, reason in getattr(dataset, "skipped", ())],
+            "identical_images": getattr(dataset, "identical", None) or None,
         },
         "preset": {
             "name": preset.name,
