@@ -386,21 +386,23 @@ def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, devic
     return StoreChain(stores), keys
 
 
-# Below one patch of the model (or of most ViTs, 16 px, when the model does not say) an
-# image still runs, upscaled to the input size, but its content fills only a few patches.
+# Below one patch of the model (every adapter reads it from the loaded model; 16 px, the patch
+# of most ViTs, when the model has none) an image still runs, upscaled to the input size,
+# but its content fills only a few patches.
 TYPICAL_PATCH = 16
 
 
 def _small_image_note(native_size: tuple[int, int], model_facts: dict, input_size: tuple[int, int]) -> str | None:
     """A note when the images are smaller than one patch of the model."""
-    architecture = model_facts.get("architecture")
-    patch = architecture.get("patch_size") if isinstance(architecture, dict) else None
-    patch = patch if isinstance(patch, int) and patch > 0 else TYPICAL_PATCH
-    if min(native_size) >= patch:
+    patch = model_facts.get("patch_size")
+    known = isinstance(patch, int) and not isinstance(patch, bool) and patch > 0
+    side = patch if known else TYPICAL_PATCH
+    if min(native_size) >= side:
         return None
     factor = min(input_size) / min(native_size)
+    smaller = f"one {side} px patch of the model" if known else f"{side} px (the patch of most ViTs)"
     return (
-        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than one {patch} px patch of the model: "
+        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than {smaller}: "
         f"they are upscaled {factor:.3g}× to the {input_size[1]}×{input_size[0]} px input, and stage-pre "
         "corruptions act on the tiny images; results on such images say little."
     )

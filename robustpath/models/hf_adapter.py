@@ -175,8 +175,11 @@ class _HFEncoder:
         import transformers
 
         weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("pytorch_model*.bin"))
-        facts = {"source": "hf", "path": str(self.folder), "model_type": self.model.config.model_type,
+        config = self.model.config
+        vision = getattr(config, "vision_config", None) or config  # CLIP-style models keep it in vision_config
+        facts = {"source": "hf", "path": str(self.folder), "model_type": config.model_type,
                  "model_class": type(self.model).__name__, "transformers_version": transformers.__version__,
+                 "patch_size": hub.patch_side(getattr(vision, "patch_size", None)),
                  "weights": {p.name: hub.file_sha256(p) for p in weights}, "embed_dim": self.embed_dim,
                  "preprocessing": self.preprocessing.as_dict()}
         if weights:

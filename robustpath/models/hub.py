@@ -335,6 +335,16 @@ def load_strict(model: "torch.nn.Module", state: dict, *, path: Path, spec: str)
     model.load_state_dict(state, strict=True)
 
 
+def patch_side(patch) -> int | None:
+    """A model's patch size as one number of pixels (the smaller side of a non-square patch); None if unknown."""
+    if isinstance(patch, (tuple, list)) and patch:
+        sides = [patch_side(side) for side in patch]
+        return min(sides) if all(sides) else None
+    if isinstance(patch, bool) or not isinstance(patch, (int, float)) or patch <= 0:
+        return None
+    return int(patch)
+
+
 def make_preprocessing(input_size: tuple[int, int], mean, std, *, resize_mode: str, crop: str,
                        resize_size: int | None, notes: list[str]) -> Preprocessing:
     """A Preprocessing; ``resize_size`` is the shorter side before a centre crop (e.g. 256 → 224)."""

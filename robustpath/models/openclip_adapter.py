@@ -189,6 +189,14 @@ def _check_text_tower(model_cfg: dict, download: bool, name: str) -> None:
                              "which robustpath does not run for open_clip models")
 
 
+def _patch_size(visual) -> int | None:
+    """The patch of open_clip's ViT tower, or of a timm trunk; None for convolutional towers."""
+    patch = getattr(visual, "patch_size", None)
+    if patch is None:
+        patch = getattr(getattr(getattr(visual, "trunk", None), "patch_embed", None), "patch_size", None)
+    return hub.patch_side(patch)
+
+
 class OpenClipEncoder:
     """Encoder adapter around an open_clip CLIP model (image and text towers)."""
 
@@ -248,5 +256,6 @@ class OpenClipEncoder:
 
     def describe(self) -> dict:
         facts = dict(self.facts, weights=str(self.weights), weights_sha256=hub.file_sha256(self.weights),
-                     embed_dim=self.embed_dim, preprocessing=self.preprocessing.as_dict())
+                     embed_dim=self.embed_dim, preprocessing=self.preprocessing.as_dict(),
+                     patch_size=_patch_size(self.model.visual))
         return hub.add_provenance(facts, self.weights, self.notes)
