@@ -166,12 +166,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
     if not isinstance(values, list) or not values:
         raise CorruptionError(f"{where}: {key}.values must be a non-empty list, one value per severity; got {values!r}")
     parsed = tuple(_parse_value(operation, value, f"{where}: {key}.values[{i}]") for i, value in enumerate(values))
-    for i, value in enumerate(parsed):
-        _check_range(operation, value, f"{where}: {key}.values[{i}]: severity {i + 1}")
-    if operation.monotone:
-        _check_monotone(operation, parsed, f"{where}: {key}.values")
-    for i, value in enumerate(parsed):
-        _try_value(operation, value, f"{where}: {key}.values[{i}]")
+    _check_values(operation, parsed, f"{where}: {key}.values")
     unit = raw.get("unit", operation.unit)
     note = raw.get("note", "")
     if not isinstance(unit, str) or not isinstance(note, str):
@@ -187,6 +182,16 @@ def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
     if len(sources) <= 1:
         sources = (sources or [""]) * len(parsed)
     return PresetEntry(name=name, operation=operation_name, values=parsed, unit=unit, sources=tuple(sources), note=note)
+
+
+def _check_values(operation: Operation, values: tuple[ParameterValue, ...], where: str) -> None:
+    """Each value in its operation's ranges, severities moving away from the clean image, then a trial."""
+    for i, value in enumerate(values):
+        _check_range(operation, value, f"{where}[{i}]: severity {i + 1}")
+    if operation.monotone:
+        _check_monotone(operation, values, where)
+    for i, value in enumerate(values):
+        _try_value(operation, value, f"{where}[{i}]")
 
 
 def _numbers(operation: Operation, value: ParameterValue) -> dict[str | None, float]:

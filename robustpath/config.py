@@ -76,27 +76,8 @@ class RunSpec:
     def __post_init__(self) -> None:
         """Refuse values of the wrong type or out of range (from a config file, a run.json or the API)
         before anything is loaded or written: one UsageError naming the field and its option."""
-        for name, (low, high, option) in _WHOLE_NUMBERS.items():
-            value = getattr(self, name)
-            if not _is_whole(value) or value < low or (high is not None and value > high):
-                allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
-                raise UsageError(f"{name} ({option}) must be a whole number {allowed}, got {value!r}")
-        for name, (choices, option) in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise UsageError(f"{name} ({option}) must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in _SWITCHES:
-            if not isinstance(getattr(self, name), bool):
-                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        fraction = self.test_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise UsageError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
-        for name in ("model", "data", "preset"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
-                raise UsageError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        for name in ("severities", "samples_per_class"):
-            values = getattr(self, name)
-            if not isinstance(values, tuple) or not all(_is_whole(v) for v in values):
-                raise UsageError(f"{name} must be a list of whole numbers, got {values!r}")
+        _check_numbers(self)
+        _check_names(self)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -108,3 +89,30 @@ class RunSpec:
         data["samples_per_class"] = list(self.samples_per_class)
         data["cache_dir"] = str(self.cache_dir) if self.cache_dir is not None else None
         return data
+
+
+def _check_numbers(spec: RunSpec) -> None:
+    for name, (low, high, option) in _WHOLE_NUMBERS.items():
+        value = getattr(spec, name)
+        if not _is_whole(value) or value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise UsageError(f"{name} ({option}) must be a whole number {allowed}, got {value!r}")
+    fraction = spec.test_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise UsageError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
+    for name in ("severities", "samples_per_class"):
+        values = getattr(spec, name)
+        if not isinstance(values, tuple) or not all(_is_whole(v) for v in values):
+            raise UsageError(f"{name} must be a list of whole numbers, got {values!r}")
+
+
+def _check_names(spec: RunSpec) -> None:
+    for name, (choices, option) in _CHOICES.items():
+        if getattr(spec, name) not in choices:
+            raise UsageError(f"{name} ({option}) must be one of {', '.join(choices)}, got {getattr(spec, name)!r}")
+    for name in _SWITCHES:
+        if not isinstance(getattr(spec, name), bool):
+            raise UsageError(f"{name} must be true or false, got {getattr(spec, name)!r}")
+    for name in ("model", "data", "preset"):
+        if not isinstance(getattr(spec, name), str) or not getattr(spec, name).strip():
+            raise UsageError(f"{name} must be a non-empty string, got {getattr(spec, name)!r}")

@@ -63,6 +63,17 @@ def _check_value(key: str, value, path: Path):
     return value
 
 
+def _check_document(data: dict, path: Path, overrides: dict) -> None:
+    """Known keys, non-empty sweep lists, and no repository code switched on by the file."""
+    unknown = sorted(set(data) - set(_FIELDS) - _SWEEP_KEYS)
+    if unknown:
+        raise UsageError(f"--config: '{path}' has unknown key(s) {unknown}; expected some of {sorted(set(_FIELDS) | _SWEEP_KEYS)}")
+    for key in _SWEEP_KEYS & set(data):
+        if not isinstance(data[key], list) or not data[key]:
+            raise UsageError(f"--config: '{path}': '{key}' must be a non-empty list")
+    _check_remote_code(data, path, allowed=overrides.get(REMOTE_CODE) is True)
+
+
 def _check_remote_code(data: dict, path: Path, allowed: bool) -> None:
     """Repository code runs only when the command line (or the API call) asks for it, never a file."""
     tables = [("", data)] + [(f" for model '{m.get('spec')}'", m) for m in data.get("models", []) if isinstance(m, dict)]
@@ -89,13 +100,7 @@ def load_run_config(path: Path, overrides: dict) -> list[RunSpec]:
 
     path = Path(path)
     data = _read(path)
-    unknown = sorted(set(data) - set(_FIELDS) - _SWEEP_KEYS)
-    if unknown:
-        raise UsageError(f"--config: '{path}' has unknown key(s) {unknown}; expected some of {sorted(set(_FIELDS) | _SWEEP_KEYS)}")
-    for key in _SWEEP_KEYS & set(data):
-        if not isinstance(data[key], list) or not data[key]:
-            raise UsageError(f"--config: '{path}': '{key}' must be a non-empty list")
-    _check_remote_code(data, path, allowed=overrides.get(REMOTE_CODE) is True)
+    _check_document(data, path, overrides)
     base = {k: _check_value(k, v, path) for k, v in data.items() if k in _FIELDS}
     for key in ("data", "preset"):
         if isinstance(base.get(key), str):

@@ -136,8 +136,8 @@ def _load(folder: Path, name: str, trust_remote_code: bool):
             processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
     except pickle.UnpicklingError as exc:
         raise _pickle_refusal(folder, name, exc) from None
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        text = hub.first_line(exc)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, ImportError) as exc:
+        text = hub.first_line(exc)  # AttributeError, ImportError: a repository's own code (--trust-remote-code)
         if "trust_remote_code" in str(exc):
             text = hub.REMOTE_CODE_REFUSED
         raise ModelError(f"model '{name}': transformers cannot load '{folder}': {text}") from None

@@ -219,7 +219,10 @@ class OpenClipEncoder:
                                                     pretrained_text=False, device="cpu")
                 self.tokenizer = open_clip.get_tokenizer(create_name)
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
-            raise ModelError(f"model '{name}': open_clip cannot build '{create_name}': {hub.first_line(exc)}") from None
+            reason = hub.first_line(exc)
+            if "trust_remote_code" in str(exc):  # refused by no_code_prompts: a text tower not checked above
+                reason = "its Hugging Face text tower ships its own code, which robustpath does not run for open_clip models"
+            raise ModelError(f"model '{name}': open_clip cannot build '{create_name}': {reason}") from None
         state = _adapt_state(self.model, hub.load_state_dict_file(self.weights, spec=name))
         hub.load_strict(self.model, state, path=self.weights, spec=name)
         self.model.eval()
