@@ -114,12 +114,24 @@ def _open_clip_with_code_text_tower(tmp_path: Path, text_tower: Path) -> Path:
     return folder
 
 
-def test_an_open_clip_text_tower_with_code_never_prompts_and_never_runs(repository, tmp_path):
-    """open_clip gives transformers no trust_remote_code, so transformers would ask on stdin; "y" is piped."""
+@pytest.mark.parametrize("stdin", ["y piped", "a terminal, nothing typed"])
+def test_an_open_clip_text_tower_with_code_never_prompts_and_never_runs(repository, tmp_path, stdin):
+    """open_clip gives transformers no trust_remote_code, so transformers would ask on stdin ("y" runs the
+    code; on a terminal it waits 15 s for an answer)."""
     text_tower, marker = repository
     folder = _open_clip_with_code_text_tower(tmp_path, text_tower)
-    completed = run_cli(tmp_path, "eval", f"open_clip:local-dir:{folder}", "--out", tmp_path / "o", *QUICK,
-                        input="y\n", timeout=120)
+    command = ["eval", f"open_clip:local-dir:{folder}", "--out", tmp_path / "o", *QUICK]
+    if stdin == "y piped":
+        completed = run_cli(tmp_path, *command, input="y\n", timeout=120)
+    else:
+        import pty
+
+        terminal, child_side = pty.openpty()
+        try:
+            completed = run_cli(tmp_path, *command, stdin=child_side, timeout=120)
+        finally:
+            os.close(terminal)
+            os.close(child_side)
     line = one_error(completed, 1)
     assert "ships its own code" in line and "text tower" in line
     assert "[y/N]" not in completed.stdout + completed.stderr and completed.stdout == ""
