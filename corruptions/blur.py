@@ -23,7 +23,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from corruptions.registry import register_operation
+from corruptions.registry import Range, register_operation
 
 TRUNCATE = 4.0
 MATRIX_MAX_SIDE = 512
@@ -59,6 +59,7 @@ def blur_matrix(size: int, sigma: float, dtype: torch.dtype, device: torch.devic
     unit="sigma, pixels of the image the blur acts on",
     description="Gaussian blur, kernel truncated at 4 sigma, edge pixels repeated at the border.",
     spatial="length",
+    ranges={"sigma": Range(0.0, 100.0, identity=0.0)},  # beyond 100 px the kernel (8 sigma + 1 taps) is huge
 )
 def gaussian_blur(x: torch.Tensor, sigma: float, *, generator=None) -> torch.Tensor:
     """Blur each channel of x (B, C, H, W) with a Gaussian of standard deviation ``sigma`` pixels.

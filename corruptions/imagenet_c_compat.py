@@ -53,7 +53,7 @@ import torch
 
 from corruptions.errors import CorruptionError
 from corruptions.randomness import draw_uniform
-from corruptions.registry import register_operation
+from corruptions.registry import Range, register_operation
 
 VERSION = "1.1.2"
 INSTALL_HINT = f'pip install "robustpath[imagecorruptions]" && pip install --no-deps imagecorruptions=={VERSION}'
@@ -250,4 +250,5 @@ for _name in NAMES:
         description=f"ImageNet-C {_name} from imagecorruptions {VERSION} (optional extra; CPU, one image at a time).",
         random=_name in RANDOM,
         validate=check_level,
+        ranges={"level": Range(LEVELS[0], LEVELS[-1], identity=0, whole=True)},
     )(_make_operation(_name))

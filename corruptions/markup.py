@@ -32,7 +32,7 @@ import torch
 from corruptions.errors import CorruptionError
 from corruptions.markup_geometry import DRAWS_PER_STROKE, stroke_polylines
 from corruptions.randomness import draw_uniform
-from corruptions.registry import register_operation
+from corruptions.registry import Range, register_operation
 
 # Pathology pen inks, RGB in [0, 1] (typical felt-tip marker hues on a glass slide).
 INKS: dict[str, tuple[float, float, float]] = {
@@ -41,6 +41,7 @@ INKS: dict[str, tuple[float, float, float]] = {
     "black": (0.10, 0.10, 0.12),
     "red": (0.80, 0.12, 0.15),
 }
+MAX_STROKES = 100  # per image; each stroke is drawn in its own pass
 ELEMENT_BUDGET = 1 << 22  # elements per (B, chunk, window) temporary when measuring distances
 
 
@@ -109,6 +110,8 @@ def _stroke_coverage(points: torch.Tensor, half_width: torch.Tensor, height: int
     random=True,
     fields={"strokes": None, "width": None, "alpha": None},
     accepts_number=False,
+    ranges={"strokes": Range(0, MAX_STROKES, identity=0, whole=True),
+            "width": Range(0.0, 1.0, identity=0.0, low_open=True), "alpha": Range(0.0, 1.0, identity=0.0)},
 )
 def markup(x: torch.Tensor, value: Mapping[str, float], *, generator=None) -> torch.Tensor:
     """Draw ``strokes`` pen strokes of ``width`` x min(H, W) pixels (>= 1) at opacity ``alpha``.

@@ -13,7 +13,7 @@ import torch
 
 from corruptions.color import hue_from_rgb, rgb_from_hue
 from corruptions.errors import CorruptionError
-from corruptions.registry import register_operation
+from corruptions.registry import Range, register_operation
 
 
 @register_operation(
@@ -21,6 +21,7 @@ from corruptions.registry import register_operation
     parameter="delta",
     unit="added to HSV value (V in [0, 1]); negative darkens",
     description="Add delta to the HSV value channel and clip to [0, 1], as ImageNet-C brightness.",
+    ranges={"delta": Range(-1.0, 1.0, identity=0.0)},
 )
 def brightness(x: torch.Tensor, delta: float, *, generator=None) -> torch.Tensor:
     """V <- clip(V + delta, 0, 1) in HSV, hue and saturation kept (ImageNet-C ``brightness``).
@@ -44,6 +45,7 @@ def brightness(x: torch.Tensor, delta: float, *, generator=None) -> torch.Tensor
     parameter="factor",
     unit="multiplies deviations from each image's per-channel mean; < 1 lowers contrast",
     description="(x - mean) * factor + mean with per-image, per-channel means, clipped, as ImageNet-C contrast.",
+    ranges={"factor": Range(0.0, 100.0, identity=1.0)},
 )
 def contrast(x: torch.Tensor, factor: float, *, generator=None) -> torch.Tensor:
     """x <- clip((x - m) * factor + m, 0, 1), m the mean of each image and channel over H, W.
@@ -74,6 +76,7 @@ def _factor_and_offset(value: float | Mapping[str, float]) -> tuple[float, float
     unit="multiplies HSV saturation (S in [0, 1]); < 1 fades colour; table {factor, offset} adds offset",
     description="S <- clip(S * factor + offset, 0, 1) in HSV, as ImageNet-C saturate.",
     fields={"factor": None, "offset": 0.0},
+    ranges={"factor": Range(0.0, 100.0, identity=1.0), "offset": Range(-1.0, 1.0, identity=0.0)},
 )
 def saturation(x: torch.Tensor, value: float | Mapping[str, float], *, generator=None) -> torch.Tensor:
     """S <- clip(S * factor + offset, 0, 1) in HSV (ImageNet-C ``saturate``).
@@ -104,6 +107,7 @@ def saturation(x: torch.Tensor, value: float | Mapping[str, float], *, generator
     parameter="shift",
     unit="fraction of the colour circle (1.0 = 360 degrees), wraps around",
     description="Rotate HSV hue by shift (a fraction of the colour circle), saturation and value kept.",
+    ranges={"shift": Range(-0.5, 0.5, identity=0.0)},  # half the circle either way: further is nearer again
 )
 def hue(x: torch.Tensor, shift: float, *, generator=None) -> torch.Tensor:
     """H <- (H + shift) mod 1 in HSV; shift 0.5 is the complementary colour.

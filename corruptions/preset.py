@@ -21,7 +21,7 @@ import tomllib
 import torch
 
 from corruptions.errors import CorruptionError, unknown_name_message
-from corruptions.registry import Operation, get_operation, list_operations
+from corruptions.registry import Operation, format_number, get_operation, list_operations
 
 ParameterValue = float | Mapping[str, float]
 
@@ -166,8 +166,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
     if not isinstance(values, list) or not values:
         raise CorruptionError(f"{where}: {key}.values must be a non-empty list, one value per severity; got {values!r}")
     parsed = tuple(_parse_value(operation, value, f"{where}: {key}.values[{i}]") for i, value in enumerate(values))
-    for i, value in enumerate(parsed):
-        _try_value(operation, value, f"{where}: {key}.values[{i}]")
+    _check_values(operation, parsed, f"{where}: {key}.values")
     unit = raw.get("unit", operation.unit)
     note = raw.get("note", "")
     if not isinstance(unit, str) or not isinstance(note, str):
@@ -183,6 +182,62 @@ def _parse_entry(name: str, raw: Any, where: str) -> PresetEntry:
     if len(sources) <= 1:
         sources = (sources or [""]) * len(parsed)
     return PresetEntry(name=name, operation=operation_name, values=parsed, unit=unit, sources=tuple(sources), note=note)
+
+
+def _check_values(operation: Operation, values: tuple[ParameterValue, ...], where: str) -> None:
+    """Each value in its operation's ranges, severities moving away from the clean image, then a trial."""
+    for i, value in enumerate(values):
+        _check_range(operation, value, f"{where}[{i}]: severity {i + 1}")
+    if operation.monotone:
+        _check_monotone(operation, values, where)
+    for i, value in enumerate(values):
+        _try_value(operation, value, f"{where}[{i}]")
+
+
+def _numbers(operation: Operation, value: ParameterValue) -> dict[str | None, float]:
+    """The numbers of one value by field name (None for a plain number)."""
+    return dict(value) if isinstance(value, Mapping) else {None: float(value)}
+
+
+def _label(operation: Operation, number: str | None) -> str:
+    return operation.parameter if number is None else number
+
+
+def _describe(operation: Operation, value: ParameterValue) -> str:
+    return ", ".join(f"{_label(operation, n)} = {format_number(v)}" for n, v in _numbers(operation, value).items())
+
+
+def _check_range(operation: Operation, value: ParameterValue, where: str) -> None:
+    """Every number of ``value`` lies in the range its operation declares."""
+    for number, amount in _numbers(operation, value).items():
+        allowed = operation.range_of(number)
+        if not allowed.contains(amount):
+            raise CorruptionError(
+                f"{where} has {_label(operation, number)} = {format_number(amount)}, outside the range that operation "
+                f"'{operation.name}' allows: {allowed.describe()}"
+            )
+
+
+def _check_monotone(operation: Operation, values: tuple[ParameterValue, ...], where: str) -> None:
+    """Each severity is further from the clean image than the one before (see Operation.monotone)."""
+    for level in range(1, len(values)):
+        before, after = _numbers(operation, values[level - 1]), _numbers(operation, values[level])
+        steps = {number: operation.range_of(number).distance(after[number])
+                 - operation.range_of(number).distance(before[number]) for number in after}
+        closer = [number for number, step in steps.items() if step < 0]
+        if closer:
+            number = closer[0]
+            raise CorruptionError(
+                f"{where}[{level}]: severity {level + 1} has {_label(operation, number)} = "
+                f"{format_number(after[number])}, closer to the clean image "
+                f"({format_number(operation.range_of(number).identity)}) than severity {level} "
+                f"({format_number(before[number])}); each severity must move further away than the one before"
+            )
+        if not any(step > 0 for step in steps.values()):
+            raise CorruptionError(
+                f"{where}[{level}]: severity {level + 1} ({_describe(operation, values[level])}) is no further from the "
+                f"clean image than severity {level}; each severity must move further away than the one before"
+            )
 
 
 def _try_value(operation: Operation, value: ParameterValue, where: str) -> None:

@@ -9,6 +9,11 @@ An operation is a plain function ``op(x, value, *, generator=None) -> x'`` where
   (see :mod:`corruptions.randomness`); operations that are not random ignore it,
 
 and the result has the same shape, dtype, device and range as ``x``.
+
+Registering an operation declares, beside its code, the values its parameter may
+take (``ranges``: one :class:`Range` per number, with the value that leaves the
+image unchanged) and whether severities must move away from that value
+(``monotone``); ``load_preset`` checks every preset value against them.
 """
 from __future__ import annotations
 
@@ -21,6 +26,48 @@ from corruptions.errors import CorruptionError, unknown_name_message
 
 OperationFunction = Callable[..., Any]
 SPATIAL_KINDS = (None, "length", "scale")
+
+
+def format_number(value: float) -> str:
+    """A parameter value as written in a preset: 3, 0.25, 1e+308."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one parameter may take: ``low`` <= v <= ``high`` (strict at an ``open`` end).
+
+    ``whole`` asks for whole numbers; ``identity`` is the value that leaves the
+    image unchanged (how far a severity is from the clean image is measured from
+    it; None when no value does).
+    """
+
+    low: float
+    high: float
+    identity: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise CorruptionError(f"range [{self.low}, {self.high}]: low must be below high")
+
+    def contains(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below and (not self.whole or float(value).is_integer())
+
+    def distance(self, value: float) -> float:
+        """How far ``value`` is from the identity (0 when there is none)."""
+        return abs(float(value) - self.identity) if self.identity is not None else 0.0
+
+    def describe(self) -> str:
+        """E.g. "[0, 100]", "(0, 1]" or "[0, 100], whole numbers"."""
+        interval = (f"{'(' if self.low_open else '['}{format_number(self.low)}, "
+                    f"{format_number(self.high)}{')' if self.high_open else ']'}")
+        return f"{interval}, whole numbers" if self.whole else interval
 
 _OPERATIONS: dict[str, Operation] = {}
 
@@ -42,6 +89,11 @@ class Operation:
     of the image (pixelate's fraction of each side kept), None when it does not
     depend on the size (colour changes, markup widths given as fractions of the
     image).
+    ``ranges`` gives each number of the value its :class:`Range`: keyed by the
+    ``fields`` of a table value, or by ``parameter`` for a plain number.
+    ``monotone``: every severity of a preset must be further from the clean image
+    than the one before: no number closer to its range's identity, at least one
+    further away (False where the parameter alone does not say so).
     ``validate``, when given, checks a table value (raising CorruptionError)
     instead of a trial run of the operation on a tiny image when a preset loads.
     """
@@ -56,9 +108,27 @@ class Operation:
     accepts_number: bool = True
     spatial: str | None = None
     validate: Callable[[Any], None] | None = None
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    monotone: bool = True
 
     def __call__(self, x, value, *, generator=None):
         return self.function(x, value, generator=generator)
+
+    def range_of(self, number: str | None = None) -> Range:
+        """The Range of field ``number`` of a table value, or of the plain number (None)."""
+        return self.ranges[self.parameter if number is None else number]
+
+
+def _check_ranges(name: str, parameter: str, fields: Mapping, accepts_number: bool, ranges: Mapping) -> None:
+    """Every number an operation takes has a declared Range, and nothing else does."""
+    expected = set(fields) if fields else {parameter}
+    if accepts_number and fields and parameter not in fields:
+        raise CorruptionError(f"operation '{name}': a plain number is its field '{parameter}', which is not in fields")
+    if set(ranges) != expected or not all(isinstance(r, Range) for r in ranges.values()):
+        raise CorruptionError(
+            f"operation '{name}' must declare ranges={{...}} with one corruptions.registry.Range for each of "
+            f"{', '.join(sorted(expected))}; got {sorted(ranges)}"
+        )
 
 
 def register_operation(
@@ -72,14 +142,19 @@ def register_operation(
     accepts_number: bool = True,
     spatial: str | None = None,
     validate: Callable[[Any], None] | None = None,
+    ranges: Mapping[str, Range],
+    monotone: bool = True,
 ) -> Callable[[OperationFunction], OperationFunction]:
     """Decorator: register ``op(x, value, *, generator=None)`` under ``name``.
 
-    Registering a name twice raises :class:`CorruptionError` (no silent overwrite).
-    The decorated function is returned unchanged.
+    ``ranges`` is required: the allowed values of every number the operation takes
+    (see :class:`Operation`).  Registering a name twice raises
+    :class:`CorruptionError` (no silent overwrite).  The decorated function is
+    returned unchanged.
     """
     if not fields and not accepts_number:
         raise CorruptionError(f"operation '{name}' must accept a number or declare fields")
+    _check_ranges(name, parameter, fields or {}, accepts_number, ranges)
     if spatial not in SPATIAL_KINDS:
         raise CorruptionError(f"operation '{name}': spatial must be one of {SPATIAL_KINDS}; got {spatial!r}")
 
@@ -100,6 +175,8 @@ def register_operation(
             accepts_number=accepts_number,
             spatial=spatial,
             validate=validate,
+            ranges=MappingProxyType(dict(ranges)),
+            monotone=monotone,
         )
         return function
 

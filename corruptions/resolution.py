@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from corruptions.errors import CorruptionError
-from corruptions.registry import register_operation
+from corruptions.registry import Range, register_operation
 
 
 def reduced_size(height: int, width: int, factor: float) -> tuple[int, int]:
@@ -64,6 +64,7 @@ def area_downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     unit="downsampling factor per side (2 = half size), then upsampled back",
     description="Exact area (box) downsample by factor, bilinear upsample back to the original size.",
     spatial="length",
+    ranges={"factor": Range(1.0, 1000.0, identity=1.0)},
 )
 def resolution(x: torch.Tensor, factor: float, *, generator=None) -> torch.Tensor:
     """Area-downsample by ``factor``, then bilinear-upsample (align_corners=False, i.e. pixel
@@ -107,6 +108,7 @@ def _check_scale(scale) -> None:
     description="PIL BOX downsample to int(side * scale), nearest-neighbour upsample back: ImageNet-C pixelate.",
     spatial="scale",
     validate=_check_scale,
+    ranges={"scale": Range(0.0, 1.0, identity=1.0, low_open=True)},
 )
 def pixelate(x: torch.Tensor, scale: float, *, generator=None) -> torch.Tensor:
     """ImageNet-C ``pixelate``: shrink to int(side * scale) with PIL BOX, grow back with PIL NEAREST.

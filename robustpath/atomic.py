@@ -46,19 +46,27 @@ def _current_umask() -> int:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and a rename (mode as for open())."""
+    """Write ``data`` to ``path`` via a temporary file and a rename (mode as for open()).
+
+    An OSError (a full disk, a quota, a vanished folder) becomes an OutputError naming
+    ``path``; the old file, if any, is left as it was.
+    """
     path = Path(path)
     ensure_writable_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
         raise
     return path
 

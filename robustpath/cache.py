@@ -15,11 +15,19 @@ file and checked on every read) records everything that changes those numbers:
 - the software: versions of robustpath, torch, pillow and the model libraries, plus a
   digest of the source of the code between the pixels and the embedding (so an edited
   editable install does not serve stale entries), the device type, the precision
-  (fp32, or the CUDA autocast dtype) and whether torch.compile was used.
+  (fp32, or the CUDA autocast dtype) and whether torch.compile was used;
+- the forward passes: the batch size, where the entry's first image sat in its forward
+  pass and the size of the sweep's last, shorter pass when the entry reaches into it.
+  Matrix products round the last bits of a row differently for other pass sizes and
+  other places in a pass (measured on CPU for passes under 8 images), so an entry is
+  reused only where the current run would have computed the very same bits.
 
-The forward batch an image shared with other images is not in the key: on CPU the
-embedding of an image does not depend on it for the models we test, but BLAS
-libraries may round the last bit differently for other batch shapes (see README).
+Every stored entry is verified before use: the SHA-256 of its payload bytes is stored
+in the file and recomputed on every read, and an entry with a non-finite value is
+refused (and never written).  An entry that fails either check, or whose key does not
+match, is a miss: it is computed again and replaced, and the run says so in a note.
+The digest finds damaged entries, not forged ones: share a cache only with people
+whose files you would trust.
 
 Files are written atomically (a temporary file, then a rename), so concurrent runs
 and killed runs never leave half-written entries; safetensors never unpickles.
@@ -39,11 +47,13 @@ import numpy as np
 from robustpath.errors import OutputError
 
 CACHE_ENV = "ROBUSTPATH_CACHE_DIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a payload digest in every entry, the forward-pass layout in the key
 ENTRIES_DIR = f"embeddings-v{FORMAT_VERSION}"
+ENTRIES_GLOB = "embeddings-v*"  # every format's folder, for `robustpath cache` (older ones are never read)
 ENTRY_SUFFIX = ".safetensors"
 TENSOR_NAME = "embeddings"
 KEY_METADATA = "robustpath_key"
+DIGEST_METADATA = "robustpath_sha256"
 KEY_PACKAGES = ("robustpath", "torch", "pillow", "numpy", "open_clip_torch", "transformers", "timm")
 _VOLATILE_MODEL_FACTS = ("path", "spec", "preprocessing_notes")
 
@@ -87,6 +97,7 @@ class EmbeddingStore:
         self.root = Path(root)
         self.strict = strict
         self.problem: str | None = None
+        self.rejected: list[tuple[Path, str]] = []  # entries that failed verification: (path, why)
         self.hits = 0
         self.writes = 0
 
@@ -98,19 +109,29 @@ class EmbeddingStore:
         return entry_path(self.root, key_digest(key))
 
     def get(self, key: dict, rows: int | None = None) -> np.ndarray | None:
-        """The entry's array when present, readable and made for exactly this key (and row count)."""
+        """The entry's array when present, made for exactly this key (and row count) and verified.
+
+        An entry that exists but fails verification is a miss, listed in ``rejected``.
+        """
         if self.problem is not None:
             return None
         path = self.path_for(key)
-        array = read_entry(path, canonical_json(key))
-        if array is None or (rows is not None and array.shape[0] != rows):
+        array, reason = read_entry(path, canonical_json(key))
+        if array is not None and rows is not None and array.shape[0] != rows:
+            array, reason = None, f"{array.shape[0]} rows instead of {rows}"
+        if array is None:
+            if reason is not None:
+                self.rejected.append((path, reason))
             return None
         self.hits += 1
         return array
 
     def put(self, key: dict, array: np.ndarray, *, link_from: Path | None = None) -> Path | None:
-        """Write (or hard-link from ``link_from``, an entry of the same key) atomically."""
-        if self.problem is not None:
+        """Write (or hard-link from ``link_from``, an entry of the same key) atomically.
+
+        Arrays with a non-finite value are never stored (None is returned).
+        """
+        if self.problem is not None or not np.isfinite(array).all():
             return None
         path = self.path_for(key)
         try:
@@ -119,9 +140,10 @@ class EmbeddingStore:
 
                 write_bytes_atomic(path, entry_bytes(key, array))
         except (OSError, OutputError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
             if self.strict:
-                raise OutputError(f"cannot write '{path}': {getattr(exc, 'strerror', None) or exc}") from None
-            self.problem = f"embedding cache disabled: cannot write to '{self.root}': {getattr(exc, 'strerror', None) or exc}"
+                raise (exc if isinstance(exc, OutputError) else OutputError(f"cannot write '{path}': {reason}")) from None
+            self.problem = f"embedding cache disabled: cannot write to '{self.root}': {reason}"
             return None
         self.writes += 1
         return path
@@ -149,30 +171,57 @@ class StoreChain:
             written = written or path
 
     def problems(self) -> list[str]:
-        return [s.problem for s in self.stores if s.problem]
+        """Notices for the run: stores turned off, and stored entries that failed verification."""
+        problems = [s.problem for s in self.stores if s.problem]
+        rejected = [entry for store in self.stores for entry in store.rejected]
+        if rejected:
+            (first, why), more = rejected[0], len(rejected) - 1
+            problems.append(
+                f"{len(rejected)} stored embedding entr{'y' if len(rejected) == 1 else 'ies'} failed verification "
+                f"and {'was' if len(rejected) == 1 else 'were'} computed again and replaced: '{first}' ({why})"
+                + (f" and {more} more" if more else "")
+            )
+        return problems
+
+
+def payload_digest(array: np.ndarray) -> str:
+    """SHA-256 of a float32 array's bytes (C order, little-endian as stored)."""
+    return hashlib.sha256(np.ascontiguousarray(array, dtype="<f4").tobytes()).hexdigest()
 
 
 def entry_bytes(key: dict, array: np.ndarray) -> bytes:
     from safetensors.numpy import save
 
     data = np.ascontiguousarray(array, dtype=np.float32)
-    return save({TENSOR_NAME: data}, metadata={KEY_METADATA: canonical_json(key)})
+    metadata = {KEY_METADATA: canonical_json(key), DIGEST_METADATA: payload_digest(data)}
+    return save({TENSOR_NAME: data}, metadata=metadata)
 
 
-def read_entry(path: Path, expected_key: str) -> np.ndarray | None:
-    """The array of an entry file, or None when missing, unreadable or made for another key."""
+def read_entry(path: Path, expected_key: str) -> tuple[np.ndarray | None, str | None]:
+    """(array, None) for a verified entry; (None, None) when there is none; (None, why) when it fails a check.
+
+    Checks: a readable safetensors file, made for ``expected_key``, a float32 (n, D)
+    payload whose SHA-256 matches the digest stored with it, every value finite.
+    """
     from safetensors import safe_open
 
+    if not Path(path).is_file():
+        return None, None
     try:
         with safe_open(str(path), framework="np") as handle:
-            if (handle.metadata() or {}).get(KEY_METADATA) != expected_key:
-                return None
+            metadata = handle.metadata() or {}
             array = handle.get_tensor(TENSOR_NAME)
-    except Exception:  # missing, truncated, not safetensors: a miss, never a crash
-        return None
+    except Exception:  # noqa: BLE001 - truncated, not safetensors, no such tensor: never a crash
+        return None, "unreadable"
+    if metadata.get(KEY_METADATA) != expected_key:
+        return None, "made for another key"
     if array.dtype != np.float32 or array.ndim != 2:
-        return None
-    return array
+        return None, f"a {array.dtype} array of {array.ndim} dimensions"
+    if metadata.get(DIGEST_METADATA) != payload_digest(array):
+        return None, "content digest mismatch" if DIGEST_METADATA in metadata else "no content digest"
+    if not np.isfinite(array).all():
+        return None, "non-finite values"
+    return array, None
 
 
 def _link_atomic(source: Path, path: Path) -> bool:
@@ -203,8 +252,8 @@ class CacheInfo:
 
 
 def _entry_files(root: Path) -> list[Path]:
-    folder = root / ENTRIES_DIR
-    return sorted(folder.glob(f"*/*{ENTRY_SUFFIX}")) if folder.is_dir() else []
+    """Entries of every format version (older formats are never read, but count and are cleared)."""
+    return sorted(Path(root).glob(f"{ENTRIES_GLOB}/*/*{ENTRY_SUFFIX}"))
 
 
 def cache_info(cache_dir: str | Path | None = None) -> CacheInfo:
@@ -279,7 +328,10 @@ def code_digest() -> str:
 
 
 def sample_digests(dataset) -> list[bytes]:
-    """SHA-256 (32 bytes) of each sample's image bytes, in dataset order."""
+    """SHA-256 (32 bytes) of each sample's image bytes, in dataset order (taken when the files were loaded)."""
+    known = getattr(dataset, "file_digests", None)
+    if known is not None:
+        return list(known)
     return [hashlib.sha256(dataset.reader.digest_bytes(i)).digest() for i in range(len(dataset))]
 
 
@@ -307,8 +359,9 @@ class EmbeddingKeys:
     precision: str
     compiled: bool
 
-    def key(self, pipeline: dict, indices: np.ndarray, *, random: bool) -> dict:
-        """``pipeline``: corruption, operation, parameter, severity, stage (or just corruption 'none')."""
+    def key(self, pipeline: dict, indices: np.ndarray, *, random: bool, passes: dict) -> dict:
+        """``pipeline``: corruption, operation, parameter, severity, stage (or just corruption 'none');
+        ``passes``: the forward passes the samples go through (``forward_pass_layout``)."""
         samples = hashlib.sha256()
         for index in indices.tolist():
             samples.update(self.digests[index])
@@ -327,4 +380,16 @@ class EmbeddingKeys:
             "device": self.device,
             "precision": self.precision,
             "compiled": bool(self.compiled),
+            "passes": passes,
         }
+
+
+def forward_pass_layout(start: int, count: int, batch_size: int, total: int) -> dict:
+    """Where the items ``start``..``start + count - 1`` of a sweep of ``total`` items sit in its
+    forward passes of ``batch_size`` (the last pass holds the rest): the batch size, the place
+    of the first item in its pass and, when they reach into it, the size of a shorter last pass."""
+    last_start = ((total - 1) // batch_size) * batch_size if total else 0
+    last_size = total - last_start
+    reaches_last = start + count > last_start and last_size < batch_size
+    return {"batch_size": int(batch_size), "offset": int(start % batch_size),
+            "last_pass": int(last_size) if reaches_last else None}

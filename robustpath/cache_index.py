@@ -5,12 +5,15 @@ weights digest and preprocessing), so ``eval --dry-run`` cannot rebuild their ke
 Every run therefore also writes, in each store it uses (``OUT/.partial`` and the shared
 cache), an index under ``index/<handle>/``.  The *lookup handle* digests the model spec
 with the size and modification time of its local files and the pooling, the dataset
-content digest, seed, device type, precision, compile switch, gallery mode and package
-versions; one small file per variant (so concurrent runs never overwrite each other's)
+content digest, seed, device type, batch size, precision, compile switch, gallery mode
+and package versions; one small file per variant (so concurrent runs never overwrite each other's)
 holds the preset value the variant was made with and the digests of its entries.  Hub
 models have no local files: a new revision on the hub is not noticed by the index.  A dry run rebuilds the handle and counts the variants whose entries all still
-exist.  The handle only finds the index: entries stay keyed by content, so a run never
-reuses an entry that does not match it exactly, whatever the index says.
+exist (without verifying their content).  The handle only finds the index: entries stay
+keyed by content and forward-pass layout, and are verified when read, so a run never
+reuses an entry that does not match it exactly, whatever the index says (a run with
+other corruptions may recompute entries the dry run counted, where its forward passes
+group the images differently).
 """
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ def run_lookup(spec, content_sha256: str, device, precision: str, compiled: bool
 
     return lookup_digest(
         model=model_handle(spec.model), pooling=spec.pooling, dataset=content_sha256, seed=int(spec.seed),
-        device=device.type,
+        device=device.type, batch_size=int(spec.batch_size),
         precision=precision, compiled=bool(compiled), corrupt_training=bool(corrupt_training),
         versions=embedding_versions(),
     )

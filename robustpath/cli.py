@@ -27,7 +27,7 @@ from robustpath.cli_support import (
     stderr_console,
     stdout_console,
 )
-from robustpath.config import BOOTSTRAP_RESAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET
+from robustpath.config import BOOTSTRAP_RESAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET, MAX_SEED
 from robustpath.distributed import is_main_process
 
 app = typer.Typer(
@@ -82,7 +82,7 @@ DeviceOption = Annotated[
     Device, typer.Option("--device", envvar="ROBUSTPATH_DEVICE", help="auto picks CUDA when available.")
 ]
 SeedOption = Annotated[
-    int, typer.Option("--seed", min=0, help="Seeds the split of your data, markup strokes, bootstrap and training.")
+    int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seeds the split of your data, markup strokes, bootstrap and training.")
 ]
 
 

@@ -1,4 +1,4 @@
-"""RunSpec: everything that defines an evaluation run, as a frozen dataclass."""
+"""RunSpec: everything that defines an evaluation run, as a frozen dataclass that checks its own values."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -23,6 +23,20 @@ def check_bootstrap(value) -> int:
             f"(below that no drop can reach p < 0.05), got {value!r}; use 10000 for publication"
         )
     return value
+MAX_SEED = 2**32 - 1  # numpy, scikit-learn and torch generators all take seeds below 2**32
+BAD_IMAGE_POLICIES = ("skip", "fail")
+GALLERIES = ("clean", "corrupted")
+EMBEDDINGS_DTYPES = ("float32", "float16")
+_SWITCHES = ("trust_remote_code", "overwrite", "no_cache", "compile", "save_embeddings", "deterministic")
+# whole-number fields: (lowest value, highest value or None, the command-line option)
+_WHOLE_NUMBERS = {"batch_size": (1, None, "--batch-size"), "num_workers": (0, None, "--workers"),
+                  "seed": (0, MAX_SEED, "--seed"), "repeats": (1, None, "--repeats")}
+_CHOICES = {"stage": (STAGES, "--stage"), "on_bad_image": (BAD_IMAGE_POLICIES, "--on-bad-image"),
+            "gallery": (GALLERIES, "--gallery"), "embeddings_dtype": (EMBEDDINGS_DTYPES, "--embeddings-dtype")}
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,10 @@ class RunSpec:
     bootstrap: int = BOOTSTRAP_RESAMPLES
 
     def __post_init__(self) -> None:
+        """Refuse values of the wrong type or out of range (from a config file, a run.json or the API)
+        before anything is loaded or written: one UsageError naming the field and its option."""
+        _check_numbers(self)
+        _check_names(self)
         check_bootstrap(self.bootstrap)
 
     def to_dict(self) -> dict:
@@ -88,3 +106,30 @@ class RunSpec:
         data["samples_per_class"] = list(self.samples_per_class)
         data["cache_dir"] = str(self.cache_dir) if self.cache_dir is not None else None
         return data
+
+
+def _check_numbers(spec: RunSpec) -> None:
+    for name, (low, high, option) in _WHOLE_NUMBERS.items():
+        value = getattr(spec, name)
+        if not _is_whole(value) or value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise UsageError(f"{name} ({option}) must be a whole number {allowed}, got {value!r}")
+    fraction = spec.test_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise UsageError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
+    for name in ("severities", "samples_per_class"):
+        values = getattr(spec, name)
+        if not isinstance(values, tuple) or not all(_is_whole(v) for v in values):
+            raise UsageError(f"{name} must be a list of whole numbers, got {values!r}")
+
+
+def _check_names(spec: RunSpec) -> None:
+    for name, (choices, option) in _CHOICES.items():
+        if getattr(spec, name) not in choices:
+            raise UsageError(f"{name} ({option}) must be one of {', '.join(choices)}, got {getattr(spec, name)!r}")
+    for name in _SWITCHES:
+        if not isinstance(getattr(spec, name), bool):
+            raise UsageError(f"{name} must be true or false, got {getattr(spec, name)!r}")
+    for name in ("model", "data", "preset"):
+        if not isinstance(getattr(spec, name), str) or not getattr(spec, name).strip():
+            raise UsageError(f"{name} must be a non-empty string, got {getattr(spec, name)!r}")

@@ -369,6 +369,7 @@ class _Sweep:
         self.total = segments[-1].start + len(segments[-1].chunk.indices) if segments else 0
         self.device = device
         self.capacity = batch_size
+        self.planned_capacity = batch_size  # the forward passes the store keys describe
         self.num_workers = num_workers
         self.store = store
         self.forward = forward
@@ -479,7 +480,9 @@ class _Sweep:
         old, self.capacity = self.capacity, max(1, self.capacity // 2)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        message = f"out of memory at batch size {old}: retrying with batch size {self.capacity}"
+        message = (f"out of memory at batch size {old}: retrying with batch size {self.capacity}; the embeddings "
+                   f"finished from here on are not stored (their forward passes differ from those of batch size "
+                   f"{self.planned_capacity}): re-run with --batch-size {self.capacity} to store them")
         notify(self.progress, message)
         self.notes.append(message)
 
@@ -538,7 +541,7 @@ class _Sweep:
                 segment.remaining -= count
                 if segment.remaining == 0:
                     segment.done = True
-                    if self.store is not None and segment.key is not None:
+                    if self.store is not None and segment.key is not None and self.capacity == self.planned_capacity:
                         self.store.put(segment.key, segment.target[segment.rows])
                     if self.completion is not None:
                         self.completion.segment_done(segment)
@@ -618,12 +621,10 @@ def compute_embeddings(
                     target, rows = clean, chunk.indices
                 else:
                     target, rows = targets[pipeline.name], chunk.positions
-                segment = _Segment(chunk, pipeline, position, target, rows, remaining=len(chunk.indices))
-                if keys is not None:
-                    random = bool(pipeline.corruption is not None and pipeline.corruption.random)
-                    segment.key = keys.key(pipeline.facts(), chunk.indices, random=random)
-                segments.append(segment)
+                segments.append(_Segment(chunk, pipeline, position, target, rows, remaining=len(chunk.indices)))
                 position += len(chunk.indices)
+    if keys is not None:
+        _key_segments(segments, keys, batch_size, total=position)
 
     if on_plan is not None and keys is not None:
         on_plan(_entry_digests([clean_pipeline, *pipelines], segments))
@@ -693,6 +694,18 @@ def compute_embeddings(
     return embeddings
 
 
+def _key_segments(segments: list[_Segment], keys, batch_size: int, total: int) -> None:
+    """Each segment's store key: its pipeline, samples and the forward passes they go through
+    (the last bits of an embedding can depend on the size of its pass and its place in it)."""
+    from robustpath.cache import forward_pass_layout
+
+    for segment in segments:
+        pipeline, count = segment.pipeline, len(segment.chunk.indices)
+        random = bool(pipeline.corruption is not None and pipeline.corruption.random)
+        segment.key = keys.key(pipeline.facts(), segment.chunk.indices, random=random,
+                               passes=forward_pass_layout(segment.start, count, batch_size, total))
+
+
 def _entry_digests(pipelines: list[_Pipeline], segments: list[_Segment]) -> dict[str, list[str]]:
     """Variant key → the key digests of the store entries its pipeline is made of."""
     from robustpath.cache import key_digest
@@ -733,6 +746,7 @@ def _gather_shards(sweep: _Sweep, group, spans: list[tuple[int, int]]) -> None:
     })
     if blocks is None:
         return
+    sweep.capacity = min([sweep.capacity, *(fact["capacity"] for fact in facts)])  # a shrunk rank: store nothing more
     for rank, (block, (begin, end)) in enumerate(zip(blocks, spans)):
         if rank != group.rank and end > begin:
             sweep._scatter(block, sweep.pieces(begin, end))
@@ -741,7 +755,6 @@ def _gather_shards(sweep: _Sweep, group, spans: list[tuple[int, int]]) -> None:
             continue
         sweep.forward_batches += fact["forward_batches"]
         sweep.forward_images += fact["forward_images"]
-        sweep.capacity = min(sweep.capacity, fact["capacity"])
         for name, seconds in fact["seconds"].items():
             sweep.seconds[name] += seconds
         sweep.notes += [f"rank {rank}: {note}" for note in fact["notes"]]

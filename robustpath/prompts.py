@@ -60,11 +60,29 @@ def get_template_set(name: str) -> tuple[str, ...]:
     raise UsageError(f"unknown prompt template set '{name}'.{hint} Built-in sets: {', '.join(TEMPLATE_SETS)}")
 
 
+def check_template(template: str, where: str) -> str:
+    """A template holds the class name's place as ``{}`` exactly once; literal braces are written ``{{`` / ``}}``."""
+    import string
+
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:  # a lone '{' or '}'
+        raise UsageError(f"{where}: template {template!r} has a stray brace ({exc}); write {{}} once where the class "
+                         "name goes and {{ or }} for a literal brace") from None
+    if fields != [("", "", None)]:
+        placeholders = ", ".join("{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                                 for name, spec, conversion in fields) or "none"
+        raise UsageError(f"{where}: template {template!r} must hold {{}} exactly once, where the class name goes "
+                         f"(found {placeholders}); write {{{{ or }}}} for a literal brace")
+    return template
+
+
 def _templates_from(value, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return get_template_set(value)
-    if isinstance(value, list) and value and all(isinstance(t, str) and "{}" in t for t in value):
-        return tuple(value)
+    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
+        return tuple(check_template(t, where) for t in value)
     raise UsageError(f"{where}: 'templates' must be a built-in set name or a list of strings containing '{{}}'")
 
 

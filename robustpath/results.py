@@ -148,12 +148,45 @@ def load_results_table(path: Path) -> "pd.DataFrame":
 
     path = Path(path)
     try:
+        _check_last_line(path)
         table = pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"])
     except FileNotFoundError:
         raise DataError(f"'{path}' does not exist") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read '{path}' as CSV: {exc}") from None
+        raise DataError(f"cannot read '{path}' as CSV: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
+    _check_complete_rows(table, f"'{path}'")
     return upgrade_results_table(table, source=f"'{path}'")
+
+
+_TRUNCATED = "(truncated?); re-run the evaluation or restore the file"
+
+
+def _check_last_line(path: Path) -> None:
+    """robustpath ends every results.csv with a newline: a file cut short does not."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            raise DataError(f"'{path}' is empty {_TRUNCATED}")
+        handle.seek(-1, 2)
+        if handle.read(1) != b"\n":
+            raise DataError(f"'{path}' ends in the middle of a line {_TRUNCATED}")
+
+
+def _check_complete_rows(table: "pd.DataFrame", source: str) -> None:
+    """Every row names its run, task, metric and variant, with whole-number severity and n."""
+    import pandas as pd
+
+    if table.empty:
+        raise DataError(f"{source} holds no result rows {_TRUNCATED}")
+    named = [c for c in SCHEMA_COLUMNS if c in table and c not in ("value", "ci_low", "ci_high")]
+    bad = table[named].isna().any(axis=1)
+    for column in ("severity", "n", *SCALE_COLUMNS):
+        if column in table:
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            bad |= numbers.isna() | (numbers != numbers.round())
+    if bad.any():
+        line = int(bad.to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header
+        raise DataError(f"{source} line {line} is incomplete or malformed {_TRUNCATED}")
 
 
 def main_rows(table: "pd.DataFrame") -> "pd.DataFrame":

@@ -14,6 +14,10 @@ plus ``models`` and ``datasets`` lists that expand into one run per pair::
 Relative paths are read relative to the config file.  Options given on the
 command line (or through ROBUSTPATH_* variables) override the file.  A run.json
 written by robustpath is accepted too: its resolved "spec" is re-run as it was.
+
+A file never switches on repository code: ``trust_remote_code = true`` (at the top
+level, for one model, or in a replayed run.json) is refused unless
+``--trust-remote-code`` is given on the command line as well.
 """
 from __future__ import annotations
 
@@ -26,7 +30,10 @@ from robustpath.errors import UsageError
 _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
 _TUPLES = {"tasks", "corruptions", "severities", "samples_per_class"}
 _PATHS = {"prompts", "out", "cache_dir"}
+_OPTIONAL_STRINGS = {"templates", "pooling"}
+_STRINGS = {"model", "data", "preset", "device", "stage", "on_bad_image", "gallery", "embeddings_dtype"}
 _SWEEP_KEYS = {"models", "datasets"}
+REMOTE_CODE = "trust_remote_code"
 
 
 def _read(path: Path) -> dict:
@@ -47,9 +54,38 @@ def _check_value(key: str, value, path: Path):
             raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
         return tuple(value)
     if key in _PATHS and value is not None:
-        candidate = Path(str(value)).expanduser()
+        if not isinstance(value, str):
+            raise UsageError(f"--config: '{path}': '{key}' must be a path (a string), got {value!r}")
+        candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else (path.parent / candidate)
+    if (key in _STRINGS or (key in _OPTIONAL_STRINGS and value is not None)) and not isinstance(value, str):
+        raise UsageError(f"--config: '{path}': '{key}' must be a string, got {value!r}")
     return value
+
+
+def _check_document(data: dict, path: Path, overrides: dict) -> None:
+    """Known keys, non-empty sweep lists, and no repository code switched on by the file."""
+    unknown = sorted(set(data) - set(_FIELDS) - _SWEEP_KEYS)
+    if unknown:
+        raise UsageError(f"--config: '{path}' has unknown key(s) {unknown}; expected some of {sorted(set(_FIELDS) | _SWEEP_KEYS)}")
+    for key in _SWEEP_KEYS & set(data):
+        if not isinstance(data[key], list) or not data[key]:
+            raise UsageError(f"--config: '{path}': '{key}' must be a non-empty list")
+    _check_remote_code(data, path, allowed=overrides.get(REMOTE_CODE) is True)
+
+
+def _check_remote_code(data: dict, path: Path, allowed: bool) -> None:
+    """Repository code runs only when the command line (or the API call) asks for it, never a file."""
+    tables = [("", data)] + [(f" for model '{m.get('spec')}'", m) for m in data.get("models", []) if isinstance(m, dict)]
+    for where, table in tables:
+        value = table.get(REMOTE_CODE, False)
+        if not isinstance(value, bool):
+            raise UsageError(f"--config: '{path}': '{REMOTE_CODE}'{where} must be true or false, got {value!r}")
+        if value and not allowed:
+            raise UsageError(
+                f"--config: '{path}' sets {REMOTE_CODE} = true{where}, and a file may not switch on repository "
+                "code; pass --trust-remote-code on the command line if you trust that model's code"
+            )
 
 
 def _local(value: str, path: Path) -> str:
@@ -64,9 +100,7 @@ def load_run_config(path: Path, overrides: dict) -> list[RunSpec]:
 
     path = Path(path)
     data = _read(path)
-    unknown = sorted(set(data) - set(_FIELDS) - _SWEEP_KEYS)
-    if unknown:
-        raise UsageError(f"--config: '{path}' has unknown key(s) {unknown}; expected some of {sorted(set(_FIELDS) | _SWEEP_KEYS)}")
+    _check_document(data, path, overrides)
     base = {k: _check_value(k, v, path) for k, v in data.items() if k in _FIELDS}
     for key in ("data", "preset"):
         if isinstance(base.get(key), str):
@@ -115,5 +149,5 @@ def _make_spec(values: dict, path: Path, several: bool) -> RunSpec:
         values["out"] = Path(values["out"]) / run_folder_name(values["data"], values["model"])
     try:
         return RunSpec(**values)
-    except TypeError as exc:
+    except (TypeError, UsageError) as exc:
         raise UsageError(f"--config: '{path}': {exc}") from None

@@ -182,7 +182,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     model_facts = encoder.describe()
     freeze_now()  # the model and the modules it imported live as long as the run
     timings["load_model"] = time.perf_counter() - clock
-    notes: list[str] = []
+    notes: list[str] = list(dataset.notes()) if hasattr(dataset, "notes") else []
     if options.deterministic and getattr(spec, "compile", False):
         notes.append("--deterministic: --compile was ignored (compiled kernels are not guaranteed to be deterministic).")
     skipped = [name for name in tasks if name in TEXT_TASKS and not encoder.has_text]
@@ -317,6 +317,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
             "counts": dataset.describe(),
             "content_sha256": content_sha256,
             "skipped_images": [{"path": path, "reason": reason} for path, reason in getattr(dataset, "skipped", ())],
+            "identical_images": getattr(dataset, "identical", None) or None,
         },
         "preset": {
             "name": preset.name,
@@ -389,21 +390,23 @@ def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, devic
     return StoreChain(stores), keys
 
 
-# Below one patch of the model (or of most ViTs, 16 px, when the model does not say) an
-# image still runs, upscaled to the input size, but its content fills only a few patches.
+# Below one patch of the model (every adapter reads it from the loaded model; 16 px, the patch
+# of most ViTs, when the model has none) an image still runs, upscaled to the input size,
+# but its content fills only a few patches.
 TYPICAL_PATCH = 16
 
 
 def _small_image_note(native_size: tuple[int, int], model_facts: dict, input_size: tuple[int, int]) -> str | None:
     """A note when the images are smaller than one patch of the model."""
-    architecture = model_facts.get("architecture")
-    patch = architecture.get("patch_size") if isinstance(architecture, dict) else None
-    patch = patch if isinstance(patch, int) and patch > 0 else TYPICAL_PATCH
-    if min(native_size) >= patch:
+    patch = model_facts.get("patch_size")
+    known = isinstance(patch, int) and not isinstance(patch, bool) and patch > 0
+    side = patch if known else TYPICAL_PATCH
+    if min(native_size) >= side:
         return None
     factor = min(input_size) / min(native_size)
+    smaller = f"one {side} px patch of the model" if known else f"{side} px (the patch of most ViTs)"
     return (
-        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than one {patch} px patch of the model: "
+        f"The images ({native_size[1]}×{native_size[0]} px) are smaller than {smaller}: "
         f"they are upscaled {factor:.3g}× to the {input_size[1]}×{input_size[0]} px input, and stage-pre "
         "corruptions act on the tiny images; results on such images say little."
     )

@@ -46,12 +46,19 @@ def test_dry_run_counts_what_the_next_run_reuses(tiny_customvit_dir, tmp_path, m
     assert _dry_run(*common, "-c", "hue", "--out", tmp_path / "a") == {"run folder": set(), "cache": set()}
     with torch_threads(1):
         assert cli("eval", *common, "-c", "hue", "--out", tmp_path / "a", "--quiet").exit_code == 0
-        predicted = _dry_run(*common, "-c", "hue", "-c", "contrast", "--out", tmp_path / "b")
+        predicted = _dry_run(*common, "-c", "hue", "--out", tmp_path / "same")
+        assert cli("eval", *common, "-c", "hue", "--out", tmp_path / "same", "--quiet").exit_code == 0
+        added = _dry_run(*common, "-c", "hue", "-c", "contrast", "--out", tmp_path / "b")
         assert cli("eval", *common, "-c", "hue", "-c", "contrast", "--out", tmp_path / "b", "--quiet").exit_code == 0
-    reused = json.loads((tmp_path / "b" / "run.json").read_text())["embedding"]["reused_variants"]
-    assert predicted["cache"] == set(reused) and len(reused) == 2  # clean and hue, not contrast
+    reused = json.loads((tmp_path / "same" / "run.json").read_text())["embedding"]["reused_variants"]
+    assert predicted["cache"] == set(reused) == {CLEAN_VARIANT.key, "hue/1/pre"}
     assert predicted["run folder"] == set()
+    # contrast comes before hue in the sweep: hue's images now share other forward passes, so hue is
+    # embedded again (the dry run, which cannot see forward passes, counts it); the clean images are reused
+    reused = json.loads((tmp_path / "b" / "run.json").read_text())["embedding"]["reused_variants"]
+    assert set(reused) == {CLEAN_VARIANT.key} and added["cache"] == {CLEAN_VARIANT.key, "hue/1/pre"}
     assert _dry_run(*common, "-c", "hue", "--out", tmp_path / "c", "--seed", "1")["cache"] == set()  # another seed
+    assert _dry_run(*common, "-c", "hue", "--out", tmp_path / "d", "-b", "7")["cache"] == set()  # another batch size
 
 
 def test_dry_run_counts_finished_variants_of_an_interrupted_run(tiny_customvit_dir, tmp_path, monkeypatch):

@@ -171,9 +171,11 @@ def test_sample_generators_are_seeded_by_a_stable_hash():
 def test_registry_refuses_duplicates_and_accepts_new_operations(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "_OPERATIONS", dict(registry._OPERATIONS))
     with pytest.raises(CorruptionError, match="already registered"):
-        register_operation("hue", parameter="shift", unit="u", description="d")(lambda x, v, *, generator=None: x)
+        register_operation("hue", parameter="shift", unit="u", description="d",
+                           ranges={"shift": registry.Range(0, 1)})(lambda x, v, *, generator=None: x)
 
-    @register_operation("invert_blend", parameter="amount", unit="fraction", description="Blend with 1 - x.")
+    @register_operation("invert_blend", parameter="amount", unit="fraction", description="Blend with 1 - x.",
+                        ranges={"amount": registry.Range(0.0, 1.0, identity=0.0)})
     def invert_blend(x, amount, *, generator=None):
         return x * (1 - amount) + (1 - x) * amount
 

@@ -1,6 +1,8 @@
 """The sweep engine against a direct computation, its store, and its fallbacks (OOM, compile)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from robustpath.cache import (
     clear_cache,
     dataset_content_digest,
     entry_bytes,
+    forward_pass_layout,
     read_entry,
     sample_digests,
 )
@@ -124,9 +127,7 @@ def test_store_serves_every_entry_on_a_second_sweep(customvit, small_dataset, tm
     for key in first.variants:
         np.testing.assert_array_equal(first.variants[key], again.variants[key])
     # drop one entry: only that pipeline is computed again, in the same forward passes as before
-    victim = EmbeddingStore(tmp_path / "cache").path_for(
-        keys.key(engine._pipelines([VARIANTS[0]], PRESET, small_dataset.native_size, customvit.preprocessing)[0].facts(),
-                 small_dataset.indices("test"), random=False))
+    victim = next(path for path in (tmp_path / "cache").rglob("*.safetensors") if _entry_key(path)["pipeline"].get("corruption") == "hue")
     victim.unlink()
     partial = sweep(customvit, small_dataset, store=StoreChain([EmbeddingStore(tmp_path / "cache")]), keys=keys)
     assert "hue/2/pre" not in partial.reused and len(partial.reused) == len(first.variants)
@@ -134,39 +135,63 @@ def test_store_serves_every_entry_on_a_second_sweep(customvit, small_dataset, tm
     np.testing.assert_array_equal(partial.variants["hue/2/pre"], first.variants["hue/2/pre"])
 
 
+def _entry_key(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        return json.loads(handle.metadata()["robustpath_key"])
+
+
 def test_keys_change_with_everything_that_changes_an_embedding(customvit, small_dataset):
     keys = make_keys(customvit, small_dataset)
     test = small_dataset.indices("test")
     blur = {"corruption": "gaussian_blur", "operation": "gaussian_blur", "parameter": 1.0, "severity": 2, "stage": "pre"}
-    base = keys.key(blur, test, random=False)
-    assert keys.key(dict(blur), test.copy(), random=False) == base
+    passes = forward_pass_layout(14, len(test), 7, 200)
+    base = keys.key(blur, test, random=False, passes=passes)
+    assert keys.key(dict(blur), test.copy(), random=False, passes=dict(passes)) == base
     variants_of_base = [
-        keys.key({**blur, "parameter": 1.5}, test, random=False),
-        keys.key({**blur, "stage": "post"}, test, random=False),
-        keys.key(blur, test[:-1], random=False),
-        keys.key(blur, test[::-1], random=False),
-        make_keys(customvit, small_dataset, precision="bf16").key(blur, test, random=False),
-        make_keys(customvit, small_dataset, model={"weights_sha256": "y", "source": "test"}).key(blur, test, random=False),
-        make_keys(customvit, small_dataset, versions={"robustpath": "other"}).key(blur, test, random=False),
+        keys.key({**blur, "parameter": 1.5}, test, random=False, passes=passes),
+        keys.key({**blur, "stage": "post"}, test, random=False, passes=passes),
+        keys.key(blur, test[:-1], random=False, passes=passes),
+        keys.key(blur, test[::-1], random=False, passes=passes),
+        make_keys(customvit, small_dataset, precision="bf16").key(blur, test, random=False, passes=passes),
+        make_keys(customvit, small_dataset, model={"weights_sha256": "y", "source": "test"}).key(
+            blur, test, random=False, passes=passes),
+        make_keys(customvit, small_dataset, versions={"robustpath": "other"}).key(blur, test, random=False, passes=passes),
+        # other forward passes: batch size, place in the first pass, a shorter last pass reached
+        keys.key(blur, test, random=False, passes=forward_pass_layout(14, len(test), 13, 200)),
+        keys.key(blur, test, random=False, passes=forward_pass_layout(15, len(test), 7, 200)),
+        keys.key(blur, test, random=False, passes=forward_pass_layout(14, len(test), 7, 14 + len(test))),
     ]
     changed = list(sample_digests(small_dataset))
     changed[int(test[0])] = b"\0" * 32
-    variants_of_base.append(make_keys(customvit, small_dataset, digests=changed).key(blur, test, random=False))
+    variants_of_base.append(make_keys(customvit, small_dataset, digests=changed).key(blur, test, random=False, passes=passes))
     assert all(key != base for key in variants_of_base)
     # the seed only matters for random corruptions
-    assert make_keys(customvit, small_dataset, seed=5).key(blur, test, random=False) == base
+    assert make_keys(customvit, small_dataset, seed=5).key(blur, test, random=False, passes=passes) == base
     markup = {**blur, "corruption": "markup", "operation": "markup"}
-    assert make_keys(customvit, small_dataset, seed=5).key(markup, test, random=True) != keys.key(markup, test, random=True)
+    assert (make_keys(customvit, small_dataset, seed=5).key(markup, test, random=True, passes=passes)
+            != keys.key(markup, test, random=True, passes=passes))
+
+
+def test_forward_pass_layout_by_hand():
+    # 30 items in passes of 7: [0, 7) [7, 14) [14, 21) [21, 28) [28, 30)
+    assert forward_pass_layout(10, 5, 7, 30) == {"batch_size": 7, "offset": 3, "last_pass": None}
+    assert forward_pass_layout(25, 5, 7, 30) == {"batch_size": 7, "offset": 4, "last_pass": 2}
+    assert forward_pass_layout(21, 7, 7, 28) == {"batch_size": 7, "offset": 0, "last_pass": None}  # a full last pass
 
 
 def test_entries_are_checked_against_their_key(tmp_path):
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
     path = tmp_path / "entry.safetensors"
     path.write_bytes(entry_bytes({"a": 1}, array))
-    np.testing.assert_array_equal(read_entry(path, '{"a":1}'), array)
-    assert read_entry(path, '{"a":2}') is None
+    found, problem = read_entry(path, '{"a":1}')
+    np.testing.assert_array_equal(found, array)
+    assert problem is None
+    assert read_entry(path, '{"a":2}') == (None, "made for another key")
+    assert read_entry(tmp_path / "absent.safetensors", '{"a":1}') == (None, None)
     path.write_bytes(path.read_bytes()[:-5])  # truncated
-    assert read_entry(path, '{"a":1}') is None
+    assert read_entry(path, '{"a":1}') == (None, "unreadable")
 
 
 def test_content_digest_from_sample_digests(small_dataset):
@@ -216,9 +241,13 @@ def test_out_of_memory_halves_the_batch_and_keeps_results(customvit, small_datas
     result = sweep(flaky, small_dataset, batch_size=32, progress=progress, store=StoreChain([store]),
                    keys=make_keys(customvit, small_dataset))
     assert result.stats["batch_size"] == 8 and max(flaky.sizes[2:]) <= 8
-    assert progress.messages == ["out of memory at batch size 32: retrying with batch size 16",
-                                 "out of memory at batch size 16: retrying with batch size 8"]
+    assert [message.split(";")[0] for message in progress.messages] == [
+        "out of memory at batch size 32: retrying with batch size 16",
+        "out of memory at batch size 16: retrying with batch size 8"]
+    assert "re-run with --batch-size 8 to store them" in progress.messages[-1]
     assert result.notes == progress.messages
+    # what finished after the first shrink went through other forward passes than its keys describe: not stored
+    assert result.stats["entries_written"] == store.writes < result.stats["distinct_pipelines"] + 1
     np.testing.assert_allclose(result.clean, reference.clean, rtol=0, atol=1e-6)
     for key in reference.variants:
         np.testing.assert_allclose(result.variants[key], reference.variants[key], rtol=0, atol=1e-6)

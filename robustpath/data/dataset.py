@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,10 @@ class Dataset:
     labels: (N,) int64 indices into ``classes``; splits: (N,) 'train' / 'test';
     paths: source files (None for in-memory images); native_size: (H, W) every
     image is returned at by ``read_image``; skipped: (path, reason) of files left
-    out because they could not be decoded (policy ``on_bad_image="skip"``).
+    out because they could not be decoded (policy ``on_bad_image="skip"``);
+    file_digests: SHA-256 of each file's bytes as read when the data was loaded (None
+    for in-memory images); identical: byte-identical files under different names
+    (``identical_images``; empty when there are none).
     """
 
     name: str
@@ -61,6 +65,8 @@ class Dataset:
     native_size: tuple[int, int]
     reader: object
     skipped: tuple[tuple[str, str], ...] = ()
+    file_digests: tuple[bytes, ...] | None = None
+    identical: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels.setflags(write=False)
@@ -83,6 +89,21 @@ class Dataset:
             for split in ("train", "test")
         }
 
+    def notes(self, shown: int = 3) -> list[str]:
+        """What a user should know about the files: those left out, and byte-identical copies."""
+        notes = []
+        if self.skipped:
+            names = ", ".join(f"'{Path(path).name}'" for path, _ in self.skipped[:shown])
+            more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
+            notes.append(f"{len(self.skipped)} image file(s) could not be read and were left out: {names}{more} "
+                         f"(first reason: {self.skipped[0][1]}); run.json lists them all (dataset.skipped_images).")
+        if self.identical:
+            first, second = (Path(path).name for path in self.identical["example"])
+            notes.append(f"{self.identical['pairs']} image file(s) are byte-identical copies of others, e.g. '{first}' "
+                         f"and '{second}'; {self.identical['across_splits']} of them sit in the other split "
+                         "(a test image also in training inflates the results).")
+        return notes
+
     def content_digest(self) -> str:
         """SHA-256 over ids, labels, splits and image bytes: changes when any of them does."""
         digest = hashlib.sha256()
@@ -92,20 +113,55 @@ class Dataset:
         return digest.hexdigest()
 
 
-def validate_images(paths: list[str], on_bad_image: str) -> tuple[list[int], list[tuple[int, int]], list[tuple[str, str]]]:
-    """Decode every file once: (kept positions, their (H, W), skipped (path, reason))."""
+def validate_images(paths: list[str], on_bad_image: str) -> tuple[list[int], list[tuple[int, int]], list[tuple[str, str]], list[bytes]]:
+    """Read and decode every file once: (kept positions, their (H, W), skipped (path, reason), their SHA-256)."""
     if on_bad_image not in BAD_IMAGE_POLICIES:
         raise UsageError(f"--on-bad-image must be skip or fail, got '{on_bad_image}'")
-    kept, sizes, skipped = [], [], []
+    kept, sizes, skipped, digests = [], [], [], []
     for position, path in enumerate(paths):
         try:
-            sizes.append(check_image_file(Path(path)))
-            kept.append(position)
+            size, data = check_image_file(Path(path))
         except DataError as exc:
             if on_bad_image == "fail":
                 raise DataError(f"{exc} (--on-bad-image skip leaves such files out)") from None
             skipped.append((path, str(exc)))
-    return kept, sizes, skipped
+            continue
+        kept.append(position)
+        sizes.append(size)
+        digests.append(hashlib.sha256(data).digest())
+    return kept, sizes, skipped, digests
+
+
+def check_distinct_files(paths: list[str], where: str) -> None:
+    """Refuse two paths that are one file (symbolic or hard links): it would be one image counted twice,
+    or a test image leaking into the training split (the retrieval gallery, the probe)."""
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        try:
+            status = os.stat(path)  # follows links; a dangling link is skipped later as undecodable
+        except OSError:
+            continue
+        identity = (status.st_dev, status.st_ino)
+        if identity in seen:
+            raise DataError(
+                f"{where}: '{seen[identity]}' and '{path}' are the same file ('{Path(path).resolve()}'), linked "
+                "twice; one image would count twice or leak from one split into the other: remove one of them"
+            )
+        seen[identity] = path
+
+
+def identical_images(paths: list[str], digests: list[bytes], splits: np.ndarray) -> dict:
+    """Byte-identical files of different paths: {"pairs": count, "across_splits": count, "example": [a, b]}."""
+    first: dict[bytes, int] = {}
+    pairs, across, example = 0, 0, None
+    for index, digest in enumerate(digests):
+        if digest in first:
+            pairs += 1
+            across += int(splits[first[digest]] != splits[index])
+            example = example or [paths[first[digest]], paths[index]]
+        else:
+            first[digest] = index
+    return {"pairs": pairs, "across_splits": across, "example": example} if pairs else {}
 
 
 def build_file_dataset(
@@ -114,16 +170,18 @@ def build_file_dataset(
 ) -> Dataset:
     """Assemble a Dataset from absolute file paths and string labels.
 
-    Undecodable files are skipped or fatal (``on_bad_image``); ``splits`` None
-    means a seeded stratified split of what remains.  Images of another size
-    than the most common one are resized to it when read.
+    Two paths of one file (links) are refused; undecodable files (dangling links
+    included) are skipped or fatal (``on_bad_image``); ``splits`` None means a seeded
+    stratified split of what remains.  Images of another size than the most common
+    one are resized to it when read.
     """
     from robustpath.data.split import stratified_split
 
-    kept, sizes, skipped = validate_images(paths, on_bad_image)
+    check_distinct_files(paths, where)
+    kept, sizes, skipped, digests = validate_images(paths, on_bad_image)
     if not kept:
         raise DataError(f"{where}: none of the {len(paths)} images can be decoded, e.g. {skipped[0][1]}")
-    paths = [paths[i] for i in kept]
+    paths = [str(Path(paths[i]).resolve()) for i in kept]
     labels = [labels[i] for i in kept]
     check_class_sizes(labels, where)
     classes = tuple(sorted(set(labels)))
@@ -151,6 +209,8 @@ def build_file_dataset(
         native_size=size,
         reader=FileReader(tuple(paths), size),
         skipped=tuple(skipped),
+        file_digests=tuple(digests),
+        identical=identical_images(paths, digests, split_array),
     )
 
 

@@ -17,11 +17,12 @@ def _visible_dirs(path: Path) -> list[Path]:
 
 
 def _images_in(folder: Path) -> list[str]:
-    """Image files below ``folder``, skipping anything inside hidden folders (e.g. .ipynb_checkpoints)."""
+    """Image files below ``folder`` as found (links not followed, so that two links to one file and
+    dangling links are seen), skipping anything inside hidden folders (e.g. .ipynb_checkpoints)."""
     return sorted(
-        str(p.resolve())
+        str(p.absolute())
         for p in folder.rglob("*")
-        if p.is_file()
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
         and p.suffix.lower() in IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )

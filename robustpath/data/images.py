@@ -1,14 +1,16 @@
 """Decode image files to 8-bit RGB arrays, whatever their mode."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
+from robustpath.config import BAD_IMAGE_POLICIES
 from robustpath.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
-BAD_IMAGE_POLICIES = ("skip", "fail")
+__all__ = ["BAD_IMAGE_POLICIES", "IMAGE_EXTENSIONS", "check_image_file", "read_image_file", "to_rgb_array"]
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
@@ -68,21 +70,26 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
-def check_image_file(path: Path) -> tuple[int, int]:
-    """Decode ``path`` completely (truncation shows only then) and return its (H, W).
+def check_image_file(path: Path) -> tuple[tuple[int, int], bytes]:
+    """Read ``path`` once, decode it completely (truncation shows only then): its (H, W) and bytes.
 
-    Raises DataError naming the file: missing, empty, not an image, truncated,
-    or larger than PIL's decompression-bomb limit.
+    Raises DataError naming the file: missing, a dangling symbolic link, empty, not an
+    image, truncated, or larger than PIL's decompression-bomb limit.
     """
+    import io
+
     from PIL import Image
 
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"'{path}' is a dangling symbolic link (to '{os.readlink(path)}')")
     try:
-        if path.stat().st_size == 0:
+        data = path.read_bytes()
+        if not data:
             raise DataError(f"image '{path}' is empty (0 bytes)")
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
-            return image.size[1], image.size[0]
+            return (image.size[1], image.size[0]), data
     except FileNotFoundError:
         raise DataError(f"image '{path}' not found") from None
     except _decode_errors() as exc:

@@ -139,5 +139,6 @@ class CustomViTEncoder:
             "path": str(self.path),
             "weights_sha256": file_sha256(self.path / WEIGHTS_FILE),
             "architecture": {k: getattr(config, k) for k in ("image_size", "patch_size", "width", "depth", "heads")},
+            "patch_size": int(config.patch_size),
             "preprocessing": self.preprocessing.as_dict(),
         }

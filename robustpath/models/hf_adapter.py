@@ -109,22 +109,37 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def _pickle_refusal(folder: Path, name: str, exc: BaseException) -> ModelError:
+    """The weights file transformers refused to unpickle, named in one line."""
+    from robustpath.models.pickles import pickled_code, refused_pickle
+
+    files = sorted(p for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for p in folder.glob(pattern))
+    culprit = next((p for p in files if pickled_code(p)), files[0] if files else folder)
+    return refused_pickle(culprit, name, hub.unpickling_reason(exc))
+
+
 def _load(folder: Path, name: str, trust_remote_code: bool):
     """(model, image processor) from a local folder; loading problems named."""
+    import pickle
+
     import transformers
+
+    from robustpath.models.pickles import quiet_pickle_warnings
 
     common = dict(local_files_only=True, trust_remote_code=trust_remote_code)
     loading = dict(output_loading_info=True, ignore_mismatched_sizes=True)  # mismatches are named below
     if "weights_only" in inspect.signature(transformers.PreTrainedModel.from_pretrained).parameters:
         loading["weights_only"] = True  # the default in recent releases; explicit for older ones
     try:
-        with _quiet_transformers():
+        with _quiet_transformers(), quiet_pickle_warnings(), hub.no_code_prompts():
             model, info = transformers.AutoModel.from_pretrained(str(folder), **loading, **common)
-        processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
+    except pickle.UnpicklingError as exc:
+        raise _pickle_refusal(folder, name, exc) from None
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, ImportError) as exc:
+        text = hub.first_line(exc)  # AttributeError, ImportError: a repository's own code (--trust-remote-code)
         if "trust_remote_code" in str(exc):
-            text = "it ships its own code; load it with trust_remote_code=True only if you trust that code"
+            text = hub.REMOTE_CODE_REFUSED
         raise ModelError(f"model '{name}': transformers cannot load '{folder}': {text}") from None
     missing = sorted(info.get("missing_keys", ()))
     mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
@@ -160,8 +175,11 @@ class _HFEncoder:
         import transformers
 
         weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("pytorch_model*.bin"))
-        facts = {"source": "hf", "path": str(self.folder), "model_type": self.model.config.model_type,
+        config = self.model.config
+        vision = getattr(config, "vision_config", None) or config  # CLIP-style models keep it in vision_config
+        facts = {"source": "hf", "path": str(self.folder), "model_type": config.model_type,
                  "model_class": type(self.model).__name__, "transformers_version": transformers.__version__,
+                 "patch_size": hub.patch_side(getattr(vision, "patch_size", None)),
                  "weights": {p.name: hub.file_sha256(p) for p in weights}, "embed_dim": self.embed_dim,
                  "preprocessing": self.preprocessing.as_dict()}
         if weights:
@@ -196,10 +214,12 @@ class HFClipEncoder(_HFEncoder):
 
         super().__init__(folder, name, model, processor, unexpected)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-                str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+            with hub.no_code_prompts():
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"model '{name}': no usable tokenizer in '{folder}': {exc}") from None
+            text = hub.REMOTE_CODE_REFUSED if "trust_remote_code" in str(exc) else hub.first_line(exc)
+            raise ModelError(f"model '{name}': no usable tokenizer in '{folder}': {text}") from None
         config = model.config
         self.embed_dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
         limit = getattr(getattr(config, "text_config", config), "max_position_embeddings", 77)

@@ -17,9 +17,9 @@ DIR``, then a local spec form).  Weights are untrusted data: safetensors, or
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -145,6 +145,45 @@ def download_hub_snapshot(repo_id: str, patterns: list[str], *, spec: str, local
                   repo_id, "the model files", spec, local_form)
 
 
+REMOTE_CODE_REFUSED = ("it ships its own code (auto_map), which runs only with --trust-remote-code "
+                       "(trust_remote_code=True in Python): pass it only if you trust that code")
+
+
+@contextlib.contextmanager
+def no_code_prompts():
+    """While a model loads, transformers never asks on stdin whether to run a repository's code.
+
+    transformers prompts ("run the custom code? [y/N]", waiting 15 s) when a caller leaves
+    trust_remote_code unset, as open_clip does for Hugging Face text towers; with its
+    prompt time at 0 it refuses at once (a ValueError) instead.
+    """
+    try:
+        from transformers import dynamic_module_utils
+    except ImportError:  # without transformers nothing can prompt
+        yield
+        return
+    previous = dynamic_module_utils.TIME_OUT_REMOTE_CODE
+    dynamic_module_utils.TIME_OUT_REMOTE_CODE = 0
+    try:
+        yield
+    finally:
+        dynamic_module_utils.TIME_OUT_REMOTE_CODE = previous
+
+
+def code_in_config(folder: Path) -> str | None:
+    """The file of ``folder`` whose ``auto_map`` names repository code (config, tokenizer, processor), if any."""
+    import json
+
+    for name in ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json"):
+        try:
+            data = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            return name
+    return None
+
+
 def hub_commit(path: Path) -> str | None:
     """The commit hash of a file or folder inside the Hugging Face cache, if it is there."""
     parts = Path(path).resolve().parts
@@ -222,21 +261,31 @@ def load_state_dict_file(path: Path, *, spec: str) -> dict:
 
     import torch
 
-    refused = f"model '{spec}': '{path}' was refused: only safetensors or weights-only torch checkpoints are loaded"
+    from robustpath.models.pickles import quiet_pickle_warnings, refused_pickle
+
     if _is_torchscript(path):
-        raise ModelError(f"{refused}, and this one is a TorchScript archive (code)")
+        raise ModelError(f"model '{spec}': '{path}' is a TorchScript archive (code) that robustpath will not load; "
+                         "convert its weights to safetensors")
     try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        with quiet_pickle_warnings():
+            checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if named:
-            raise ModelError(f"{refused}, and this one names code ({named.group(1)}); nothing was run") from None
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if line.startswith("Unsupported")), type(exc).__name__)
-        raise ModelError(f"model '{spec}': '{path}' is not a readable torch checkpoint ({reason})") from None
+        raise refused_pickle(path, spec, unpickling_reason(exc)) from None
     except (RuntimeError, ValueError, EOFError, OSError, AttributeError, TypeError) as exc:
-        raise ModelError(f"model '{spec}': '{path}' is not a readable torch checkpoint: {exc}") from None
+        raise ModelError(f"model '{spec}': '{path}' is not a readable torch checkpoint: {first_line(exc)}") from None
     return _unwrap_state_dict(checkpoint, path, spec)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name when there is none)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def unpickling_reason(exc: BaseException) -> str:
+    """The line of torch's weights-only message that says what it refused ("Unsupported ...")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith(("Unsupported", "Trying to load"))), first_line(exc))
 
 
 def _unwrap_state_dict(checkpoint, path: Path, spec: str) -> dict:
@@ -284,6 +333,16 @@ def load_strict(model: "torch.nn.Module", state: dict, *, path: Path, spec: str)
         raise ModelError(f"model '{spec}': weights '{Path(path).name}' do not fit the architecture: "
                          + "; ".join(problems))
     model.load_state_dict(state, strict=True)
+
+
+def patch_side(patch) -> int | None:
+    """A model's patch size as one number of pixels (the smaller side of a non-square patch); None if unknown."""
+    if isinstance(patch, (tuple, list)) and patch:
+        sides = [patch_side(side) for side in patch]
+        return min(sides) if all(sides) else None
+    if isinstance(patch, bool) or not isinstance(patch, (int, float)) or patch <= 0:
+        return None
+    return int(patch)
 
 
 def make_preprocessing(input_size: tuple[int, int], mean, std, *, resize_mode: str, crop: str,

@@ -160,6 +160,43 @@ def _resolve(parts, name: str, quick_gelu: bool | None) -> dict:
     return dict(create_name=arch, model_cfg=model_cfg, weights=weights, tag_cfg=tag_cfg, quick_gelu=force)
 
 
+def _text_tower_folder(repo: str, download: bool, name: str) -> Path | None:
+    """The local folder of a Hugging Face text tower (a path, or the Hub cache; fetched when ``download``)."""
+    if Path(repo).expanduser().is_dir():
+        return Path(repo).expanduser()
+    if download:
+        return hub.download_hub_snapshot(repo, ["*.json", "*.txt", "*.model"], spec=name,
+                                         local_form="open_clip:local-dir:DIR")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, "config.json")
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
+def _check_text_tower(model_cfg: dict, download: bool, name: str) -> None:
+    """Refuse a Hugging Face text tower whose config names repository code (``auto_map``).
+
+    open_clip loads such towers without a trust_remote_code switch, so their code
+    would run (after a prompt on stdin); robustpath never runs it for open_clip models.
+    """
+    text_cfg = model_cfg.get("text_cfg", {}) if isinstance(model_cfg.get("text_cfg"), dict) else {}
+    for key in ("hf_model_name", "hf_tokenizer_name"):  # HF text towers: fetch through the fail-fast path
+        repo = text_cfg.get(key)
+        folder = _text_tower_folder(str(repo), download, name) if repo else None
+        found = hub.code_in_config(folder) if folder is not None else None
+        if found:
+            raise ModelError(f"model '{name}': its text tower '{repo}' ships its own code ({found} has auto_map), "
+                             "which robustpath does not run for open_clip models")
+
+
+def _patch_size(visual) -> int | None:
+    """The patch of open_clip's ViT tower, or of a timm trunk; None for convolutional towers."""
+    patch = getattr(visual, "patch_size", None)
+    if patch is None:
+        patch = getattr(getattr(getattr(visual, "trunk", None), "patch_embed", None), "patch_size", None)
+    return hub.patch_side(patch)
+
+
 class OpenClipEncoder:
     """Encoder adapter around an open_clip CLIP model (image and text towers)."""
 
@@ -174,19 +211,18 @@ class OpenClipEncoder:
         parts = parse_source_argument("open_clip", argument, name)
         plan = _resolve(parts, name, quick_gelu)
         create_name, model_cfg, self.weights = plan["create_name"], plan["model_cfg"], Path(plan["weights"])
-        for key in ("hf_model_name", "hf_tokenizer_name"):  # HF text towers: fetch through the fail-fast path
-            repo = model_cfg.get("text_cfg", {}).get(key)
-            if repo and parts.form != "local-dir":
-                hub.download_hub_snapshot(repo, ["*.json", "*.txt", "*.model"], spec=name,
-                                          local_form="open_clip:local-dir:DIR")
+        _check_text_tower(model_cfg, parts.form != "local-dir", name)
         try:
-            with _quiet_logging():
+            with _quiet_logging(), hub.no_code_prompts():
                 self.model = open_clip.create_model(create_name, pretrained=None, load_weights=False,
                                                     force_quick_gelu=plan["quick_gelu"], pretrained_image=False,
                                                     pretrained_text=False, device="cpu")
                 self.tokenizer = open_clip.get_tokenizer(create_name)
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
-            raise ModelError(f"model '{name}': open_clip cannot build '{create_name}': {exc}") from None
+            reason = hub.first_line(exc)
+            if "trust_remote_code" in str(exc):  # refused by no_code_prompts: a text tower not checked above
+                reason = "its Hugging Face text tower ships its own code, which robustpath does not run for open_clip models"
+            raise ModelError(f"model '{name}': open_clip cannot build '{create_name}': {reason}") from None
         state = _adapt_state(self.model, hub.load_state_dict_file(self.weights, spec=name))
         hub.load_strict(self.model, state, path=self.weights, spec=name)
         self.model.eval()
@@ -223,5 +259,6 @@ class OpenClipEncoder:
 
     def describe(self) -> dict:
         facts = dict(self.facts, weights=str(self.weights), weights_sha256=hub.file_sha256(self.weights),
-                     embed_dim=self.embed_dim, preprocessing=self.preprocessing.as_dict())
+                     embed_dim=self.embed_dim, preprocessing=self.preprocessing.as_dict(),
+                     patch_size=_patch_size(self.model.visual))
         return hub.add_provenance(facts, self.weights, self.notes)

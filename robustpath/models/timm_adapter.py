@@ -186,6 +186,7 @@ class TimmEncoder:
                  "pretrained_tag": cfg.get("tag"), "timm_version": timm.__version__,
                  "weights": str(self.weights), "weights_sha256": hub.file_sha256(self.weights),
                  "model_kwargs": dict(self.model_kwargs), "pooling": self.pooling or "model head",
+                 "patch_size": hub.patch_side(getattr(getattr(self.model, "patch_embed", None), "patch_size", None)),
                  "embed_dim": self.embed_dim, "preprocessing": self.preprocessing.as_dict(),
                  "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}}
         return hub.add_provenance(facts, self.weights, self.notes)
