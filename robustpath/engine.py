@@ -480,9 +480,11 @@ class _Sweep:
         old, self.capacity = self.capacity, max(1, self.capacity // 2)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        message = (f"out of memory at batch size {old}: retrying with batch size {self.capacity}; the embeddings "
-                   f"finished from here on are not stored (their forward passes differ from those of batch size "
-                   f"{self.planned_capacity}): re-run with --batch-size {self.capacity} to store them")
+        message = f"out of memory at batch size {old}: retrying with batch size {self.capacity}"
+        if self.store is not None:
+            message += (f"; the embeddings finished from here on are not stored (their forward passes differ from "
+                        f"those of batch size {self.planned_capacity}): re-run with --batch-size {self.capacity} "
+                        "to store them")
         notify(self.progress, message)
         self.notes.append(message)
 

@@ -99,7 +99,7 @@ def test_out_of_memory_while_preparing_halves_the_batch(customvit, small_dataset
 
     monkeypatch.setattr(engine._Sweep, "prepare", failing_prepare)
     result = engine.compute_embeddings(customvit, small_dataset, variants, batch_size=16, **options)
-    assert result.stats["batch_size"] == 8 and result.notes[0].startswith("out of memory at batch size 16: retrying with batch size 8;")
+    assert result.stats["batch_size"] == 8 and result.notes == ["out of memory at batch size 16: retrying with batch size 8"]
     np.testing.assert_allclose(result.clean, reference.clean, rtol=0, atol=1e-6)
     for key in reference.variants:
         np.testing.assert_allclose(result.variants[key], reference.variants[key], rtol=0, atol=1e-6)
