@@ -33,6 +33,7 @@ from __future__ import annotations
 # Built-in operations register themselves on import; imagenet_c_compat registers the
 # imagecorruptions.* operations without importing the optional package.
 from corruptions import blur, imagenet_c_compat, markup, photometric, resolution  # noqa: F401  (registration)
+from corruptions import artefacts, defocus, jpeg, stain  # noqa: F401  (registration)
 from corruptions.corruption import Corruption, get_corruption, list_corruptions
 from corruptions.errors import CorruptionError
 from corruptions.native import equivalent_native_sigma, native_equivalent

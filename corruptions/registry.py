@@ -44,6 +44,10 @@ class Operation:
     image).
     ``validate``, when given, checks a table value (raising CorruptionError)
     instead of a trial run of the operation on a tiny image when a preset loads.
+    ``nested`` (random operations only): with the same generator, a value further
+    from clean keeps every artefact of a milder one (the same fold, wider; the same
+    spots plus more), so seed it once for all severities (see
+    :mod:`corruptions.randomness`).
     """
 
     name: str
@@ -56,6 +60,7 @@ class Operation:
     accepts_number: bool = True
     spatial: str | None = None
     validate: Callable[[Any], None] | None = None
+    nested: bool = False
 
     def __call__(self, x, value, *, generator=None):
         return self.function(x, value, generator=generator)
@@ -72,6 +77,7 @@ def register_operation(
     accepts_number: bool = True,
     spatial: str | None = None,
     validate: Callable[[Any], None] | None = None,
+    nested: bool = False,
 ) -> Callable[[OperationFunction], OperationFunction]:
     """Decorator: register ``op(x, value, *, generator=None)`` under ``name``.
 
@@ -80,6 +86,8 @@ def register_operation(
     """
     if not fields and not accepts_number:
         raise CorruptionError(f"operation '{name}' must accept a number or declare fields")
+    if nested and not random:
+        raise CorruptionError(f"operation '{name}': only a random operation can be nested")
     if spatial not in SPATIAL_KINDS:
         raise CorruptionError(f"operation '{name}': spatial must be one of {SPATIAL_KINDS}; got {spatial!r}")
 
@@ -100,6 +108,7 @@ def register_operation(
             accepts_number=accepts_number,
             spatial=spatial,
             validate=validate,
+            nested=nested,
         )
         return function
 

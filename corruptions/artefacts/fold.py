@@ -1,0 +1,90 @@
+"""Tissue fold: a band of doubled tissue beside a crease.
+
+When a section wrinkles onto the slide, a strip of tissue lies folded over its
+neighbour: light crosses two layers, so their transmittances multiply (Beer-Lambert:
+optical densities add), and the band is darker and more saturated than the tissue
+around it; the bend itself is a thin, darker crease line.
+
+``fold(x, width)``: per sample, from 4 uniform numbers of its generator, a crease line
+through the point ((0.2 + 0.6 u0) W, (0.2 + 0.6 u1) H) at angle pi u2, and the side
+of it the flap lies on (u3). At signed distance d from the crease (positive on the
+flap's side, in px):
+
+* band, 0 <= d <= width (one-pixel soft edges): x <- x * ((1 - c) + c * m), m the image
+  mirrored across the crease (bilinear, edge pixels repeated beyond the border): the
+  folded-over layer is the tissue from the other side of the crease, face down;
+* crease, |d| <= max(0.5, width / 16): x <- x * (1 - CREASE_DARKNESS * ramp).
+
+Severities share the crease and side; a wider band contains a narrower one (nested).
+Glass folded over glass stays white.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from corruptions.artefacts.geometry import pixel_centres
+from corruptions.randomness import draw_uniform
+from corruptions.registry import register_operation
+from corruptions.values import Field, read_value
+
+WIDTH = {"width": Field(0.0, 1e5)}
+CREASE_DARKNESS = 0.4
+CREASE_SHARE = 1.0 / 16  # crease half-width as a share of the band width (at least 0.5 px)
+
+
+def crease_geometry(uniform: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(points (B, 2), normals (B, 2)) float64 from uniform (B, 4): a point of the crease and the unit normal
+    pointing to the flap's side."""
+    points = torch.stack([(0.2 + 0.6 * uniform[:, 0]) * width, (0.2 + 0.6 * uniform[:, 1]) * height], dim=1)
+    angle = math.pi * uniform[:, 2]
+    side = torch.where(uniform[:, 3] < 0.5, -1.0, 1.0).to(torch.float64)
+    normals = torch.stack([-torch.sin(angle), torch.cos(angle)], dim=1) * side.view(-1, 1)
+    return points, normals
+
+
+def mirrored(x: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) reflected across each sample's crease: pixel p shows x at p - 2 d n (bilinear, border repeated)."""
+    height, width = x.shape[-2:]
+    ys, xs = pixel_centres(height, width, dtype=distance.dtype, device=x.device)
+    source_x = xs - 2 * distance * normals[:, 0].view(-1, 1, 1)
+    source_y = ys - 2 * distance * normals[:, 1].view(-1, 1, 1)
+    grid = torch.stack([2 * source_x / width - 1, 2 * source_y / height - 1], dim=-1)  # align_corners=False
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@register_operation(
+    "fold",
+    parameter="width",
+    unit="width of the band of doubled tissue, px of the image it acts on",
+    description="Tissue fold: a band of tissue doubled by its mirror image beside a darker crease line.",
+    spatial="length",
+    random=True,
+    nested=True,
+)
+def fold(x: torch.Tensor, width: float, *, generator=None) -> torch.Tensor:
+    """x (B, 3, H, W) in [0, 1] with a fold of ``width`` px; same shape, dtype, device, in [0, 1]."""
+    band_width = read_value("fold", width, WIDTH)["width"]
+    batch, _, height, image_width = x.shape
+    uniform = draw_uniform(generator, batch, 4)
+    if band_width == 0.0 or batch == 0:
+        return x
+    points, normals = crease_geometry(uniform, height, image_width)
+    return render_fold(x, points, normals, band_width)
+
+
+def render_fold(x: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, band_width: float) -> torch.Tensor:
+    """x (B, 3, H, W) with a fold of ``band_width`` px beside each sample's crease (points, unit normals (B, 2) px)."""
+    height, width = x.shape[-2:]
+    points, normals = points.to(device=x.device, dtype=torch.float64), normals.to(device=x.device, dtype=torch.float64)
+    ys, xs = pixel_centres(height, width, dtype=torch.float64, device=x.device)
+    distance = (xs - points[:, 0].view(-1, 1, 1)) * normals[:, 0].view(-1, 1, 1) + (
+        ys - points[:, 1].view(-1, 1, 1)) * normals[:, 1].view(-1, 1, 1)  # (B, H, W), signed, px
+    band = ((distance + 0.5).clamp(0.0, 1.0) * (band_width + 0.5 - distance).clamp(0.0, 1.0)).to(x.dtype).unsqueeze(1)
+    crease_half = max(0.5, band_width * CREASE_SHARE)
+    crease = (crease_half + 0.5 - distance.abs()).clamp(0.0, 1.0).to(x.dtype).unsqueeze(1)
+    flap = mirrored(x, points, normals, distance)
+    out = x * (1.0 - band + band * flap) * (1.0 - CREASE_DARKNESS * crease)
+    return out.clamp_(0.0, 1.0)

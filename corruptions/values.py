@@ -1,0 +1,57 @@
+"""Reading the parameter of one severity: a number or a table of named numbers, range-checked.
+
+Operations of the slide-artefact family take tables such as ``{count = 3, radius = 4}``;
+:func:`read_value` turns one into a dict of floats, filling defaults and checking each
+field against its :class:`Field` range, with a one-line :class:`CorruptionError` that
+names the operation, the field and the range.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from corruptions.errors import CorruptionError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named parameter: valid range [low, high], ``whole`` for whole numbers, ``default`` (None = required)."""
+
+    low: float
+    high: float
+    default: float | None = None
+    whole: bool = False
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        return f"{kind} in [{self.low:g}, {self.high:g}]"
+
+
+def field_defaults(fields: Mapping[str, Field]) -> dict[str, float | None]:
+    """The ``fields`` argument of ``register_operation``: each name and its default (None = required)."""
+    return {name: field.default for name, field in fields.items()}
+
+
+def read_value(operation: str, value: float | Mapping[str, float], fields: Mapping[str, Field]) -> dict[str, float]:
+    """{field: float} from a table, or from a number (then the first field; the others take defaults).
+
+    Raises CorruptionError for unknown or missing fields and for values out of range.
+    """
+    first = next(iter(fields))
+    table = dict(value) if isinstance(value, Mapping) else {first: value}
+    unknown = sorted(set(table) - set(fields))
+    missing = sorted(name for name, field in fields.items() if field.default is None and name not in table)
+    if unknown or missing:
+        problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
+        raise CorruptionError(f"{operation} value {table!r}: expected keys {', '.join(fields)} ({'; '.join(problems)})")
+    parsed = {}
+    for name, field in fields.items():
+        number = table.get(name, field.default)
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise CorruptionError(f"{operation} {name} = {number!r}: expected {field.describe()}")
+        number = float(number)
+        if not field.low <= number <= field.high or (field.whole and number != int(number)):
+            raise CorruptionError(f"{operation} {name} = {number:g}: expected {field.describe()}")
+        parsed[name] = number
+    return parsed
