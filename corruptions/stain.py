@@ -44,8 +44,13 @@ VECTOR_FIELDS = {"angle": Field(0.0, 45.0)}
 
 
 def optical_density(x: torch.Tensor) -> torch.Tensor:
-    """-ln(max(x, 1e-6)), same shape, dtype and device as x."""
-    return -torch.log(x.clamp_min(LIGHT_FLOOR))
+    """-ln(max(x, 1e-6)), same shape, dtype and device as x (a new tensor)."""
+    return x.clamp_min(LIGHT_FLOOR).log_().neg_()
+
+
+def transmitted_light(density: torch.Tensor) -> torch.Tensor:
+    """exp(-density) clipped to [0, 1], computed in place on ``density``."""
+    return density.neg_().exp_().clamp_(0.0, 1.0)
 
 
 def mix_channels(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
@@ -56,9 +61,8 @@ def mix_channels(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """
     matrices = matrices.to(dtype=x.dtype, device=x.device)
     out = x[:, 0:1] * matrices[:, 0].view(-1, 3, 1, 1)
-    for d in (1, 2):
-        out = out + x[:, d : d + 1] * matrices[:, d].view(-1, 3, 1, 1)
-    return out
+    out.addcmul_(x[:, 1:2], matrices[:, 1].view(-1, 3, 1, 1))
+    return out.addcmul_(x[:, 2:3], matrices[:, 2].view(-1, 3, 1, 1))
 
 
 def stain_signs(generator, batch: int) -> torch.Tensor:
@@ -119,13 +123,15 @@ def scale_stains(x: torch.Tensor, factors: torch.Tensor, shifts: torch.Tensor) -
     takes a concentration below min(C * factor, 0). Same shape, dtype, device, in [0, 1].
     """
     density = optical_density(x)
-    concentration = mix_channels(density, HED_FROM_RGB.unsqueeze(0))
-    scaled = concentration * factors.to(dtype=x.dtype, device=x.device).view(-1, 3, 1, 1)
-    if bool((shifts != 0).any()):
-        tissue = ((density.sum(dim=1, keepdim=True) - GLASS_OD) / (TISSUE_OD - GLASS_OD)).clamp_(0.0, 1.0)
-        shifted = scaled + shifts.to(dtype=x.dtype, device=x.device).view(-1, 3, 1, 1) * tissue
-        scaled = torch.maximum(shifted, scaled.clamp(max=0.0))
-    return torch.exp(-mix_channels(scaled, RGB_FROM_HED.unsqueeze(0))).clamp_(0.0, 1.0)
+    scaling = HED_FROM_RGB.unsqueeze(0) * factors.to(torch.float64).unsqueeze(1)  # (B, 3, 3): deconvolve, then scale
+    if not bool((shifts != 0).any()):  # one matrix from optical density to optical density
+        return transmitted_light(mix_channels(density, scaling @ RGB_FROM_HED))
+    scaled = mix_channels(density, scaling)  # (B, 3, H, W) concentrations, scaled
+    tissue = density.sum(dim=1, keepdim=True).sub_(GLASS_OD).div_(TISSUE_OD - GLASS_OD).clamp_(0.0, 1.0)
+    floor = scaled.clamp(max=0.0)
+    scaled.addcmul_(shifts.to(dtype=x.dtype, device=x.device).view(-1, 3, 1, 1), tissue)
+    torch.maximum(scaled, floor, out=scaled)
+    return transmitted_light(mix_channels(scaled, RGB_FROM_HED.unsqueeze(0)))
 
 
 @register_operation(
@@ -152,4 +158,4 @@ def stain_vector(x: torch.Tensor, value, *, generator=None) -> torch.Tensor:
 def turn_stains(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] recomposed with the stain vectors turned by ``angles`` (B, 3) radians."""
     matrices = HED_FROM_RGB @ rotated_stain_matrix(angles.to(torch.float64))
-    return torch.exp(-mix_channels(optical_density(x), matrices)).clamp_(0.0, 1.0)
+    return transmitted_light(mix_channels(optical_density(x), matrices))

@@ -60,8 +60,7 @@ def render_bubbles(x: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) 
     out = x
     for k in range(centres.shape[1]):
         distance = distance_to_points(centres[:, k], height, width, x.dtype)
-        inside = soft_inside(distance, radii[:, k]).unsqueeze(1)
-        rim = soft_ring(distance, radii[:, k], (RIM_SHARE * radii[:, k]).clamp(min=0.5)).unsqueeze(1)
-        out = out + HAZE * inside * (1.0 - out)
-        out = out * (1.0 - RIM_DARKNESS * rim)
+        haze = soft_inside(distance, radii[:, k]).mul_(HAZE).unsqueeze(1)  # x <- x + haze (1 - x)
+        rim = soft_ring(distance, radii[:, k], (RIM_SHARE * radii[:, k]).clamp(min=0.5)).mul_(-RIM_DARKNESS).add_(1.0)
+        out = out.mul(1.0 - haze).add_(haze).mul_(rim.unsqueeze(1))
     return out.clamp_(0.0, 1.0)

@@ -10,13 +10,18 @@ through the point ((0.2 + 0.6 u0) W, (0.2 + 0.6 u1) H) at angle pi u2, and the s
 of it the flap lies on (u3). At signed distance d from the crease (positive on the
 flap's side, in px):
 
-* band, 0 <= d <= width (one-pixel soft edges): x <- x * ((1 - c) + c * m), m the image
-  mirrored across the crease (bilinear, edge pixels repeated beyond the border): the
-  folded-over layer is the tissue from the other side of the crease, face down;
+* band, 0 <= d <= width: x <- x * ((1 - c) + c * m), m the image mirrored across the
+  crease (bilinear, edge pixels repeated beyond the border): the folded-over layer is
+  the tissue from the other side of the crease, face down. Its cover c rises over one
+  pixel at the crease, is 1 up to d = width / 2 and thins out linearly to 0 at
+  d = width (c = clamp(d + 0.5, 0, 1) * clamp(2 (1 - d / width), 0, 1)), so a wider
+  fold covers every pixel at least as much as a narrower one and no edge of the
+  milder fold is left behind;
 * crease, |d| <= max(0.5, width / 16): x <- x * (1 - CREASE_DARKNESS * ramp).
 
-Severities share the crease and side; a wider band contains a narrower one (nested).
-Glass folded over glass stays white.
+Severities share the crease and side; a wider band contains a narrower one (nested):
+pixel by pixel the image only darkens from one severity to the next. Glass folded
+over glass stays white.
 """
 from __future__ import annotations
 
@@ -45,14 +50,17 @@ def crease_geometry(uniform: torch.Tensor, height: int, width: int) -> tuple[tor
     return points, normals
 
 
-def mirrored(x: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
-    """x (B, C, H, W) reflected across each sample's crease: pixel p shows x at p - 2 d n (bilinear, border repeated)."""
+def mirrored(x: torch.Tensor, normals: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) reflected across each sample's crease: pixel p shows x at p - 2 d n (bilinear, border repeated).
+
+    ``distance`` (B, H, W): signed distance d of each pixel centre from the crease; normals (B, 2).
+    """
     height, width = x.shape[-2:]
     ys, xs = pixel_centres(height, width, dtype=distance.dtype, device=x.device)
     source_x = xs - 2 * distance * normals[:, 0].view(-1, 1, 1)
     source_y = ys - 2 * distance * normals[:, 1].view(-1, 1, 1)
-    grid = torch.stack([2 * source_x / width - 1, 2 * source_y / height - 1], dim=-1)  # align_corners=False
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    grid = torch.stack([source_x.mul_(2.0 / width).sub_(1.0), source_y.mul_(2.0 / height).sub_(1.0)], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @register_operation(
@@ -76,15 +84,17 @@ def fold(x: torch.Tensor, width: float, *, generator=None) -> torch.Tensor:
 
 
 def render_fold(x: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, band_width: float) -> torch.Tensor:
-    """x (B, 3, H, W) with a fold of ``band_width`` px beside each sample's crease (points, unit normals (B, 2) px)."""
+    """x (B, 3, H, W) with a fold of ``band_width`` px beside each sample's crease (points, unit normals (B, 2) px).
+
+    Distances are computed in x.dtype (float32: a thousandth of a pixel at 4,000 px).
+    """
     height, width = x.shape[-2:]
-    points, normals = points.to(device=x.device, dtype=torch.float64), normals.to(device=x.device, dtype=torch.float64)
-    ys, xs = pixel_centres(height, width, dtype=torch.float64, device=x.device)
-    distance = (xs - points[:, 0].view(-1, 1, 1)) * normals[:, 0].view(-1, 1, 1) + (
-        ys - points[:, 1].view(-1, 1, 1)) * normals[:, 1].view(-1, 1, 1)  # (B, H, W), signed, px
-    band = ((distance + 0.5).clamp(0.0, 1.0) * (band_width + 0.5 - distance).clamp(0.0, 1.0)).to(x.dtype).unsqueeze(1)
+    points, normals = points.to(device=x.device, dtype=x.dtype), normals.to(device=x.device, dtype=x.dtype)
+    ys, xs = pixel_centres(height, width, dtype=x.dtype, device=x.device)
+    normal_x, normal_y = normals[:, 0].view(-1, 1, 1), normals[:, 1].view(-1, 1, 1)
+    distance = (xs - points[:, 0].view(-1, 1, 1)) * normal_x + (ys - points[:, 1].view(-1, 1, 1)) * normal_y  # (B, H, W)
+    cover = (distance + 0.5).clamp_(0.0, 1.0).mul_((2.0 - distance * (2.0 / band_width)).clamp_(0.0, 1.0)).unsqueeze(1)
     crease_half = max(0.5, band_width * CREASE_SHARE)
-    crease = (crease_half + 0.5 - distance.abs()).clamp(0.0, 1.0).to(x.dtype).unsqueeze(1)
-    flap = mirrored(x, points, normals, distance)
-    out = x * (1.0 - band + band * flap) * (1.0 - CREASE_DARKNESS * crease)
-    return out.clamp_(0.0, 1.0)
+    crease = (crease_half + 0.5 - distance.abs()).clamp_(0.0, 1.0).mul_(-CREASE_DARKNESS).add_(1.0).unsqueeze(1)
+    flap = mirrored(x, normals, distance)  # 1 - cover + cover * flap = 1 + cover * (flap - 1)
+    return flap.sub_(1.0).mul_(cover).add_(1.0).mul_(crease).mul_(x).clamp_(0.0, 1.0)
