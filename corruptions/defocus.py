@@ -13,20 +13,20 @@ disk (:func:`disk_kernel`), so weights sum to pi r^2 before they are normalised 
   direction (from the sample's generator, the same at every severity) to ``radius``
   at the last one. Between the blur levels 0, radius / 2 and radius each pixel
   blends the two nearest linearly: piecewise-linear interpolation of the
-  point-spread function (Nagy & O'Leary 1998) with three of them, so it costs one
-  forward and two inverse FFTs whatever the radius.
+  point-spread function (Nagy & O'Leary 1998) with three of them. The two blurs
+  share one complex FFT each way (both kernel spectra are real), whatever the radius.
 
-The convolution is an FFT product on the images' device: the image padded by the
-kernel radius (edge pixels repeated, then zeros up to a size of small prime
-factors), one real FFT per image and channel, and the kernel's FFT cached per size
-(a linear, not circular, convolution over the cropped area).
+The convolution is an FFT product on the images' device: the image padded with its
+edge pixels by the kernel radius (and up to a size of prime factors 2, 3 and 5), one
+FFT per image and channel each way, and the kernel's FFT cached per size (a linear,
+not circular, convolution over the cropped area). Each image is transformed on its
+own, so results do not depend on the batch. Results are views into the padded
+buffer (not contiguous).
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,6 @@ from corruptions.registry import register_operation
 from corruptions.values import Field, read_value
 
 RADIUS = {"radius": Field(0.0, 64.0)}
-GRADIENT_LEVELS = 2  # blurred levels focus_gradient blends with the sharp image: radius / 2 and radius
 
 
 def _quadrant_area(x: torch.Tensor, y: torch.Tensor, radius: float) -> torch.Tensor:
@@ -87,30 +86,68 @@ def fast_length(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _kernel_spectrum(radius: float, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """rfft2 of the disk kernel placed with its centre at (0, 0) of a (height, width) grid (wrapped)."""
+def _kernel_grid(radius: float, height: int, width: int) -> torch.Tensor:
+    """(height, width) float64: the disk kernel with its centre at (0, 0), wrapped around the edges."""
     kernel = disk_kernel(radius)
     half = (kernel.shape[0] - 1) // 2
     grid = torch.zeros(height, width, dtype=torch.float64)
     grid[:kernel.shape[0], :kernel.shape[1]] = kernel
-    grid = torch.roll(grid, shifts=(-half, -half), dims=(0, 1))
-    return torch.fft.rfft2(grid.to(dtype=dtype, device=device))
+    return torch.roll(grid, shifts=(-half, -half), dims=(0, 1))
 
 
-def disk_blurs(x: torch.Tensor, radii: list[float]) -> Iterator[torch.Tensor]:
-    """x (B, C, H, W) float blurred by a disk of each radius (px), edge pixels repeated, one after the other.
+@functools.lru_cache(maxsize=32)
+def _kernel_spectrum(radius: float, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """rfft2 of :func:`_kernel_grid` (half spectrum), cast for x."""
+    return torch.fft.rfft2(_kernel_grid(radius, height, width).to(dtype=dtype, device=device))
 
-    One FFT of x serves every radius; each blurred image is made when the next one is asked for.
+
+@functools.lru_cache(maxsize=32)
+def _paired_spectrum(radii: tuple[float, float], height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """K_a + i K_b, K the full fft2 of each kernel grid: real, since the disk is symmetric about its centre."""
+    first, second = (torch.fft.fft2(_kernel_grid(r, height, width)).real for r in radii)
+    return torch.complex(first, second).to(device=device, dtype=torch.complex64 if dtype != torch.float64 else torch.complex128)
+
+
+def _padded(x: torch.Tensor, radius: float) -> tuple[torch.Tensor, int]:
+    """x padded with its edge pixels by the kernel radius, and at the bottom and right up to an FFT-friendly size.
+
+    The pixels added for the size never reach the cropped output (the convolution is
+    linear, not circular, over it). Returns (padded, kernel half-width).
     """
     height, width = x.shape[-2:]
-    half = max(disk_kernel(float(r)).shape[0] for r in radii) // 2
-    padded = F.pad(x, (half, half, half, half), mode="replicate") if half else x
-    size = (fast_length(height + 2 * half), fast_length(width + 2 * half))
-    spectrum = torch.fft.rfft2(padded, s=size)
-    for radius in radii:
-        product = spectrum * _kernel_spectrum(float(radius), *size, x.dtype, x.device)
-        full = torch.fft.irfft2(product, s=size)
-        yield full[..., half : half + height, half : half + width].clamp_(0.0, 1.0)
+    half = disk_kernel(float(radius)).shape[0] // 2
+    extra_rows = fast_length(height + 2 * half) - height - 2 * half
+    extra_columns = fast_length(width + 2 * half) - width - 2 * half
+    return F.pad(x, (half, half + extra_columns, half, half + extra_rows), mode="replicate"), half
+
+
+def disk_blur(x: torch.Tensor, radius: float) -> torch.Tensor:
+    """x (B, C, H, W) float blurred by a disk of ``radius`` px, edge pixels repeated; a view into a padded buffer.
+
+    Half-spectrum FFTs (rfft2, then the inverse as ifft over rows and irfft over
+    columns: the same result as irfft2, faster in torch).
+    """
+    height, width = x.shape[-2:]
+    padded, half = _padded(x, radius)
+    size = padded.shape[-2:]
+    product = torch.fft.rfft2(padded).mul_(_kernel_spectrum(float(radius), *size, x.dtype, x.device))
+    full = torch.fft.irfft(torch.fft.ifft(product, dim=-2), n=size[1], dim=-1)
+    return full[..., half : half + height, half : half + width].clamp_(0.0, 1.0)
+
+
+def disk_blur_pair(x: torch.Tensor, smaller: float, larger: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """x blurred by disks of two radii with one complex FFT each way.
+
+    Both kernel spectra are real, so ifft2(fft2(x) * (K_a + i K_b)) holds x * k_a in its
+    real part and x * k_b in its imaginary part; each image is transformed on its own.
+    Views into one complex buffer, not clipped (values leave [0, 1] only by rounding).
+    """
+    height, width = x.shape[-2:]
+    padded, half = _padded(x, larger)
+    size = padded.shape[-2:]
+    both = torch.fft.ifft2(torch.fft.fft2(padded).mul_(_paired_spectrum((float(smaller), float(larger)), *size, x.dtype, x.device)))
+    crop = (..., slice(half, half + height), slice(half, half + width))
+    return both.real[crop], both.imag[crop]
 
 
 @register_operation(
@@ -125,21 +162,27 @@ def defocus(x: torch.Tensor, radius: float, *, generator=None) -> torch.Tensor:
     radius = read_value("defocus", radius, RADIUS)["radius"]
     if radius <= 0.5 or x.numel() == 0:
         return x  # the disk lies inside one pixel: the kernel is [1]
-    return next(disk_blurs(x, [radius])).contiguous()
+    return disk_blur(x, radius)
 
 
-def gradient_position(uniform: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, H, W) float64 in [0, 1]: each pixel centre's position along a direction at angle 2 pi u, u (B,).
+def gradient_position(uniform: torch.Tensor, height: int, width: int, *,
+                      dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(B, H, W) in [0, 1]: each pixel centre's position along a direction at angle 2 pi u, u (B,).
 
-    0 at the first pixel centre the direction meets, 1 at the last (0 everywhere on a 1 x 1 image).
+    0 at the first pixel centre the direction meets, 1 at the last (0 everywhere on a
+    1 x 1 image). The position is linear, so its extremes lie at the corner pixels:
+    the row and column terms are scaled in float64 and added once in ``dtype``.
     """
     angle = 2 * math.pi * uniform.to(torch.float64)
-    ys = torch.arange(height, dtype=torch.float64).view(1, -1, 1) + 0.5
-    xs = torch.arange(width, dtype=torch.float64).view(1, 1, -1) + 0.5
-    along = xs * torch.cos(angle).view(-1, 1, 1) + ys * torch.sin(angle).view(-1, 1, 1)
-    low = along.amin(dim=(1, 2), keepdim=True)
-    span = along.amax(dim=(1, 2), keepdim=True) - low
-    return torch.where(span > 0, (along - low) / span.clamp_min(1e-12), torch.zeros_like(along))
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    along_x = (torch.arange(width, dtype=torch.float64).view(1, 1, -1) + 0.5) * cos  # (B, 1, W)
+    along_y = (torch.arange(height, dtype=torch.float64).view(1, -1, 1) + 0.5) * sin  # (B, H, 1)
+    low = along_x.amin(dim=2, keepdim=True) + along_y.amin(dim=1, keepdim=True)
+    span = along_x.amax(dim=2, keepdim=True) + along_y.amax(dim=1, keepdim=True) - low
+    scale = torch.where(span > 1e-9, 1.0 / span.clamp_min(1e-9), torch.zeros_like(span))
+    columns = ((along_x - low) * scale).to(dtype=dtype, device=device)
+    rows = (along_y * scale).to(dtype=dtype, device=device)
+    return (columns + rows).clamp_(0.0, 1.0)
 
 
 @register_operation(
@@ -161,11 +204,10 @@ def focus_gradient(x: torch.Tensor, radius: float, *, generator=None) -> torch.T
     uniform = draw_uniform(generator, batch, 1)[:, 0]
     if radius <= 0.5 or x.numel() == 0:
         return x
-    count = GRADIENT_LEVELS
-    position = (gradient_position(uniform, height, width) * count).to(dtype=x.dtype, device=x.device).unsqueeze(1)
-    levels = itertools.chain([x], disk_blurs(x, [radius * (k + 1) / count for k in range(count)]))
-    out = torch.zeros_like(x)
-    for k, level in enumerate(levels):
-        weight = (position - k).abs_().neg_().add_(1.0).clamp_(min=0.0)  # hat: 1 at level k, 0 at k - 1 and k + 1
-        out.addcmul_(weight, level)
+    position = gradient_position(uniform, height, width, dtype=x.dtype, device=x.device).mul_(2.0).unsqueeze(1)
+    half_blur, full_blur = disk_blur_pair(x, radius / 2, radius)  # the levels at positions 1 and 2 (x at 0)
+    sharp_weight = (1.0 - position).clamp_(min=0.0)  # hat functions: 1 at their level, 0 at the next ones
+    far_weight = position.sub_(1.0).clamp_(min=0.0)
+    out = torch.addcmul(half_blur, sharp_weight, x - half_blur)
+    out.addcmul_(far_weight, full_blur - half_blur)
     return out.clamp_(0.0, 1.0)

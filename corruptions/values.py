@@ -45,13 +45,14 @@ def read_value(operation: str, value: float | Mapping[str, float], fields: Mappi
     if unknown or missing:
         problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
         raise CorruptionError(f"{operation} value {table!r}: expected keys {', '.join(fields)} ({'; '.join(problems)})")
-    parsed = {}
-    for name, field in fields.items():
-        number = table.get(name, field.default)
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-            raise CorruptionError(f"{operation} {name} = {number!r}: expected {field.describe()}")
-        number = float(number)
-        if not field.low <= number <= field.high or (field.whole and number != int(number)):
-            raise CorruptionError(f"{operation} {name} = {number:g}: expected {field.describe()}")
-        parsed[name] = number
-    return parsed
+    return {name: _checked(operation, name, table.get(name, field.default), field) for name, field in fields.items()}
+
+
+def _checked(operation: str, name: str, number, field: Field) -> float:
+    """``number`` as a float if it is a finite number in the field's range (whole if required), else CorruptionError."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        raise CorruptionError(f"{operation} {name} = {number!r}: expected {field.describe()}")
+    number = float(number)
+    if not field.low <= number <= field.high or (field.whole and number != int(number)):
+        raise CorruptionError(f"{operation} {name} = {number:g}: expected {field.describe()}")
+    return number

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 import corruptions
-from corruptions import get_corruption, list_corruptions, load_preset, sample_generators
+from corruptions import get_corruption, list_corruptions, load_preset
 
 BATCHED_PRESETS = ("pathology", "small-patch", "imagenet-c", "slide-artefacts")
 NATIVE_PATCHES, RESIZED_PATCHES, IMAGECORRUPTIONS_PATCHES = 64, 8, 16
