@@ -31,9 +31,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from corruptions.randomness import draw_uniform
 from corruptions.registry import register_operation
-from corruptions.values import Field, read_value
+from corruptions.values import Field, read_random_value, read_value
 
 RADIUS = {"radius": Field(0.0, 64.0)}
 
@@ -199,9 +198,9 @@ def focus_gradient(x: torch.Tensor, radius: float, *, generator=None) -> torch.T
 
     One uniform number per sample (the direction's angle) from the generator.
     """
-    radius = read_value("focus_gradient", radius, RADIUS)["radius"]
     batch, _, height, width = x.shape
-    uniform = draw_uniform(generator, batch, 1)[:, 0]
+    parameters, uniform = read_random_value("focus_gradient", radius, RADIUS, generator, batch, 1)
+    radius, uniform = parameters["radius"], uniform[:, 0]
     if radius <= 0.5 or x.numel() == 0:
         return x
     position = gradient_position(uniform, height, width, dtype=x.dtype, device=x.device).mul_(2.0).unsqueeze(1)

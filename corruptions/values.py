@@ -3,7 +3,8 @@
 Operations of the slide-artefact family take tables such as ``{count = 3, radius = 4}``;
 :func:`read_value` turns one into a dict of floats, filling defaults and checking each
 field against its :class:`Field` range, with a one-line :class:`CorruptionError` that
-names the operation, the field and the range.
+names the operation, the field and the range. :func:`read_random_value` also draws a
+random operation's uniform numbers, the same ones whatever the value.
 """
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
+
 from corruptions.errors import CorruptionError
+from corruptions.randomness import GeneratorArgument, draw_uniform
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,16 @@ def read_value(operation: str, value: float | Mapping[str, float], fields: Mappi
         problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
         raise CorruptionError(f"{operation} value {table!r}: expected keys {', '.join(fields)} ({'; '.join(problems)})")
     return {name: _checked(operation, name, table.get(name, field.default), field) for name, field in fields.items()}
+
+
+def read_random_value(operation: str, value, fields: Mapping[str, Field], generator: GeneratorArgument,
+                      batch: int, draws: int) -> tuple[dict[str, float], torch.Tensor]:
+    """(:func:`read_value`, uniform numbers (batch, draws) float64 from the generator).
+
+    The numbers are drawn whatever the value, so every severity of a nested
+    corruption draws the same ones.
+    """
+    return read_value(operation, value, fields), draw_uniform(generator, batch, draws)
 
 
 def _checked(operation: str, name: str, number, field: Field) -> float:

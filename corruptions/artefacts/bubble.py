@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from corruptions.artefacts.geometry import MAX_ITEMS, distance_to_points, item_uniforms, soft_inside, soft_ring
+from corruptions.artefacts.geometry import ITEM_FIELD_DEFAULTS, distance_to_points, read_items, soft_inside, soft_ring
 from corruptions.registry import register_operation
-from corruptions.values import Field, field_defaults, read_value
 
-FIELDS = {"count": Field(0.0, float(MAX_ITEMS), whole=True), "radius": Field(0.0, 1e5)}
 HAZE = 0.35
 RIM_DARKNESS = 0.6
 RIM_SHARE = 0.08
@@ -39,15 +37,13 @@ def bubble_geometry(uniform: torch.Tensor, radius: float, height: int, width: in
     description="Air bubbles: a dark refractive rim round a hazy, brighter, low-contrast interior.",
     random=True,
     nested=True,
-    fields=field_defaults(FIELDS),
+    fields=ITEM_FIELD_DEFAULTS,
     accepts_number=False,
 )
 def bubble(x: torch.Tensor, value, *, generator=None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] under ``count`` air bubbles; same shape, dtype, device, in [0, 1]."""
-    parameters = read_value("bubble", value, FIELDS)
-    count, radius = int(parameters["count"]), parameters["radius"]
     batch, _, height, width = x.shape
-    uniform = item_uniforms(generator, batch, count, 3)
+    count, radius, uniform = read_items("bubble", value, generator, batch, 3)
     if count == 0 or radius == 0.0 or batch == 0:
         return x
     return render_bubbles(x, *bubble_geometry(uniform, radius, height, width))

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from corruptions.artefacts.geometry import MAX_ITEMS, distance_to_points, item_uniforms, soft_inside
+from corruptions.artefacts.geometry import ITEM_FIELD_DEFAULTS, distance_to_points, read_items, soft_inside
 from corruptions.registry import register_operation
-from corruptions.values import Field, field_defaults, read_value
 
-FIELDS = {"count": Field(0.0, float(MAX_ITEMS), whole=True), "radius": Field(0.0, 1e5)}
 
 
 def dust_geometry(uniform: torch.Tensor, radius: float, height: int, width: int) -> tuple[torch.Tensor, ...]:
@@ -34,15 +32,13 @@ def dust_geometry(uniform: torch.Tensor, radius: float, height: int, width: int)
     description="Dark spots and dust: small, nearly opaque dark blobs with soft edges.",
     random=True,
     nested=True,
-    fields=field_defaults(FIELDS),
+    fields=ITEM_FIELD_DEFAULTS,
     accepts_number=False,
 )
 def dust(x: torch.Tensor, value, *, generator=None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] with ``count`` dark spots; same shape, dtype, device, in [0, 1]."""
-    parameters = read_value("dust", value, FIELDS)
-    count, radius = int(parameters["count"]), parameters["radius"]
     batch, _, height, width = x.shape
-    uniform = item_uniforms(generator, batch, count, 4)
+    count, radius, uniform = read_items("dust", value, generator, batch, 4)
     if count == 0 or radius == 0.0 or batch == 0:
         return x
     return render_dust(x, *dust_geometry(uniform, radius, height, width))

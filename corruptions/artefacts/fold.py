@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from corruptions.artefacts.geometry import pixel_centres
-from corruptions.randomness import draw_uniform
 from corruptions.registry import register_operation
-from corruptions.values import Field, read_value
+from corruptions.values import Field, read_random_value
 
 WIDTH = {"width": Field(0.0, 1e5)}
 CREASE_DARKNESS = 0.4
@@ -74,9 +73,9 @@ def mirrored(x: torch.Tensor, normals: torch.Tensor, distance: torch.Tensor) -> 
 )
 def fold(x: torch.Tensor, width: float, *, generator=None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] with a fold of ``width`` px; same shape, dtype, device, in [0, 1]."""
-    band_width = read_value("fold", width, WIDTH)["width"]
     batch, _, height, image_width = x.shape
-    uniform = draw_uniform(generator, batch, 4)
+    parameters, uniform = read_random_value("fold", width, WIDTH, generator, batch, 4)
+    band_width = parameters["width"]
     if band_width == 0.0 or batch == 0:
         return x
     points, normals = crease_geometry(uniform, height, image_width)

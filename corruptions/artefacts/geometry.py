@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import torch
 
-from corruptions.randomness import draw_uniform
+from corruptions.values import Field, field_defaults, read_random_value
 
 MAX_ITEMS = 64
+ITEM_FIELDS = {"count": Field(0.0, float(MAX_ITEMS), whole=True), "radius": Field(0.0, 1e5)}
+ITEM_FIELD_DEFAULTS = field_defaults(ITEM_FIELDS)
 
 
-def item_uniforms(generator, batch: int, count: int, draws: int) -> torch.Tensor:
-    """(batch, count, draws) float64 uniform numbers in [0, 1) on the CPU: the first ``count`` of MAX_ITEMS items.
+def read_items(operation: str, value, generator, batch: int, draws: int) -> tuple[int, float, torch.Tensor]:
+    """(count, radius, uniform (batch, count, draws) float64) for a {count, radius} value.
 
-    ``MAX_ITEMS * draws`` numbers are drawn per sample whatever ``count`` is.
+    ``MAX_ITEMS * draws`` uniform numbers are drawn per sample whatever the count,
+    so the first ``count`` items are the same for every count.
     """
-    return draw_uniform(generator, batch, MAX_ITEMS * draws).view(batch, MAX_ITEMS, draws)[:, :count]
+    parameters, uniform = read_random_value(operation, value, ITEM_FIELDS, generator, batch, MAX_ITEMS * draws)
+    count = int(parameters["count"])
+    return count, parameters["radius"], uniform.view(batch, MAX_ITEMS, draws)[:, :count]
 
 
 def pixel_centres(height: int, width: int, *, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

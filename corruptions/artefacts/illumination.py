@@ -18,9 +18,8 @@ from __future__ import annotations
 import torch
 
 from corruptions.artefacts.geometry import distance_to_points
-from corruptions.randomness import draw_uniform
 from corruptions.registry import register_operation
-from corruptions.values import Field, read_value
+from corruptions.values import Field, read_random_value
 
 AMPLITUDE = {"amplitude": Field(0.0, 1.0)}
 
@@ -46,9 +45,9 @@ def illumination_field(uniform: torch.Tensor, amplitude: float, height: int, wid
 )
 def illumination(x: torch.Tensor, amplitude: float, *, generator=None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] times a smooth field from 1 down to 1 - ``amplitude``; same shape, dtype, device."""
-    amplitude = read_value("illumination", amplitude, AMPLITUDE)["amplitude"]
     batch, _, height, width = x.shape
-    uniform = draw_uniform(generator, batch, 2)
+    parameters, uniform = read_random_value("illumination", amplitude, AMPLITUDE, generator, batch, 2)
+    amplitude = parameters["amplitude"]
     if amplitude == 0.0 or batch == 0:
         return x
     return x * illumination_field(uniform, amplitude, height, width, dtype=x.dtype, device=x.device)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from corruptions.randomness import draw_uniform
 from corruptions.registry import register_operation
-from corruptions.values import Field, read_value
+from corruptions.values import Field, read_random_value
 
 FACTOR = {"factor": Field(0.0, 1.0)}
 
@@ -46,9 +45,9 @@ def seam_mask(uniform: torch.Tensor, height: int, width: int, device: torch.devi
 )
 def tile_seam(x: torch.Tensor, factor: float, *, generator=None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] with one side of a random seam multiplied by ``factor``; same shape, dtype, device."""
-    factor = read_value("tile_seam", factor, FACTOR)["factor"]
     batch, _, height, width = x.shape
-    uniform = draw_uniform(generator, batch, 3)
+    parameters, uniform = read_random_value("tile_seam", factor, FACTOR, generator, batch, 3)
+    factor = parameters["factor"]
     if factor == 1.0 or batch == 0:
         return x
     mask = seam_mask(uniform, height, width, x.device)
