@@ -16,12 +16,12 @@ disk (:func:`disk_kernel`), so weights sum to pi r^2 before they are normalised 
   point-spread function (Nagy & O'Leary 1998) with three of them. The two blurs
   share one complex FFT each way (both kernel spectra are real), whatever the radius.
 
-The convolution is an FFT product on the images' device: the image padded with its
-edge pixels by the kernel radius (and up to a size of prime factors 2, 3 and 5), one
-FFT per image and channel each way, and the kernel's FFT cached per size (a linear,
-not circular, convolution over the cropped area). Each image is transformed on its
-own, so results do not depend on the batch. Results are views into the padded
-buffer (not contiguous).
+The convolution is an FFT product on the images' device (a linear, not circular,
+convolution over the cropped area): the image padded with its edge pixels by the
+kernel radius (and up to a size of prime factors 2, 3 and 5), one FFT per image and
+channel each way, the kernel's FFT cached for grids up to 1024 x 1024. Each image is
+transformed on its own, so results do not depend on the batch. Results are views
+into the padded buffer (not contiguous).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from corruptions.registry import register_operation
 from corruptions.values import Field, read_random_value, read_value
 
 RADIUS = {"radius": Field(0.0, 64.0)}
+CACHE_MAX_PIXELS = 1 << 20  # kernel spectra of FFT grids up to 1024 x 1024 are cached
 
 
 def _quadrant_area(x: torch.Tensor, y: torch.Tensor, radius: float) -> torch.Tensor:
@@ -84,7 +85,6 @@ def fast_length(n: int) -> int:
         m += 1
 
 
-@functools.lru_cache(maxsize=32)
 def _kernel_grid(radius: float, height: int, width: int) -> torch.Tensor:
     """(height, width) float64: the disk kernel with its centre at (0, 0), wrapped around the edges."""
     kernel = disk_kernel(radius)
@@ -94,17 +94,29 @@ def _kernel_grid(radius: float, height: int, width: int) -> torch.Tensor:
     return torch.roll(grid, shifts=(-half, -half), dims=(0, 1))
 
 
-@functools.lru_cache(maxsize=32)
-def _kernel_spectrum(radius: float, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _half_spectrum(radius: float, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """rfft2 of :func:`_kernel_grid` (half spectrum), cast for x."""
     return torch.fft.rfft2(_kernel_grid(radius, height, width).to(dtype=dtype, device=device))
 
 
-@functools.lru_cache(maxsize=32)
 def _paired_spectrum(radii: tuple[float, float], height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """K_a + i K_b, K the full fft2 of each kernel grid: real, since the disk is symmetric about its centre."""
     first, second = (torch.fft.fft2(_kernel_grid(r, height, width)).real for r in radii)
     return torch.complex(first, second).to(device=device, dtype=torch.complex64 if dtype != torch.float64 else torch.complex128)
+
+
+_CACHED = {_half_spectrum: functools.lru_cache(maxsize=16)(_half_spectrum),
+           _paired_spectrum: functools.lru_cache(maxsize=16)(_paired_spectrum)}
+
+
+def kernel_spectrum(build, key, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``build(key, height, width, dtype, device)``, cached for grids up to CACHE_MAX_PIXELS.
+
+    Batch after batch has the same size and radii; larger grids are rebuilt each
+    time rather than held in memory. Do not modify the result.
+    """
+    function = _CACHED[build] if height * width <= CACHE_MAX_PIXELS else build
+    return function(key, height, width, dtype, device)
 
 
 def _padded(x: torch.Tensor, radius: float) -> tuple[torch.Tensor, int]:
@@ -129,7 +141,7 @@ def disk_blur(x: torch.Tensor, radius: float) -> torch.Tensor:
     height, width = x.shape[-2:]
     padded, half = _padded(x, radius)
     size = padded.shape[-2:]
-    product = torch.fft.rfft2(padded).mul_(_kernel_spectrum(float(radius), *size, x.dtype, x.device))
+    product = torch.fft.rfft2(padded).mul_(kernel_spectrum(_half_spectrum, float(radius), *size, x.dtype, x.device))
     full = torch.fft.irfft(torch.fft.ifft(product, dim=-2), n=size[1], dim=-1)
     return full[..., half : half + height, half : half + width].clamp_(0.0, 1.0)
 
@@ -144,7 +156,8 @@ def disk_blur_pair(x: torch.Tensor, smaller: float, larger: float) -> tuple[torc
     height, width = x.shape[-2:]
     padded, half = _padded(x, larger)
     size = padded.shape[-2:]
-    both = torch.fft.ifft2(torch.fft.fft2(padded).mul_(_paired_spectrum((float(smaller), float(larger)), *size, x.dtype, x.device)))
+    spectrum = kernel_spectrum(_paired_spectrum, (float(smaller), float(larger)), *size, x.dtype, x.device)
+    both = torch.fft.ifft2(torch.fft.fft2(padded).mul_(spectrum))
     crop = (..., slice(half, half + height), slice(half, half + width))
     return both.real[crop], both.imag[crop]
 

@@ -111,3 +111,15 @@ def test_defocus_radii_are_the_presets_and_refuse_bad_values():
     assert [get_corruption("defocus", "slide-artefacts").parameter(s) for s in range(1, 5)] == [1.0, 2.0, 3.0, 5.0]
     with pytest.raises(CorruptionError, match=r"defocus radius = -1: expected a number in \[0, 64\]"):
         get_operation("defocus")(torch.rand(1, 3, 4, 4), -1.0)
+
+
+def test_kernel_spectra_of_large_grids_are_not_kept_in_memory():
+    from corruptions.defocus import _CACHED, _half_spectrum, kernel_spectrum
+
+    cache = _CACHED[_half_spectrum]
+    before = cache.cache_info().currsize
+    small = kernel_spectrum(_half_spectrum, 3.0, 64, 64, torch.float32, torch.device("cpu"))
+    assert kernel_spectrum(_half_spectrum, 3.0, 64, 64, torch.float32, torch.device("cpu")) is small  # cached
+    large = kernel_spectrum(_half_spectrum, 3.0, 1030, 1030, torch.float32, torch.device("cpu"))
+    assert large.shape == (1030, 516) and cache.cache_info().currsize <= before + 1
+    assert kernel_spectrum(_half_spectrum, 3.0, 1030, 1030, torch.float32, torch.device("cpu")) is not large
