@@ -16,7 +16,7 @@ import torch
 from skimage.color import deltaE_ciede2000, rgb2hed, rgb2lab
 from skimage.metrics import structural_similarity
 
-from corruptions import get_corruption, list_corruptions, load_preset
+from corruptions import CorruptionError, get_corruption, list_corruptions, load_preset, register_operation
 from corruptions.randomness import seed_for_sample
 from corruptions.stain import stain_signs
 
@@ -63,6 +63,11 @@ def test_nested_rows_use_one_seed_for_every_severity_and_others_one_per_severity
     assert seed_for_sample(0, "a", "fold", None) == 8075891103631346886  # fixed forever: results must not drift
     assert len({markup.sample_generators(0, ["a"], s)[0].initial_seed() for s in range(1, 5)}) == 4
     assert get_corruption("jpeg", PRESET).sample_generators(0, ["a"], 2) is None
+
+
+def test_only_random_operations_can_be_nested():
+    with pytest.raises(CorruptionError, match="only a random operation can be nested"):
+        register_operation("steady", parameter="p", unit="u", description="d", nested=True)
 
 
 @pytest.mark.parametrize("name", ROWS)
