@@ -6,12 +6,17 @@ A script, not a test::
     python benchmarks/corruption_speed.py --all-severities --repeats 7
     python benchmarks/corruption_speed.py --imagecorruptions  # also the optional per-image family
 
+    python benchmarks/corruption_speed.py --presets pathology,slide-artefacts --threads 1
+
 Images are demo-ihc patches (40 px, batches of 256) and the same patches resized to
 224 px (bicubic, batches of 64), float32, as the evaluation corrupts them. Each
 cell is the median over ``--repeats`` timed runs (after one warm-up run) of the
 time for one batch divided by the batch size, in milliseconds per image. Random
 corruptions get one generator per image, made before the clock starts (the
-engine re-seeds a pool of them, which costs microseconds).
+engine re-seeds a pool of them, which costs microseconds), as
+``Corruption.sample_generators`` seeds them. Every preset's corruption runs batched
+on the device except slide-artefacts' ``jpeg`` (Pillow on the CPU, in a pool of up
+to 8 threads that ``--threads`` does not limit).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import torch.nn.functional as F
 
 import corruptions
 
-BATCHED_PRESETS = ("pathology", "small-patch", "imagenet-c")
+BATCHED_PRESETS = ("pathology", "small-patch", "imagenet-c", "slide-artefacts")
 
 
 def demo_batches(sizes: dict[int, int], device: torch.device) -> dict[int, tuple[torch.Tensor, list[str]]]:
@@ -49,7 +54,7 @@ def demo_batches(sizes: dict[int, int], device: torch.device) -> dict[int, tuple
 def time_per_image(corr, severity: int, images: torch.Tensor, ids: list[str], repeats: int) -> float:
     """Median milliseconds per image of ``corr(images, severity)`` over ``repeats`` runs after a warm-up."""
     def run() -> float:
-        generators = corruptions.sample_generators(0, ids, corr.name, severity) if corr.random else None
+        generators = corr.sample_generators(0, ids, severity)
         if images.device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()

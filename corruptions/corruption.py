@@ -13,7 +13,7 @@ import torch
 
 from corruptions.errors import CorruptionError
 from corruptions.preset import ParameterValue, Preset, PresetEntry, load_preset
-from corruptions.randomness import GeneratorArgument
+from corruptions.randomness import GeneratorArgument, sample_generators
 from corruptions.registry import Operation, get_operation
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -25,8 +25,10 @@ class Corruption:
 
     Attributes: ``name`` (as in the preset), ``operation`` (registered operation
     name), ``unit`` (of the parameter), ``max_severity`` (N), ``random`` (whether
-    the generator matters), ``preset`` (preset name) and ``entry`` (the full
-    :class:`PresetEntry`, with sources and note).
+    the generator matters), ``preset`` (preset name), ``entry`` (the full
+    :class:`PresetEntry`, with sources and note) and ``nested`` (whether severity
+    s + 1 keeps the artefacts of severity s when both get the same generators:
+    :meth:`sample_generators` seeds them so).
     """
 
     name: str
@@ -36,6 +38,18 @@ class Corruption:
     random: bool
     preset: str
     entry: PresetEntry
+    nested: bool = False
+
+    def sample_generators(self, seed: int, sample_ids, severity: int) -> list | None:
+        """The per-sample generators to pass at ``severity``, or None for a corruption that is not random.
+
+        Seeded by (seed, sample id, corruption, severity), or without the severity
+        for a nested corruption, so that its severities draw the same artefacts.
+        """
+        self._check_severity(severity)
+        if not self.random:
+            return None
+        return sample_generators(seed, sample_ids, self.name, None if self.nested else severity)
 
     def parameter(self, severity: int) -> ParameterValue | None:
         """The preset value of ``severity`` (None for severity 0, the clean image).
@@ -97,6 +111,7 @@ def get_corruption(name: str, preset: str | Preset = "pathology") -> Corruption:
         random=operation.random,
         preset=loaded.name,
         entry=entry,
+        nested=operation.nested,
     )
 
 

@@ -12,6 +12,13 @@ A ``generator`` argument anywhere in this package accepts
 
 Generators must be CPU generators; random numbers are drawn on the CPU and then
 moved to the images' device.
+
+Nested corruptions (``Corruption.nested``: the artefacts of severity s + 1 contain
+those of severity s, e.g. the same fold, only wider) need one stream per sample for
+every severity: seed them with ``severity=None``, as
+:meth:`corruptions.Corruption.sample_generators` does. Their operations draw a
+fixed number of uniform numbers whatever the parameter, so the same generator
+gives the same geometry at every severity.
 """
 from __future__ import annotations
 
@@ -25,20 +32,28 @@ from corruptions.errors import CorruptionError
 GeneratorArgument = torch.Generator | Sequence[torch.Generator] | None
 
 
-def seed_for_sample(seed: int, sample_id: str, corruption: str, severity: int) -> int:
+ALL_SEVERITIES = "all severities"  # stands for the severity in the seeds of nested corruptions
+
+
+def seed_for_sample(seed: int, sample_id: str, corruption: str, severity: int | None) -> int:
     """A 63-bit seed from a SHA-256 of (seed, sample id, corruption, severity).
 
     Stable across processes, platforms and Python versions (unlike ``hash()``).
+    ``severity=None`` gives the one seed a nested corruption uses at every severity.
     """
-    material = "\x1f".join(["corruptions-v1", str(int(seed)), str(sample_id), corruption, str(int(severity))])
+    level = ALL_SEVERITIES if severity is None else str(int(severity))
+    material = "\x1f".join(["corruptions-v1", str(int(seed)), str(sample_id), corruption, level])
     digest = hashlib.sha256(material.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def sample_generators(
-    seed: int, sample_ids: Sequence[str], corruption: str, severity: int
+    seed: int, sample_ids: Sequence[str], corruption: str, severity: int | None
 ) -> list[torch.Generator]:
-    """One CPU ``torch.Generator`` per sample id, seeded by :func:`seed_for_sample`."""
+    """One CPU ``torch.Generator`` per sample id, seeded by :func:`seed_for_sample`.
+
+    ``severity=None``: the generators of a nested corruption, the same at every severity.
+    """
     if isinstance(sample_ids, str):
         raise CorruptionError("sample_ids must be a sequence of ids, not one string")
     generators = []

@@ -96,6 +96,10 @@ class Operation:
     further away (False where the parameter alone does not say so).
     ``validate``, when given, checks a table value (raising CorruptionError)
     instead of a trial run of the operation on a tiny image when a preset loads.
+    ``nested`` (random operations only): with the same generator, a value further
+    from clean keeps every artefact of a milder one (the same fold, wider; the same
+    spots plus more), so seed it once for all severities (see
+    :mod:`corruptions.randomness`).
     """
 
     name: str
@@ -110,6 +114,7 @@ class Operation:
     validate: Callable[[Any], None] | None = None
     ranges: Mapping[str, Range] = field(default_factory=dict)
     monotone: bool = True
+    nested: bool = False
 
     def __call__(self, x, value, *, generator=None):
         return self.function(x, value, generator=generator)
@@ -144,6 +149,7 @@ def register_operation(
     validate: Callable[[Any], None] | None = None,
     ranges: Mapping[str, Range],
     monotone: bool = True,
+    nested: bool = False,
 ) -> Callable[[OperationFunction], OperationFunction]:
     """Decorator: register ``op(x, value, *, generator=None)`` under ``name``.
 
@@ -155,6 +161,8 @@ def register_operation(
     if not fields and not accepts_number:
         raise CorruptionError(f"operation '{name}' must accept a number or declare fields")
     _check_ranges(name, parameter, fields or {}, accepts_number, ranges)
+    if nested and not random:
+        raise CorruptionError(f"operation '{name}': only a random operation can be nested")
     if spatial not in SPATIAL_KINDS:
         raise CorruptionError(f"operation '{name}': spatial must be one of {SPATIAL_KINDS}; got {spatial!r}")
 
@@ -177,6 +185,7 @@ def register_operation(
             validate=validate,
             ranges=MappingProxyType(dict(ranges)),
             monotone=monotone,
+            nested=nested,
         )
         return function
 

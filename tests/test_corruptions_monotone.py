@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 import corruptions
-from corruptions import get_corruption, list_corruptions, load_preset, sample_generators
+from corruptions import get_corruption, list_corruptions, load_preset
 
-BATCHED_PRESETS = ("pathology", "small-patch", "imagenet-c")
+BATCHED_PRESETS = ("pathology", "small-patch", "imagenet-c", "slide-artefacts")
 NATIVE_PATCHES, RESIZED_PATCHES, IMAGECORRUPTIONS_PATCHES = 64, 8, 16
 HAS_IMAGECORRUPTIONS = importlib.util.find_spec("imagecorruptions") is not None
 
@@ -109,7 +109,7 @@ def _ssim_by_severity(corr, clean: torch.Tensor, ids: list[str]) -> list[float]:
     windows = CleanWindows(clean)
     values = [1.0]
     for severity in range(1, corr.max_severity + 1):
-        generators = sample_generators(0, ids, corr.name, severity)
+        generators = corr.sample_generators(0, ids, severity)
         values.append(windows.mean_ssim(corr(clean, severity, generator=generators)))
     return values
 

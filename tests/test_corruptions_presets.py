@@ -16,7 +16,7 @@ from corruptions.preset import PRESET_ALIASES
 
 
 def test_shipped_presets_and_the_imagenet_c_alias():
-    assert list_presets() == ["imagecorruptions", "imagenet-c", "pathology", "small-patch"]
+    assert list_presets() == ["imagecorruptions", "imagenet-c", "pathology", "slide-artefacts", "small-patch"]
     assert PRESET_ALIASES == {"imagenet_c": "imagenet-c"}
     assert load_preset("imagenet_c") is load_preset("imagenet-c")
     assert get_corruption("pixelate", "imagenet_c").preset == "imagenet-c"
