@@ -27,6 +27,15 @@ SeverityOption = Annotated[
 DEBUG_ENV = "ROBUSTPATH_DEBUG"
 
 
+def parse_output_folder(value) -> "Path":
+    """An --out value as a Path; an empty or blank one (which would mean the current folder) is refused."""
+    from pathlib import Path
+
+    if not str(value).strip():
+        raise typer.BadParameter("empty; give a folder name (an unset shell variable?)")
+    return Path(value)
+
+
 def stderr_console():
     from rich.console import Console
 

@@ -47,6 +47,8 @@ def _check_value(key: str, value, path: Path):
             raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
         return tuple(value)
     if key in _PATHS and value is not None:
+        if not str(value).strip():  # would mean the config's own folder
+            raise UsageError(f"--config: '{path}': '{key}' is empty; give a path")
         candidate = Path(str(value)).expanduser()
         return candidate if candidate.is_absolute() else (path.parent / candidate)
     return value

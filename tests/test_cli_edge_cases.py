@@ -2,32 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from process_fixtures import environment, error_lines, start
 from typer.testing import CliRunner
 
-import robustpath
 from robustpath.cli import app
-
-SOURCE = str(Path(robustpath.__file__).resolve().parents[1])  # the subprocess runs the code under test
-
-
-def robustpath_command(*args) -> list[str]:
-    return [sys.executable, "-m", "robustpath", *map(str, args)]
-
-
-def environment(tmp_path: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCE, os.environ.get("PYTHONPATH")])),
-            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ROBUSTPATH_CACHE_DIR": str(tmp_path / "cache"),
-            "COLUMNS": "200"}
 
 
 def test_images_smaller_than_a_patch_are_upscaled_with_a_note(tiny_customvit_dir, tmp_path):
@@ -54,18 +38,10 @@ def test_images_smaller_than_a_patch_are_upscaled_with_a_note(tiny_customvit_dir
     assert (out / "plots" / "corruption_gallery.png").is_file() and "## Corruption gallery" in (out / "report.md").read_text()
 
 
-def _default_sigint() -> None:
-    """In the child: Ctrl-C acts as in a terminal, even when the tests run in a background job
-    (non-interactive shells start background jobs with SIGINT ignored, and Python keeps that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_exits_130_with_a_resume_hint_and_leaves_no_complete_outputs(tiny_customvit_dir, tmp_path):
     out = tmp_path / "out"
-    command = robustpath_command("eval", tiny_customvit_dir, "--out", out, "--device", "cpu", "-t", "retrieval",
-                                 "-b", "8", "--no-cache", "--quiet")
-    process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_default_sigint)
+    process = start(["eval", tiny_customvit_dir, "--out", out, "--device", "cpu", "-t", "retrieval", "-b", "8",
+                     "--no-cache", "--quiet"], environment(tmp_path))
     deadline = time.monotonic() + 60
     while not list((out / ".partial").rglob("*.safetensors")):  # the sweep has stored its first embeddings
         assert process.poll() is None, process.communicate()
@@ -75,8 +51,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint_and_leaves_no_complete_outputs(tiny
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: interrupted; re-run the same command with --out '{out}' to resume"], stderr
+    assert error_lines(stderr) == [f"error: interrupted; re-run the same command with --out '{out}' to resume"], stderr
     record = json.loads((out / "run.json").read_text())
     assert record["completed"] is False
     for name in ("results.csv", "report.md", "outcomes.npz"):
