@@ -75,7 +75,10 @@ class FolderLock:
         self.fd = None
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001  (at interpreter exit the system releases the lock anyway)
+            pass
 
 
 def _still_linked(fd: int, path: Path) -> bool:

@@ -5,17 +5,18 @@ the outputs published all together, nothing deleted or replaced that robustpath 
 A publication then goes:
 
 1. the outputs are written into ``OUT/.staging/``;
-2. commit: the file list of the new outputs is added (robustpath.owned_files) and every
-   name they take in OUT is checked: a file there that robustpath did not write, or that
-   was changed since, stops the publication before anything in OUT changes; then
-   ``.staging`` is renamed ``.publish``.  From this rename on, the new set is complete;
-3. roll forward: the outputs are moved into OUT, the earlier outputs that the new set does
+2. the file list of the new outputs is added (robustpath.owned_files) and every name they
+   take in OUT is checked: a file there that robustpath did not write, or that was changed
+   since, stops the publication before anything in OUT changes;
+3. commit: ``.staging`` is renamed ``.publish``.  From this rename on, the new set is
+   complete and will be published;
+4. roll forward: the outputs are moved into OUT, the earlier outputs that the new set does
    not replace are deleted (listed and unchanged ones only; changed ones are kept, with a
    notice), a run's ``.partial`` store is removed, then its run.json and last the file
    list are moved in, and ``.publish`` is removed.
 
-Ctrl-C is held back during steps 2 and 3 (a few renames), so an interrupted write leaves
-either the earlier state or the complete new set.  A process killed during step 3 leaves
+Ctrl-C is held back during steps 3 and 4 (a few renames), so an interrupted write leaves
+either the earlier state or the complete new set.  A process killed during step 4 leaves
 ``.publish``: whoever opens the folder next finishes the roll forward first, and a
 ``.staging`` left by a killed process is discarded.
 """
@@ -121,15 +122,19 @@ class OutputFolder:
         ensure_writable_dir(staging)
         try:
             yield staging
+            self._list_new_files(staging)
             fault_point("publish-commit")
             with _deferred_interrupt() as interrupt:
-                self._commit(staging)
+                os.rename(staging, self.path / PUBLISH_DIR)  # the commit: from here on the new set is published
+                fsync_dir(self.path)
                 self.kept += self._roll_forward()
             self.interrupted = interrupt["pending"]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _commit(self, staging: Path) -> None:
+    def _list_new_files(self, staging: Path) -> None:
+        """Add the file list of the staged outputs; OutputError (nothing in OUT changed) when one would replace a
+        file that is not robustpath's own."""
         files = describe_files(staging)
         conflicts = [rel for rel in files if not self._replaceable(rel)]
         if conflicts:
@@ -141,8 +146,6 @@ class OutputFolder:
             )
         write_file_list(staging, FileList(self.kind, files))
         fsync_dir(staging)
-        os.rename(staging, self.path / PUBLISH_DIR)
-        fsync_dir(self.path)
 
     def _replaceable(self, relative: str) -> bool:
         """Nothing is at ``relative`` (and its parents are real folders or absent), or robustpath's own file is."""
