@@ -1,4 +1,4 @@
-"""One writer per output folder: an exclusive ``flock`` on ``FOLDER/.lock``.
+"""One writer per output folder: an exclusive ``flock`` on ``FOLDER/.lock`` (``msvcrt.locking`` on Windows).
 
 The lock belongs to an open file, so the system releases it when its process ends,
 however it ends (SIGKILL included): a killed run never leaves a folder locked.  The
@@ -8,7 +8,6 @@ so a child that outlives its parent does not keep the folder locked.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -18,8 +17,29 @@ from pathlib import Path
 
 from robustpath.errors import OutputError
 
+try:
+    import fcntl
+except ImportError:  # Windows: a lock on the file's first byte, also released when the process ends
+    fcntl = None
+    import msvcrt
+
 LOCK_FILE = ".lock"
 _HELD: "weakref.WeakValueDictionary[int, FolderLock]" = weakref.WeakValueDictionary()  # fd → lock, this process
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock the open file ``fd`` exclusively at once → True, or False when another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except PermissionError:  # held by another process
+        return False
+    return True
 
 
 class FolderBusy(OutputError):
@@ -43,8 +63,11 @@ class FolderLock:
             except OSError as exc:
                 raise OutputError(f"cannot lock output folder '{folder}': {exc.strerror or exc}") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                locked = _try_lock(fd)
+            except OSError as exc:  # e.g. a file system without locks
+                os.close(fd)
+                raise OutputError(f"cannot lock output folder '{folder}': {exc.strerror or exc}") from None
+            if not locked:
                 holder = _describe_holder(fd)
                 os.close(fd)
                 raise FolderBusy(
@@ -59,7 +82,8 @@ class FolderLock:
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(holder).encode())
         return lock
 
     def release(self) -> None:
@@ -90,7 +114,8 @@ def _still_linked(fd: int, path: Path) -> bool:
 
 def _describe_holder(fd: int) -> str:
     try:
-        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        os.lseek(fd, 0, os.SEEK_SET)
+        holder = json.loads(os.read(fd, 4096) or b"{}")
         return f" (pid {int(holder['pid'])} on {holder['host']}, since {holder['since']})"
     except (OSError, ValueError, KeyError, TypeError):
         return ""

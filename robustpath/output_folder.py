@@ -22,6 +22,7 @@ either the earlier state or the complete new set.  A process killed during step 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -86,9 +87,14 @@ class OutputFolder:
         self.created = []
 
     def _owned(self) -> FileList | None:
+        """The file list; for a run folder of a version before file lists, its outputs recognised by name."""
         listed = read_file_list(self.path)
-        if listed is None and self.kind == "run" and (self.path / RECORD_FILE).is_file():
-            return legacy_file_list(self.path)
+        if listed is None and self.kind == "run":
+            try:
+                if read_run_record(self.path / RECORD_FILE) is not None:
+                    return legacy_file_list(self.path)
+            except ValueError:
+                pass
         return listed
 
     def claim(self) -> None:
@@ -97,15 +103,18 @@ class OutputFolder:
             self.file_list = FileList(self.kind)
             write_file_list(self.path, self.file_list)
 
-    def refuse_foreign_entries(self, holding: str) -> None:
-        """UsageError when the folder holds entries robustpath did not put there (``holding``: "run", "report")."""
+    def refuse_unless_own(self) -> None:
+        """UsageError unless the folder is empty or holds only robustpath's own outputs of this kind."""
+        if self.file_list is not None and self.file_list.kind != self.kind:
+            raise UsageError(f"'{self.path}' holds a robustpath {self.file_list.kind}, not a {self.kind}; choose "
+                             "another --out")
         listed = self.file_list.top_level() if self.file_list else set()
         foreign = sorted(entry.name for entry in os.scandir(self.path)
                          if entry.name not in INTERNAL_NAMES and entry.name not in listed)
         if foreign:
             raise UsageError(
-                f"'{self.path}' is not empty ({shown_names(foreign)}) and holds no robustpath {holding}; robustpath "
-                f"writes only into a new or empty folder or one holding its own {holding}: choose another --out"
+                f"'{self.path}' is not empty ({shown_names(foreign)}) and holds no robustpath {self.kind}; robustpath "
+                f"writes only into a new or empty folder or one holding its own {self.kind}: choose another --out"
             )
 
     def kept_notices(self) -> list[str]:
@@ -214,6 +223,25 @@ class OutputFolder:
             except OSError:
                 pass
         return kept
+
+
+def read_run_record(path: Path) -> dict | None:
+    """A robustpath run record (with "completed" a bool; records of versions that wrote
+    run.json only at the end lack it and count as complete); None when there is none.
+
+    Raises ValueError when the file exists but is not a run record."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) or not record.get("run_id"):
+        raise ValueError("not a run record")
+    record.setdefault("completed", True)
+    if not isinstance(record["completed"], bool):
+        raise ValueError("'completed' is not true or false")
+    return record
 
 
 def shown_names(names: list[str], limit: int = 4) -> str:

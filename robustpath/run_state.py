@@ -35,7 +35,7 @@ from pathlib import Path
 
 from robustpath.atomic import write_json_atomic
 from robustpath.errors import RobustPathError, UsageError
-from robustpath.output_folder import PARTIAL_DIR, RECORD_FILE, OutputFolder, shown_names
+from robustpath.output_folder import PARTIAL_DIR, RECORD_FILE, OutputFolder, read_run_record, shown_names
 
 # Spec fields that cannot change results: a run may resume with other values.
 RESUME_IGNORED_FIELDS = frozenset({
@@ -65,25 +65,6 @@ def spec_differences(recorded: dict, current: dict) -> list[str]:
     """Names of the fields (beyond RESUME_IGNORED_FIELDS) whose values differ."""
     old, new = comparable_spec(recorded), comparable_spec(json.loads(json.dumps(current, default=str)))
     return sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
-
-
-def read_run_record(path: Path) -> dict | None:
-    """A robustpath run record (with "completed" a bool; records of versions that wrote
-    run.json only at the end lack it and count as complete); None when there is none.
-
-    Raises ValueError when the file exists but is not a run record."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(str(exc)) from None
-    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict) or not record.get("run_id"):
-        raise ValueError("not a run record")
-    record.setdefault("completed", True)
-    if not isinstance(record["completed"], bool):
-        raise ValueError("'completed' is not true or false")
-    return record
 
 
 @dataclass
@@ -175,7 +156,7 @@ def _decide(output: OutputFolder, spec: dict, overwrite: bool) -> RunFolder:
             "write; choose another --out"
         ) from None
     if record is None:
-        output.refuse_foreign_entries("run")
+        output.refuse_unless_own()
         return RunFolder(output, "new")
     if record["completed"]:
         return _replace_complete(output, record, spec, overwrite)

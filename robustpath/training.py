@@ -13,6 +13,7 @@ model or the new one, complete.  A model already in ``out`` is replaced only wit
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import shutil
@@ -78,7 +79,7 @@ def check_model_folder(out: Path, overwrite: bool) -> Path:
 
     out = Path(out)
     if os.path.lexists(out) and (out.is_symlink() or not out.is_dir()):
-        raise UsageError(f"--out '{out}' exists and is not a folder")
+        raise UsageError(f"--out '{out}' exists and is not a folder (or is a link to one)")
     names = sorted(entry.name for entry in os.scandir(out)) if out.is_dir() else []
     others = [name for name in names if name not in (CONFIG_FILE, WEIGHTS_FILE)]
     if others:
@@ -113,7 +114,7 @@ def save_model_folder(model, out: Path, overwrite: bool) -> None:
 
 def _remove_abandoned_folders(out: Path) -> None:
     """Delete the hidden model folders that killed trainings left beside ``out`` (their process is gone)."""
-    for path in out.parent.glob(f".{out.name}.*.tmp"):
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
         pid = path.name[len(out.name) + 2:].split(".", 1)[0]
         if path.is_dir() and not path.is_symlink() and pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)

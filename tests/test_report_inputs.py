@@ -104,6 +104,8 @@ def test_the_report_folder_takes_no_one_elses_files(alpha, tmp_path):
     assert again.exit_code == 0, again.output  # an earlier report is replaced: only its own files
     assert sorted(path.name for path in (alpha.parent / "second-run-folder").iterdir()) == [
         ".robustpath-files.json", "report.json"]
-    run_folder = write_run_dir(tmp_path / "beta", "beta", "run-b")
+    result = runner.invoke(app, ["eval", "--out", str(alpha.parent / "second-run-folder"), "-c", "hue"])
+    assert result.exit_code == 2 and "holds a robustpath report, not a run" in one_error(result)  # not eval's to replace
+    run_folder = write_run_dir(tmp_path / "beta", "beta", "run-b")  # as earlier versions wrote it: no file list
     result = report(alpha, "--out", run_folder)
-    assert result.exit_code == 2 and "holds a robustpath run" in one_error(result)
+    assert result.exit_code == 2 and "(results.csv, run.json) and holds no robustpath report" in one_error(result)

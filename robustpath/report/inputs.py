@@ -82,8 +82,8 @@ def load_runs(run_dirs: Sequence[Path], *, skip_incomplete: bool = False) -> Loa
 
 def _read_run_folder(run_dir: Path) -> tuple["pd.DataFrame", dict | None]:
     """(results table, run.json record or None) of a finished run folder."""
+    from robustpath.output_folder import read_run_record
     from robustpath.results import load_results_table
-    from robustpath.run_state import read_run_record
 
     if (run_dir / PUBLISH_DIR).is_dir():
         raise UnfinishedRun(

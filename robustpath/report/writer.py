@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from robustpath.atomic import ensure_writable_dir, write_text_atomic
-from robustpath.errors import UsageError
 from robustpath.report.formats import check_formats, write_csv_tables, write_json_document, write_parquet_tables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,13 +103,11 @@ def write_report_folder(out_dir: Path, table: "pd.DataFrame", **options) -> tupl
     with other files is refused, and of an earlier report only the files robustpath
     wrote, unchanged, are replaced.
     """
-    from robustpath.output_folder import RECORD_FILE, OutputFolder
+    from robustpath.output_folder import OutputFolder
 
     folder = OutputFolder.open(Path(out_dir), "report")
     try:
-        if (folder.path / RECORD_FILE).exists() or (folder.file_list is not None and folder.file_list.kind != "report"):
-            raise UsageError(f"--out '{out_dir}' holds a robustpath run; give another folder for the merged report")
-        folder.refuse_foreign_entries("report")
+        folder.refuse_unless_own()
         with folder.publishing() as staging:
             written = write_report(table, staging, **options)
         paths = {name: folder.path / path.relative_to(staging) for name, path in written.items()}
