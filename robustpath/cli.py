@@ -282,11 +282,12 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         if not json_summary and main:
             _print_plan(plan, spec.out)
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
+    from robustpath.runner import run_evaluation
     from robustpath.report.files import write_run_outputs
     from robustpath.report.terminal import render_terminal
-    from robustpath.run_state import RunInterrupted
-    from robustpath.runner import run_evaluation
     from robustpath.summary import run_summary
+
+    from robustpath.run_state import RunInterrupted
 
     with RichProgress(enabled=not quiet and main) as progress:
         result = run_evaluation(spec, progress=progress)

@@ -27,14 +27,16 @@ import os
 import shutil
 import signal
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator
 
 from robustpath.atomic import check_can_create, ensure_writable_dir, fsync_dir
 from robustpath.errors import OutputError, UsageError
 from robustpath.fault_points import fault_point
 from robustpath.folder_lock import LOCK_FILE, FolderLock
-from robustpath.owned_files import FILE_LIST, FileList, describe_files, legacy_file_list, read_file_list, write_file_list
+from robustpath.owned_files import (
+    FILE_LIST, FileList, describe_files, legacy_file_list, parents_inside, read_file_list, write_file_list,
+)
 
 RECORD_FILE = "run.json"
 PARTIAL_DIR = ".partial"
@@ -158,9 +160,7 @@ class OutputFolder:
 
     def _replaceable(self, relative: str) -> bool:
         """Nothing is at ``relative`` (and its parents are real folders or absent), or robustpath's own file is."""
-        parts = PurePosixPath(relative).parts
-        for depth in range(1, len(parts)):
-            parent = self.path.joinpath(*parts[:depth])
+        for parent in parents_inside(self.path, relative):
             if os.path.lexists(parent) and (parent.is_symlink() or not parent.is_dir()):
                 return False
         target = self.path / relative

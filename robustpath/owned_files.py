@@ -40,8 +40,8 @@ class FileList:
     def unchanged(self, folder: Path, relative: str) -> bool:
         """The listed file is still a regular file with the listed size and content."""
         entry = self.files.get(relative)
-        if entry is None:
-            return False
+        if entry is None or any(parent.is_symlink() for parent in parents_inside(folder, relative)):
+            return False  # a link in the path leads out of the folder
         try:
             info = os.lstat(Path(folder) / relative)
         except OSError:
@@ -65,6 +65,12 @@ class FileList:
         """Folders that hold listed files, deepest first."""
         parents = {str(parent) for rel in self.files for parent in PurePosixPath(rel).parents if str(parent) != "."}
         return sorted(parents, key=lambda name: (-name.count("/"), name))
+
+
+def parents_inside(folder: Path, relative: str) -> list[Path]:
+    """The folders between ``folder`` and the file at ``relative`` (relative POSIX path), outermost first."""
+    parts = PurePosixPath(relative).parts
+    return [Path(folder).joinpath(*parts[:depth]) for depth in range(1, len(parts))]
 
 
 def describe_files(root: Path) -> dict[str, dict]:

@@ -109,6 +109,16 @@ def test_overwrite_refuses_outputs_someone_changed(complete_run, tiny_customvit_
     assert contents(out) == before
 
 
+def test_overwrite_never_follows_a_link_out_of_the_folder(complete_run, tiny_customvit_dir, tmp_path):
+    out, elsewhere = complete_run, tmp_path / "elsewhere"
+    (out / "plots").rename(elsewhere)  # the same files, now outside the run folder, reached through a link
+    (out / "plots").symlink_to(elsewhere, target_is_directory=True)
+    before = contents(elsewhere)
+    result = cli("eval", tiny_customvit_dir, "--out", out, *RUN, "--format", "json", "--overwrite")
+    assert result.exit_code == 2 and "changed since (plots/" in one_error(result)
+    assert contents(elsewhere) == before
+
+
 def test_a_run_folder_of_an_earlier_version_is_replaced_by_name(complete_run, tiny_customvit_dir):
     """Versions before the file list: a folder with their run.json is theirs, for the names they write."""
     out = complete_run

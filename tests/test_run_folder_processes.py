@@ -191,3 +191,15 @@ def test_an_overwrite_killed_before_publishing_keeps_the_old_run_and_resumes(tin
     assert finished.returncode == 0, finished.stderr
     record = assert_one_complete_run(out, "contrast")
     assert record["embedding"]["resumed"] is True and len(record["sessions"]) == 2
+
+
+def test_ctrl_c_during_the_final_renames_lets_them_finish(tiny_customvit_dir, image_folder, tmp_path):
+    out = tmp_path / "out"
+    process = start(eval_args(tiny_customvit_dir, image_folder, out),
+                    environment(tmp_path, **fault(tmp_path, "publish-outputs", "pause", seconds=3)))
+    wait_for(tmp_path / "publish-outputs.reached", process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert error_lines(stderr) == [f"error: interrupted after the run was complete; its outputs are in '{out}'"]
+    assert_one_complete_run(out, "hue")
