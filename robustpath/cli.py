@@ -287,7 +287,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
-    from robustpath.run_state import RunInterrupted
+    from robustpath.run_state import RunInterrupted, interrupted_by_user
 
     with RichProgress(enabled=not quiet and main) as progress:
         result = run_evaluation(spec, progress=progress)
@@ -295,8 +295,10 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         return {}
     try:
         paths = write_run_outputs(result, spec.out, formats)
-    except KeyboardInterrupt:  # nothing was published: run.json still says "completed": false, the command resumes
-        raise RunInterrupted(spec.out) from None
+    except BaseException as error:  # Ctrl-C: nothing was published, run.json still says "completed": false
+        if interrupted_by_user(error):
+            raise RunInterrupted(spec.out) from None
+        raise
     finally:
         result.release()
     if not json_summary:

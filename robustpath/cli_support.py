@@ -112,6 +112,11 @@ def handle_errors(command: Callable) -> Callable:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:  # bugs and unmapped library errors: one line unless --debug
+            from robustpath.run_state import interrupted_by_user
+
+            if interrupted_by_user(exc):  # e.g. a module interrupted while it was imported
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(130) from None
             if debug:
                 raise
             if _is_corruption_error(exc):

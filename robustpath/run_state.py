@@ -57,6 +57,23 @@ class RunInterrupted(RobustPathError):
         super().__init__(f"interrupted; re-run the same command{where} to resume")
 
 
+def interrupted_by_user(error: BaseException) -> bool:
+    """Ctrl-C, or an error it caused (not one of robustpath's own errors).
+
+    A C extension imported at the moment of Ctrl-C reports ``ImportError("initialization
+    failed")`` caused by the KeyboardInterrupt (matplotlib's, imported while the outputs
+    are written, does); such an error is an interruption too."""
+    if isinstance(error, RobustPathError):
+        return False
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def comparable_spec(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k not in RESUME_IGNORED_FIELDS}
 

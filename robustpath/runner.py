@@ -122,7 +122,7 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     result, the other ranks return None and write nothing.
     """
     from robustpath.heap import frozen_heap
-    from robustpath.run_state import RunInterrupted
+    from robustpath.run_state import RunInterrupted, interrupted_by_user
 
     folders: list = []  # the locked --out folder, once open: unlocked here unless a result carries it
     try:
@@ -139,7 +139,7 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     except BaseException as error:
         for folder in folders:
             folder.close()
-        if isinstance(error, KeyboardInterrupt):
+        if interrupted_by_user(error):
             raise RunInterrupted(spec.out) from None
         raise
 

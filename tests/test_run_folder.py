@@ -159,3 +159,20 @@ def test_a_partial_store_left_beside_a_complete_run_is_removed(complete_run, tin
     result = cli("eval", tiny_customvit_dir, "--out", out, *RUN)
     assert result.exit_code == 2 and "already holds a complete run" in one_error(result)
     assert not (out / ".partial").exists() and contents(out) == before
+
+
+def test_an_import_cut_short_by_ctrl_c_is_an_interruption(tiny_customvit_dir, tmp_path, monkeypatch):
+    """matplotlib's C extensions, imported while the outputs are written, turn Ctrl-C into
+    ImportError("initialization failed") caused by the KeyboardInterrupt (pybind11 does)."""
+    def interrupted_import(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+
+    monkeypatch.setattr("robustpath.exports.write_exports", interrupted_import)
+    out = tmp_path / "out"
+    result = cli("eval", tiny_customvit_dir, "--out", out, *RUN)
+    assert result.exit_code == 130
+    assert one_error(result) == f"error: interrupted; re-run the same command with --out '{out}' to resume"
+    assert json.loads((out / "run.json").read_text())["completed"] is False and not (out / "results.csv").exists()
