@@ -39,14 +39,16 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
             options[key] = tuple([options[key]] if isinstance(options[key], (str, int)) else options[key])
     if options.get("save_embeddings") and out is None:
         raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
-    spec = RunSpec(model=model, data=data, out=Path(out) if out is not None else None, **options)
+    from robustpath.atomic import output_path
+
+    spec = RunSpec(model=model, data=data, out=output_path(out, "out") if out is not None else None, **options)
     result = run_evaluation(spec, progress=progress)
     if result is None:  # not rank 0 of a torchrun launch
         return None
     if out is not None:
         from robustpath.report.files import write_run_outputs
 
-        write_run_outputs(result, Path(out))
+        write_run_outputs(result, spec.out)
     table = result.table.copy()
     table.attrs["record"] = result.record
     return table
@@ -67,8 +69,10 @@ def load_embeddings(run_dir: str | Path):
 
 
 def train(data: str = "demo-ihc", out: str | Path = "customvit", **options) -> Path:
-    """Train a CustomViT (see robustpath.training.TrainSpec for options); returns its folder."""
+    """Train a CustomViT (see robustpath.training.TrainSpec for options, ``overwrite=True`` to
+    replace a model already in ``out``); returns its folder."""
+    from robustpath.atomic import output_path
     from robustpath.training import TrainSpec, train_customvit
 
-    result = train_customvit(TrainSpec(data=data, out=Path(out), **options))
+    result = train_customvit(TrainSpec(data=data, out=output_path(out, "out"), **options))
     return result.path

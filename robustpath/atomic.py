@@ -1,15 +1,30 @@
 """Atomic file writes: a temporary file in the same folder, then a rename.
 
-A reader (or a resumed run) never sees a half-written file.
+A reader (or a resumed run) never sees a half-written file.  Folders are replaced the
+same way (``replace_dir``): built aside, then swapped in by one rename where the system
+allows it.  ``output_path`` turns an --out value into a path, refusing an empty one.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from robustpath.errors import OutputError
+from robustpath.errors import OutputError, UsageError
+
+_CHUNK = 1 << 20
+
+
+def output_path(value: str | os.PathLike, option: str = "--out") -> Path:
+    """``value`` as a Path; an empty or blank value is a UsageError (it would mean the current folder)."""
+    if not str(value).strip():
+        raise UsageError(f"{option} is empty: give a folder name (an unset shell variable?)")
+    return Path(value)
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -77,3 +92,65 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def write_json_atomic(path: Path, data: object) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames inside ``path`` durable (best effort: not every system can fsync a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(second))
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Put the folder ``staging`` at ``target``; an existing ``target`` is swapped out in one
+    atomic step where the system allows it, then deleted.
+
+    Elsewhere ``target`` is first renamed to ``.<name>.<pid>.old`` beside it, so a process
+    killed between the two renames leaves both folders complete.
+    """
+    staging, target = Path(staging), Path(target)
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+    elif _exchange(staging, target):
+        shutil.rmtree(staging)  # now holds the old folder
+    else:
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        os.rename(target, old)
+        os.rename(staging, target)
+        shutil.rmtree(old)
+    fsync_dir(target.parent)

@@ -24,6 +24,7 @@ from robustpath.cli_support import (
     RichProgress,
     SeverityOption,
     handle_errors,
+    parse_output_folder,
     stderr_console,
     stdout_console,
 )
@@ -181,7 +182,8 @@ def eval_command(
     ] = Stage.default,
     preset: PresetOption = DEFAULT_PRESET,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
+        Optional[Path], typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
+                                     help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
     ] = None,
     on_bad_image: Annotated[
         BadImagePolicy,
@@ -201,7 +203,8 @@ def eval_command(
                           "for publication).")
     ] = BOOTSTRAP_RESAMPLES,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a complete run (or an unfinished one with other options) in --out.")
+        bool, typer.Option("--overwrite", help="Replace a complete run (or an unfinished one with other options) in --out; "
+                           "the old run stays until the new one is complete, and files robustpath did not write stay.")
     ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the shared embedding cache.")] = False,
     cache_dir: Annotated[
@@ -294,7 +297,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
-    from robustpath.run_state import RunInterrupted
+    from robustpath.run_state import RunInterrupted, interrupted_by_user
 
     with RichProgress(enabled=not quiet and main) as progress:
         result = run_evaluation(spec, progress=progress)
@@ -302,11 +305,15 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         return {}
     try:
         paths = write_run_outputs(result, spec.out, formats, html_max_images)
-    except KeyboardInterrupt:  # run.json still says "completed": false, so the same command resumes
-        raise RunInterrupted(spec.out) from None
+    except BaseException as error:  # Ctrl-C: nothing was published, run.json still says "completed": false
+        if interrupted_by_user(error):
+            raise RunInterrupted(spec.out) from None
+        raise
+    finally:
+        result.release()
     if not json_summary:
         render_terminal(result.table, stdout_console())
-    for note in result.record["notes"]:
+    for note in result.record["notes"] + result.notices:
         stderr_console().print(f"note: {note}", highlight=False)
     names = ", ".join(sorted({path.name for path in paths.values()}))
     stderr_console().print(f"Wrote {names} to {spec.out}", highlight=False)
@@ -383,7 +390,10 @@ def cache_command(
 @handle_errors
 def train_command(
     data: DataOption = DEFAULT_DATA,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for config.json + model.safetensors.")] = Path("customvit"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
+                           help="Folder for config.json + model.safetensors.")
+    ] = Path("customvit"),
     samples_per_class: Annotated[
         Optional[int], typer.Option("--samples-per-class", "-n", min=1, help="Training images per class (seeded subsample); default: all.")
     ] = None,
@@ -397,6 +407,7 @@ def train_command(
     heads: Annotated[int, typer.Option("--heads", min=1)] = 4,
     device: DeviceOption = Device.auto,
     seed: SeedOption = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -406,7 +417,7 @@ def train_command(
     spec = TrainSpec(
         data=data, out=out, samples_per_class=samples_per_class, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, image_size=image_size, patch_size=patch_size, width=width, depth=depth,
-        heads=heads, seed=seed, device=device.value,
+        heads=heads, seed=seed, device=device.value, overwrite=overwrite,
     )
     with RichProgress(enabled=not quiet) as progress:
         progress.start("train", "Training CustomViT", epochs)

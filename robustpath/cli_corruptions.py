@@ -19,6 +19,7 @@ from robustpath.cli_support import (
     RichProgress,
     SeverityOption,
     handle_errors,
+    parse_output_folder,
     stderr_console,
     stdout_console,
 )
@@ -88,7 +89,7 @@ def corrupt_command(
         typer.Argument(metavar="IMAGE_OR_DATA", help="An image file, 'demo-ihc', an image folder ROOT/<class>/… or a CSV "
                        "manifest (path,label[,split])."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR", help="Output folder.")],
     preset: PresetOption = DEFAULT_PRESET,
     corruption: CorruptionOption = None,
     severity: SeverityOption = None,

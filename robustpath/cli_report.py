@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from robustpath.cli_support import DebugOption, handle_errors, stderr_console, stdout_console
+from robustpath.cli_support import DebugOption, handle_errors, parse_output_folder, stderr_console, stdout_console
 from robustpath.report.html import DEFAULT_MAX_IMAGES
 
 
@@ -47,7 +47,8 @@ def report_command(
     run_dirs: Annotated[
         list[Path], typer.Argument(metavar="RUN_DIR...", help="Run folders written by `robustpath eval` (each with results.csv and run.json).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged report.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
+                                      help="Folder for the merged report (new, empty or an earlier report).")],
     baseline: Annotated[
         Optional[str], typer.Option("--baseline", help="Model name to compute corruption errors (mCE) against.")
     ] = None,
@@ -56,6 +57,9 @@ def report_command(
         bool, typer.Option("--no-plots", help="Skip the PNG plots (and the first run's corruption gallery) in report.md.")
     ] = False,
     html_max_images: HtmlMaxImagesOption = DEFAULT_MAX_IMAGES,
+    skip_incomplete: Annotated[
+        bool, typer.Option("--skip-incomplete", help="Leave out unfinished runs (with a notice) instead of stopping.")
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
@@ -68,20 +72,26 @@ def report_command(
     from robustpath.atomic import check_can_create
     from robustpath.errors import UsageError
     from robustpath.report.formats import check_formats
+    from robustpath.report.inputs import load_runs
     from robustpath.report.terminal import render_ranking
-    from robustpath.report.writer import load_runs, run_gallery_png, write_report
+    from robustpath.report.writer import run_gallery_png, write_report_folder
     from robustpath.robustness import summarise_results
 
     chosen = check_formats([f.value for f in formats or ()])
     if any(out.resolve() == Path(run_dir).resolve() for run_dir in run_dirs):
         raise UsageError(f"--out '{out}' is one of the run folders; its results.csv would be overwritten")
     check_can_create(out)
-    table, records = load_runs(run_dirs)
-    summary = summarise_results(table, records, baseline)
-    paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots,
-                         gallery=run_gallery_png(run_dirs),  # the first run's corruption gallery
-                         run_dirs=run_dirs, html_max_images=html_max_images)
+    runs = load_runs(run_dirs, skip_incomplete=skip_incomplete)
+    summary = summarise_results(runs.table, runs.records, baseline)
+    used = [run_dir for run_dir in run_dirs if run_dir not in runs.skipped]
+    paths, notices = write_report_folder(
+        out, runs.table, records=runs.records, formats=chosen, summary=summary, plots=not no_plots,
+        gallery=run_gallery_png(used), notes=runs.notes,  # the first run's corruption gallery
+        run_dirs=used, html_max_images=html_max_images,
+    )
     render_ranking(summary.ranking, stdout_console(), summary.baseline)
+    for note in runs.notes + notices:
+        stderr_console().print(f"note: {note}", highlight=False)
     names = sorted({path.name for path in paths.values()})
     stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)
 

@@ -27,6 +27,15 @@ SeverityOption = Annotated[
 DEBUG_ENV = "ROBUSTPATH_DEBUG"
 
 
+def parse_output_folder(value) -> "Path":
+    """An --out value as a Path; an empty or blank one (which would mean the current folder) is refused."""
+    from pathlib import Path
+
+    if not str(value).strip():
+        raise typer.BadParameter("empty; give a folder name (an unset shell variable?)")
+    return Path(value)
+
+
 def stderr_console():
     from rich.console import Console
 
@@ -103,6 +112,11 @@ def handle_errors(command: Callable) -> Callable:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:  # bugs and unmapped library errors: one line unless --debug
+            from robustpath.run_state import interrupted_by_user
+
+            if interrupted_by_user(exc):  # e.g. a module interrupted while it was imported
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(130) from None
             if debug:
                 raise
             if _is_corruption_error(exc):

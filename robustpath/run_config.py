@@ -56,6 +56,8 @@ def _check_value(key: str, value, path: Path):
     if key in _PATHS and value is not None:
         if not isinstance(value, str):
             raise UsageError(f"--config: '{path}': '{key}' must be a path (a string), got {value!r}")
+        if not value.strip():  # would mean the config's own folder
+            raise UsageError(f"--config: '{path}': '{key}' is empty; give a path")
         candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else (path.parent / candidate)
     if (key in _STRINGS or (key in _OPTIONAL_STRINGS and value is not None)) and not isinstance(value, str):

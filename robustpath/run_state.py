@@ -1,24 +1,30 @@
 """The output folder of one evaluation: never clobber a finished run, resume an unfinished one.
 
-Life of ``OUT`` (the ``--out`` folder):
+Life of ``OUT`` (the ``--out`` folder, a robustpath.output_folder.OutputFolder of kind "run"):
 
-1. ``inspect_run_folder`` (before anything heavy, writes nothing) reads ``OUT/run.json``:
-   none → a new run; ``"completed": true`` → refused unless ``overwrite``;
-   ``"completed": false`` → resumed when the recorded spec matches this one (fields
-   that cannot change results, such as batch size and workers, are ignored), else
-   refused unless ``overwrite``.
-2. ``RunFolder.start`` writes ``run.json`` with ``"completed": false`` (run id, first
-   start time, spec, versions; a new or replaced run first removes the outputs of the
-   old one, predictions.csv, misclassified.csv and embeddings/ included) and creates
-   ``OUT/.partial/``, where the sweep stores
-   the embeddings of every (chunk, variant) as soon as they are finished.  A resumed
-   run keeps the run id and start time of the first session, so its results.csv is
-   identical to that of an uninterrupted run.
-3. ``finish_run_folder`` (after results, report and the final ``run.json`` with
-   ``"completed": true`` are written) removes ``OUT/.partial/``.
+1. ``open_run_folder`` (before anything heavy) creates and locks OUT (a second writer
+   fails at once, naming the holder), finishes a publication that a killed process left
+   half done, and reads ``OUT/run.json``:
+   none → a new run, but only in an empty folder (robustpath never writes beside, or
+   deletes, files it did not write); ``"completed": true`` → refused unless
+   ``overwrite``, and then only while the files robustpath wrote there are unchanged;
+   ``"completed": false`` → resumed when the recorded spec matches this one (fields that
+   cannot change results, such as batch size and workers, are ignored), else refused
+   unless ``overwrite``.
+2. ``RunFolder.start`` checks that a resumed run is still about the same inputs (its run
+   id, a digest of the model, images, prompts and versions, must be the recorded one),
+   then writes the start record (``"completed": false``) to ``OUT/.partial/run.json`` and,
+   unless OUT holds a complete run being replaced, to ``OUT/run.json``.  The sweep stores
+   the embeddings of every (chunk, variant) under ``OUT/.partial`` as soon as they are
+   finished.  A resumed run keeps the run id and start time of its first session, so its
+   results.csv is identical to that of an uninterrupted run.
+3. ``RunFolder.publishing`` (robustpath.report.files) writes every output aside and
+   publishes the complete set: the outputs, then the final run.json
+   (``"completed": true``), with ``.partial`` removed before it.  A complete run being
+   replaced stays in place, untouched, until then.
 
-Every file is written atomically, so a run killed at any moment (SIGKILL included)
-leaves either the old or the new version of each file.
+A run killed at any moment (SIGKILL included) leaves either the earlier state or the
+complete new one, and the same command then resumes or says that the run is complete.
 """
 from __future__ import annotations
 
@@ -27,19 +33,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robustpath.atomic import write_json_atomic
 from robustpath.errors import RobustPathError, UsageError
+from robustpath.output_folder import PARTIAL_DIR, RECORD_FILE, OutputFolder, read_run_record, shown_names
 
-PARTIAL_DIR = ".partial"
-RECORD_FILE = "run.json"
-# What a new run (or --overwrite) removes from OUT first, so that no output of an earlier
-# run survives beside the new one (robustpath.report.writer and robustpath.exports write these).
-REPLACED_FILES = ("results.csv", "report.md", "report.json", RECORD_FILE, "predictions.csv", "misclassified.csv",
-                  "outcomes.npz", "robustness_*.csv", "*.parquet")
-REPLACED_FOLDERS = ("embeddings", "plots")
 # Spec fields that cannot change results: a run may resume with other values.
 RESUME_IGNORED_FIELDS = frozenset({
     "out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "save_embeddings", "embeddings_dtype",
 })
+_INCOMPLETE_NOTE = "incomplete run: re-run the same command with the same --out to resume it"
 
 
 class RunInterrupted(RobustPathError):
@@ -47,9 +49,29 @@ class RunInterrupted(RobustPathError):
 
     exit_code = 130
 
-    def __init__(self, out: Path | None = None) -> None:
+    def __init__(self, out: Path | None = None, *, complete: bool = False) -> None:
+        if complete:
+            super().__init__(f"interrupted after the run was complete; its outputs are in '{out}'")
+            return
         where = f" with --out '{out}'" if out is not None else ""
         super().__init__(f"interrupted; re-run the same command{where} to resume")
+
+
+def interrupted_by_user(error: BaseException) -> bool:
+    """Ctrl-C, or an error it caused (not one of robustpath's own errors).
+
+    A C extension imported at the moment of Ctrl-C reports ``ImportError("initialization
+    failed")`` caused by the KeyboardInterrupt (matplotlib's, imported while the outputs
+    are written, does); such an error is an interruption too."""
+    if isinstance(error, RobustPathError):
+        return False
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def comparable_spec(spec: dict) -> dict:
@@ -64,13 +86,22 @@ def spec_differences(recorded: dict, current: dict) -> list[str]:
 
 @dataclass
 class RunFolder:
-    """What to do with ``path``: action "new", "resume" or "replace"; run id and first start when resuming."""
+    """The locked OUT and what to do there: action "new", "resume" or "replace".
 
-    path: Path
+    ``replacing``: OUT holds a complete run that stays until this one is published;
+    ``run_id``, ``started`` and ``sessions`` are the recorded ones when resuming.
+    """
+
+    output: OutputFolder
     action: str
     run_id: str | None = None
     started: str | None = None
     sessions: list[str] = field(default_factory=list)
+    replacing: bool = False
+
+    @property
+    def path(self) -> Path:
+        return self.output.path
 
     @property
     def partial_dir(self) -> Path:
@@ -82,16 +113,17 @@ class RunFolder:
 
     def start(self, *, run_id: str, started: str, record: dict) -> None:
         """Write the start record (``"completed": false``) and create the partial store."""
-        from robustpath.atomic import ensure_writable_dir, write_json_atomic
-
-        ensure_writable_dir(self.path)
-        if self.action != "resume":
-            for pattern in REPLACED_FILES:
-                for path in self.path.glob(pattern):
-                    path.unlink(missing_ok=True)
-            for name in REPLACED_FOLDERS:
-                shutil.rmtree(self.path / name, ignore_errors=True)
+        if self.resumed and self.run_id != run_id:
+            if not self.replacing:
+                raise UsageError(
+                    f"'{self.path}' holds an unfinished run of other inputs: it was started as run {self.run_id}, and "
+                    f"the model, images, prompts or package versions now give run {run_id}; pass --overwrite to start "
+                    "afresh or choose another --out"
+                )
+            self.action, self.run_id, self.started, self.sessions = "replace", None, None, []
+        if not self.resumed:
             shutil.rmtree(self.partial_dir, ignore_errors=True)
+            self.output.claim()
         if not (self.run_id and self.started):
             self.run_id, self.started = run_id, started
         self.sessions.append(record.get("session_started", started))
@@ -102,54 +134,95 @@ class RunFolder:
             "completed": False,
             "sessions": list(self.sessions),
             **{k: v for k, v in record.items() if k not in ("schema_version", "session_started")},
-            "note": "incomplete run: re-run the same command with the same --out to resume it",
+            "note": _INCOMPLETE_NOTE,
         }
-        write_json_atomic(self.path / RECORD_FILE, start_record)
-        ensure_writable_dir(self.partial_dir)
+        write_json_atomic(self.partial_dir / RECORD_FILE, start_record)
+        if not self.replacing:
+            write_json_atomic(self.path / RECORD_FILE, start_record)
 
     def store(self):
         from robustpath.cache import EmbeddingStore
 
         return EmbeddingStore(self.partial_dir, strict=True)
 
+    def publishing(self):
+        """Context manager: the staging folder to write every output into (robustpath.output_folder)."""
+        return self.output.publishing()
 
-def inspect_run_folder(out: Path, spec: dict, *, overwrite: bool = False) -> RunFolder:
-    """Decide between a new run, a resumed run and a refusal; writes nothing."""
-    from robustpath.atomic import check_can_create
+    def close(self) -> None:
+        self.output.close()
 
-    out = check_can_create(Path(out))
-    record_path = out / RECORD_FILE
-    if not record_path.exists():
-        return RunFolder(out, "new")
+
+def open_run_folder(out: Path, spec: dict, *, overwrite: bool = False) -> RunFolder:
+    """Lock OUT and decide between a new run, a resumed run and a refusal (see the module docstring)."""
+    output = OutputFolder.open(Path(out), "run")
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        completed = record["completed"]
-        if not isinstance(record.get("spec"), dict) or not isinstance(completed, bool):
-            raise ValueError("no spec")
-    except (OSError, ValueError, KeyError, TypeError):
-        if overwrite:
-            return RunFolder(out, "replace")
+        return _decide(output, spec, overwrite)
+    except BaseException:
+        output.close()
+        raise
+
+
+def _decide(output: OutputFolder, spec: dict, overwrite: bool) -> RunFolder:
+    out = output.path
+    try:
+        record = read_run_record(out / RECORD_FILE)
+    except ValueError:
         raise UsageError(
-            f"'{record_path}' is not a robustpath run record; choose another --out or pass --overwrite to replace it"
+            f"'{out / RECORD_FILE}' is not a robustpath run record, and robustpath does not replace files it did not "
+            "write; choose another --out"
         ) from None
+    if record is None:
+        output.refuse_unless_own()
+        return RunFolder(output, "new")
+    if record["completed"]:
+        return _replace_complete(output, record, spec, overwrite)
     if overwrite:
-        return RunFolder(out, "replace")
-    if completed:
-        raise UsageError(
-            f"'{out}' already holds a complete run; pass --overwrite to replace it or choose another --out"
-        )
+        return RunFolder(output, "replace")
     differences = spec_differences(record["spec"], spec)
     if differences:
         raise UsageError(
             f"'{out}' holds an unfinished run with other options ({', '.join(differences)}); re-run it with the "
             "same options to resume, pass --overwrite to start afresh, or choose another --out"
         )
-    return RunFolder(
-        out, "resume", run_id=record.get("run_id"), started=record.get("started"),
-        sessions=list(record.get("sessions") or [record.get("started")]),
-    )
+    return RunFolder(output, "resume", run_id=record["run_id"], started=record.get("started"),
+                     sessions=list(record.get("sessions") or [record.get("started")]))
 
 
-def finish_run_folder(out: Path) -> None:
-    """Remove ``OUT/.partial`` once the final outputs (run.json last) are written."""
-    shutil.rmtree(Path(out) / PARTIAL_DIR, ignore_errors=True)
+def _replace_complete(output: OutputFolder, record: dict, spec: dict, overwrite: bool) -> RunFolder:
+    """OUT holds a complete run: refuse, or replace it (resuming a replacement that was interrupted)."""
+    out = output.path
+    pending = _pending_replacement(out, record)
+    if not overwrite:
+        finished = " (its interrupted write has now been finished)" if output.recovered else ""
+        raise UsageError(
+            f"'{out}' already holds a complete run{finished}; pass --overwrite to replace it or choose another --out"
+        )
+    changed = output.changed_files()
+    if changed:
+        raise UsageError(
+            f"'{out}' holds files robustpath wrote and someone changed since ({shown_names(changed)}); --overwrite does not "
+            "replace them: move them out of the folder first, or choose another --out"
+        )
+    if pending is not None and not spec_differences(pending["spec"], spec):
+        return RunFolder(output, "resume", run_id=pending["run_id"], started=pending.get("started"),
+                         sessions=list(pending.get("sessions") or []), replacing=True)
+    return RunFolder(output, "replace", replacing=True)
+
+
+def _pending_replacement(out: Path, record: dict) -> dict | None:
+    """The start record of an interrupted replacement of the complete run in OUT, if any.
+
+    A ``.partial`` store left beside the complete run it belonged to (a run of an earlier
+    version killed after its final run.json) is removed."""
+    partial = out / PARTIAL_DIR
+    if not partial.is_dir():
+        return None
+    try:
+        pending = read_run_record(partial / RECORD_FILE)
+    except ValueError:
+        pending = None
+    if pending is None or (pending["run_id"], pending.get("started")) == (record["run_id"], record.get("started")):
+        shutil.rmtree(partial, ignore_errors=True)
+        return None
+    return pending

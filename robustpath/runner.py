@@ -1,9 +1,11 @@
 """Run an evaluation: data + model + variants → embeddings → tasks → results table.
 
-With ``spec.out`` set, the run owns that folder (see robustpath.run_state): a complete
-run there is not replaced without ``overwrite``, an unfinished one with the same spec
-is resumed from the embeddings it stored under ``OUT/.partial``.  Embeddings are also
-read from and written to the shared cache (robustpath.cache) unless ``no_cache``.
+With ``spec.out`` set, the run owns that folder (see robustpath.run_state): it locks it,
+a complete run there is not replaced without ``overwrite``, an unfinished one with the
+same spec and inputs is resumed from the embeddings it stored under ``OUT/.partial``.
+The returned RunResult holds the locked folder; robustpath.report.files.write_run_outputs
+publishes the outputs there and unlocks it.  Embeddings are also read from and written
+to the shared cache (robustpath.cache) unless ``no_cache``.
 """
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ class RunResult:
     outcomes: dict = field(default_factory=dict)  # (task key, variant key) → robustpath.outcomes.Outcomes
     exports: object | None = None  # robustpath.exports.RunExports: what predictions.csv and embeddings/ need
     gallery: object = None  # robustpath.run_gallery.RunGallery: a few test images under each corruption
+    folder: object = None  # robustpath.run_state.RunFolder: the locked --out folder, until the outputs are written
+    notices: list = field(default_factory=list)  # about the output folder, for the user (set by write_run_outputs)
+
+    def release(self) -> None:
+        """Unlock the output folder (write_run_outputs does it; call it when not writing the outputs)."""
+        if self.folder is not None:
+            self.folder.close()
+            self.folder = None
 
 
 @dataclass(frozen=True)
@@ -115,24 +125,29 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     result, the other ranks return None and write nothing.
     """
     from robustpath.heap import frozen_heap
-    from robustpath.run_state import RunInterrupted
+    from robustpath.run_state import RunInterrupted, interrupted_by_user
 
+    folders: list = []  # the locked --out folder, once open: unlocked here unless a result carries it
     try:
         with frozen_heap():
             if not getattr(spec, "deterministic", False):
-                return _run_evaluation(spec, progress or SilentProgress())
+                return _run_evaluation(spec, progress or SilentProgress(), folders)
             from robustpath.device import deterministic_mode
 
             with deterministic_mode(spec.seed) as settings:
-                result = _run_evaluation(spec, progress or SilentProgress())
+                result = _run_evaluation(spec, progress or SilentProgress(), folders)
         if result is not None:  # None on ranks other than 0 under torchrun
             result.record["deterministic_settings"] = settings
         return result
-    except KeyboardInterrupt:
-        raise RunInterrupted(spec.out) from None
+    except BaseException as error:
+        for folder in folders:
+            folder.close()
+        if interrupted_by_user(error):
+            raise RunInterrupted(spec.out) from None
+        raise
 
 
-def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | None:
+def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) -> RunResult | None:
     from robustpath.cache import dataset_content_digest, model_identity, sample_digests
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
@@ -146,7 +161,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     from robustpath.prompts import load_prompts
     from robustpath.results import SCHEMA_VERSION, build_results_table, metric_rows
     from robustpath.run_gallery import build_run_gallery
-    from robustpath.run_state import inspect_run_folder
+    from robustpath.fault_points import fault_point
+    from robustpath.run_state import open_run_folder
     from robustpath.scoring import TaskScorer
     from robustpath.tasks import TEXT_TASKS, TaskContext, check_task_name, create_tasks
     from robustpath.tasks.zeroshot import class_text_embeddings
@@ -171,7 +187,10 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     main = group is None or group.is_main  # only rank 0 reads and writes OUT and the cache, and reports
     if not main:
         progress = SilentProgress()
-    folder = inspect_run_folder(spec.out, spec.to_dict(), overwrite=options.overwrite) if spec.out is not None and main else None
+    folder = None
+    if spec.out is not None and main:
+        folder = open_run_folder(spec.out, spec.to_dict(), overwrite=options.overwrite)
+        folders.append(folder)
     dataset = load_dataset(
         spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=getattr(spec, "on_bad_image", "skip")
     )
@@ -231,6 +250,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
                     "versions": package_versions()},
         )
         run_id, started = folder.run_id, folder.started
+        fault_point("run-started")
         stores.append(folder.store())
         if folder.resumed:
             notify(progress, f"resuming the unfinished run in '{folder.path}' (run {run_id})")
@@ -351,7 +371,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     }
     if group is not None:
         record["distributed"] = group.describe()
-    return RunResult(table=table, record=record, outcomes=outcomes, exports=exports, gallery=gallery)
+    return RunResult(table=table, record=record, outcomes=outcomes, exports=exports, gallery=gallery, folder=folder)
 
 
 def _index_recorder(stores, spec, content_sha256, device, options, corrupt_training, preset, variants):

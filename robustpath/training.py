@@ -5,10 +5,19 @@ flips and 90° rotations (tissue has no canonical orientation), AdamW with a
 warm-up + cosine schedule.  The normalisation mean/std are measured on the
 training images and saved in config.json.  ``samples_per_class`` subsamples
 the training split (seeded) to study the data-scale axis.
+
+The model folder (config.json + model.safetensors) is built beside ``out`` and swapped
+in as a whole (robustpath.atomic.replace_dir), so a killed run leaves either the old
+model or the new one, complete.  A model already in ``out`` is replaced only with
+``overwrite``; a folder holding anything else is never replaced.
 """
 from __future__ import annotations
 
+import glob
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,6 +44,7 @@ class TrainSpec:
     seed: int = 0
     device: str = "auto"
     test_fraction: float = 0.3
+    overwrite: bool = False
 
 
 @dataclass
@@ -61,6 +71,63 @@ def select_per_class(labels: np.ndarray, classes: tuple[str, ...], count: int | 
             )
         chosen.append(np.sort(rng.choice(members, size=count, replace=False)))
     return np.concatenate(chosen)
+
+
+def check_model_folder(out: Path, overwrite: bool) -> Path:
+    """Refuse an ``out`` that holds a model (unless ``overwrite``) or anything but a model."""
+    from robustpath.models.customvit import CONFIG_FILE, WEIGHTS_FILE
+
+    out = Path(out)
+    if os.path.lexists(out) and (out.is_symlink() or not out.is_dir()):
+        raise UsageError(f"--out '{out}' exists and is not a folder (or is a link to one)")
+    names = sorted(entry.name for entry in os.scandir(out)) if out.is_dir() else []
+    others = [name for name in names if name not in (CONFIG_FILE, WEIGHTS_FILE)]
+    if others:
+        raise UsageError(
+            f"--out '{out}' holds other files than a model ({', '.join(others[:4])}{', …' if len(others) > 4 else ''}); "
+            "train replaces the whole folder, so choose a new or empty one"
+        )
+    if names and not overwrite:
+        raise UsageError(f"--out '{out}' already holds a model; pass --overwrite to replace it or choose another --out")
+    return out
+
+
+def save_model_folder(model, out: Path, overwrite: bool) -> None:
+    """Save ``model`` into a new folder beside ``out``, then swap it in (killed: old or new model, complete)."""
+    from robustpath.atomic import check_can_create, ensure_writable_dir, replace_dir
+    from robustpath.fault_points import fault_point
+    from robustpath.models.customvit import save_customvit
+
+    out = check_can_create(Path(out))
+    ensure_writable_dir(out.parent)
+    _remove_abandoned_folders(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_customvit(model, staging)
+        fault_point("train-swap")
+        check_model_folder(out, overwrite)  # again: another process may have written it meanwhile
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _remove_abandoned_folders(out: Path) -> None:
+    """Delete the hidden model folders that killed trainings left beside ``out`` (their process is gone)."""
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        pid = path.name[len(out.name) + 2:].split(".", 1)[0]
+        if path.is_dir() and not path.is_symlink() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _load_split(dataset, indices: np.ndarray, size: int):
@@ -107,11 +174,11 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
 
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
-    from robustpath.models.customvit import save_customvit
     from robustpath.models.customvit_net import CustomViT, CustomViTConfig
 
     if spec.epochs < 1 or spec.batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
+    check_model_folder(spec.out, spec.overwrite)
     device = resolve_device(spec.device)
     dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed)
     size = spec.image_size or dataset.native_size[0]
@@ -162,8 +229,8 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
         if on_epoch is not None:
             on_epoch(log)
     test_accuracy = history[-1].get("test_accuracy")
-    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
+    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items() if k != "overwrite"}
     training.update(train_samples=len(train_x), dataset=dataset.name, final_test_accuracy=test_accuracy)
     model.config = CustomViTConfig(**{**asdict(config), "training": training})
-    save_customvit(model.cpu(), spec.out)
+    save_model_folder(model.cpu(), spec.out, spec.overwrite)
     return TrainResult(Path(spec.out), len(train_x), test_accuracy, history)

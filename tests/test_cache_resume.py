@@ -24,7 +24,7 @@ from robustpath.config import RunSpec
 from robustpath.errors import UsageError
 from robustpath.runner import run_evaluation
 from robustpath.report.files import write_run_outputs
-from robustpath.run_state import PARTIAL_DIR, inspect_run_folder
+from robustpath.run_state import PARTIAL_DIR, open_run_folder
 
 SELECTION = ["-c", "hue", "-c", "markup", "-c", "gaussian_blur", "-s", "1", "-s", "3", "--stage", "both",
              "-t", "retrieval", "--device", "cpu", "-b", "16", "--quiet"]
@@ -168,13 +168,18 @@ def test_an_unfinished_run_with_other_options_is_refused(tmp_path):
     (out / "run.json").write_text(json.dumps({"completed": False, "run_id": "r", "spec": spec.to_dict()}))
     changed = RunSpec(model="customvit-demo", corruptions=("hue", "markup"), batch_size=8, num_workers=2, out=out)
     with pytest.raises(UsageError, match=r"unfinished run with other options \(corruptions\)"):
-        inspect_run_folder(out, changed.to_dict())
+        open_run_folder(out, changed.to_dict())
     same = RunSpec(model="customvit-demo", corruptions=("hue",), batch_size=8, num_workers=2, out=out)
-    assert inspect_run_folder(out, same.to_dict()).action == "resume"  # batch size and workers do not matter
-    assert inspect_run_folder(out, changed.to_dict(), overwrite=True).action == "replace"
+    for options, overwrite, action in [(same, False, "resume"),  # batch size and workers do not matter
+                                       (changed, True, "replace")]:
+        folder = open_run_folder(out, options.to_dict(), overwrite=overwrite)
+        folder.close()
+        assert folder.action == action
     (out / "run.json").write_text("{not json")
-    with pytest.raises(UsageError, match="not a robustpath run record"):
-        inspect_run_folder(out, spec.to_dict())
+    for overwrite in (False, True):  # not robustpath's: never replaced
+        with pytest.raises(UsageError, match="not a robustpath run record"):
+            open_run_folder(out, spec.to_dict(), overwrite=overwrite)
+    assert (out / "run.json").read_text() == "{not json" and not (out / ".lock").exists()
 
 
 @dataclass(frozen=True)
@@ -197,11 +202,17 @@ def test_overwrite_replaces_and_no_cache_writes_no_cache(tiny_customvit_dir, tmp
     assert not (out / PARTIAL_DIR).exists()
     with pytest.raises(UsageError, match="already holds a complete run"):
         run_evaluation(spec)
+    def outputs():  # every file but the lock
+        return {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and path.name != ".lock"}
+
+    before = outputs()
     second = run_evaluation(OptionsSpec(**{**spec.__dict__, "overwrite": True, "no_cache": False}))
     assert second.record["embedding"]["entries_reused"] == {}  # a replaced run starts afresh
-    assert not (out / "results.csv").exists()  # the old outputs are gone until the new ones are written
+    # the complete run stays, untouched, until the new one is written
+    assert outputs() == before and (out / ".lock").exists()  # held until the outputs are written
     assert cache_info(cache).entries == 3
     assert second.table.drop(columns="run_id").equals(first.table.drop(columns="run_id"))
+    second.release()
 
 
 def test_the_cache_serves_other_tasks_and_added_corruptions(tiny_customvit_dir, tmp_path, monkeypatch):

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 
 import numpy as np
 import pandas as pd
-from cli_process import default_sigint, environment, robustpath_command
 from PIL import Image
+from process_fixtures import environment, error_lines, start
 from typer.testing import CliRunner
 
 from robustpath.cli import app
@@ -41,10 +40,8 @@ def test_images_smaller_than_a_patch_are_upscaled_with_a_note(tiny_customvit_dir
 
 def test_ctrl_c_exits_130_with_a_resume_hint_and_leaves_no_complete_outputs(tiny_customvit_dir, tmp_path):
     out = tmp_path / "out"
-    command = robustpath_command("eval", tiny_customvit_dir, "--out", out, "--device", "cpu", "-t", "retrieval",
-                                 "-b", "8", "--no-cache", "--quiet")
-    process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=default_sigint)
+    process = start(["eval", tiny_customvit_dir, "--out", out, "--device", "cpu", "-t", "retrieval", "-b", "8",
+                     "--no-cache", "--quiet"], environment(tmp_path))
     deadline = time.monotonic() + 60
     while not list((out / ".partial").rglob("*.safetensors")):  # the sweep has stored its first embeddings
         assert process.poll() is None, process.communicate()
@@ -54,8 +51,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint_and_leaves_no_complete_outputs(tiny
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: interrupted; re-run the same command with --out '{out}' to resume"], stderr
+    assert error_lines(stderr) == [f"error: interrupted; re-run the same command with --out '{out}' to resume"], stderr
     record = json.loads((out / "run.json").read_text())
     assert record["completed"] is False
     for name in ("results.csv", "report.md", "outcomes.npz"):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_process import environment
+from process_fixtures import environment
 
 from corruptions import CorruptionError, get_operation, list_operations, list_presets, load_preset, registry
 

@@ -324,5 +324,5 @@ def test_deterministic_run_on_another_rank_returns_none(monkeypatch):
     from robustpath import runner
     from robustpath.config import RunSpec
 
-    monkeypatch.setattr(runner, "_run_evaluation", lambda spec, progress: None)
+    monkeypatch.setattr(runner, "_run_evaluation", lambda spec, progress, folders: None)
     assert runner.run_evaluation(RunSpec(model="customvit-demo", data="demo-ihc", deterministic=True)) is None

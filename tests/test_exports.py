@@ -219,7 +219,8 @@ def test_a_resumed_run_writes_the_same_exports_without_recomputing(run, tiny_cus
     assert sorted(p.name for p in (out / "embeddings").iterdir()) == files
     for name in files:
         assert (out / "embeddings" / name).read_bytes() == (run / "embeddings" / name).read_bytes(), name
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging folder, no .partial
+    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert hidden == [".robustpath-files.json"]  # the list of robustpath's files; no staging folder, no .partial
 
 
 def test_predictions_are_always_written_with_source_paths(tiny_customvit_dir, tmp_path, monkeypatch):

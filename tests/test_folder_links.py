@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_process import one_error, run_cli
+from process_fixtures import one_error, run_cli
 from engine_fixtures import cli, torch_threads
 from PIL import Image
 

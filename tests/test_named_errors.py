@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from cli_process import one_error, run_cli
+from process_fixtures import one_error, run_cli
 from engine_fixtures import cli
 from model_fixtures import tiny_hf_clip  # noqa: F401  (fixture)
 

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from cli_process import environment, one_error, run_cli
+from process_fixtures import environment, one_error, run_cli
 from engine_fixtures import cli
 from model_fixtures import OPEN_CLIP_CONFIG, tiny_hf_dinov2  # noqa: F401  (fixture)
 

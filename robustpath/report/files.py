@@ -1,28 +1,30 @@
-"""Write a run's outputs atomically: results.csv, report.md, then run.json (completed).
+"""Write a run's outputs: results.csv, the report, the exports and the final run.json, published together.
+
+Everything is written into the staging folder of the locked run folder and published as
+one set (robustpath.output_folder): until the final run.json (``"completed": true``) is
+in place a re-run of the same command resumes the run (robustpath.run_state); the
+publication removes ``OUT/.partial`` (the stored embeddings of the unfinished run) just
+before it.  An interrupted write (Ctrl-C, a full disk) leaves the folder as it was.
 
 The run's notes (run.json, report.md, printed by ``eval``) gain one line per primary
 metric whose retention / normalised AUC are undefined because it is near chance.
-
-run.json is written last: until it says ``"completed": true`` a re-run of the same
-command resumes the run (robustpath.run_state); after it, ``OUT/.partial`` (the
-stored embeddings of the unfinished run) is removed.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from robustpath.atomic import ensure_writable_dir, write_json_atomic
+from robustpath.atomic import write_json_atomic
+from robustpath.output_folder import RECORD_FILE
 from robustpath.report.formats import DEFAULT_FORMATS, table_csv
 from robustpath.report.writer import write_report
-from robustpath.run_state import finish_run_folder
 
 if TYPE_CHECKING:  # pragma: no cover
+    from robustpath.run_state import RunFolder
     from robustpath.runner import RunResult
 
 RESULTS_FILE = "results.csv"
 REPORT_FILE = "report.md"
-RECORD_FILE = "run.json"
 
 
 def results_csv(table) -> str:
@@ -34,19 +36,47 @@ def write_run_outputs(result: "RunResult", out_dir: Path, formats=None, html_max
     """Write the per-sample exports (predictions.csv, misclassified.csv, embeddings/:
     robustpath.exports), results.csv, the report in ``formats`` (default csv + markdown +
     html: robustness_*.csv, report.md + plots/, the corruption gallery included,
-    report.html with its failure gallery from the exports; json: report.json; parquet)
-    and outcomes.npz, then run.json; then drop the partial store."""
-    from robustpath.heap import frozen_heap
+    report.html with its failure gallery from the exports; json: report.json; parquet),
+    outcomes.npz, then run.json, into ``out_dir``; unlock it.
 
-    with frozen_heap():
-        return _write_run_outputs(result, out_dir, formats, html_max_images)
+    ``out_dir`` is the run's own --out folder (locked since run_evaluation), or any other
+    folder that could take a new run.  Returns name → final path; notices about the folder
+    (earlier outputs kept because someone changed them) go to ``result.notices``.
+    RunInterrupted(complete=True) when Ctrl-C came while the complete set was published.
+    """
+    from robustpath.heap import frozen_heap
+    from robustpath.run_state import RunInterrupted
+
+    out_dir = Path(out_dir)
+    folder = _locked_folder(result, out_dir)
+    try:
+        with frozen_heap(), folder.publishing() as staging:
+            written = _write_run_outputs(result, staging, formats, html_max_images)
+        paths = {name: out_dir / path.relative_to(staging) for name, path in written.items()}
+    finally:
+        folder.close()
+        if folder is result.folder:
+            result.folder = None
+    result.notices += folder.output.kept_notices()
+    if folder.output.interrupted:
+        raise RunInterrupted(out_dir, complete=True)
+    return paths
+
+
+def _locked_folder(result: "RunResult", out_dir: Path) -> "RunFolder":
+    """The result's own locked folder when it is ``out_dir``, else ``out_dir`` opened for a new run."""
+    from robustpath.run_state import open_run_folder
+
+    own = getattr(result, "folder", None)
+    if own is not None and own.path.resolve() == out_dir.resolve():
+        return own
+    return open_run_folder(out_dir, result.record.get("spec", {}))
 
 
 def _write_run_outputs(result: "RunResult", out_dir: Path, formats, html_max_images: int | None) -> dict[str, Path]:
     from robustpath.chance_summary import undefined_summary_notes
     from robustpath.robustness import summarise_results
 
-    out_dir = ensure_writable_dir(Path(out_dir))
     summary = summarise_results(result.table, [result.record])
     notes = result.record.setdefault("notes", [])  # printed by eval, kept in run.json and report.md
     notes += [note for note in (*undefined_summary_notes(summary.ranking), *summary.notes) if note not in notes]
@@ -65,6 +95,4 @@ def _write_run_outputs(result: "RunResult", out_dir: Path, formats, html_max_ima
     if not (out_dir / PLOTS_DIR / GALLERY_FILE).is_file():  # run.json names the gallery images only when drawn,
         result.record.pop("gallery", None)  # so a merged report's caption and picture come from the same run
     paths["record"] = write_json_atomic(out_dir / RECORD_FILE, result.record)
-    if result.record.get("completed", True):
-        finish_run_folder(out_dir)
     return paths

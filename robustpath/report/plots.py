@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -371,7 +372,9 @@ def _drawing(jobs: Sequence[Callable[[], Path]], workers: int | None = None) -> 
     (Linux), ``workers - 1`` forked processes take the jobs one at a time from the start of
     the block, and this process joins them at its end.  The workers inherit the jobs and
     the imported matplotlib: they start at once and only errors are sent back.  Otherwise
-    the jobs run at the end of the block, one after the other.
+    the jobs run at the end of the block, one after the other.  The workers ignore Ctrl-C
+    (a terminal sends it to them too): this process handles it, and the workers stop after
+    the plot they are drawing; they also stop when this process is gone.
     """
     workers = min(len(jobs), workers or _available_cores())
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -390,16 +393,24 @@ def _drawing(jobs: Sequence[Callable[[], Path]], workers: int | None = None) -> 
             taken.value += 1
             return taken.value - 1
 
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # until a worker ignores it (it inherits the mask)
+
     def work(sender) -> None:
-        sender.send(_run_jobs(jobs, take))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        sender.send(_run_jobs(jobs, lambda: take() if os.getppid() == parent else len(jobs)))
 
     processes = []
-    for _ in range(workers - 1):
-        receiver, sender = context.Pipe(duplex=False)
-        worker = context.Process(target=work, args=(sender,))
-        worker.start()
-        sender.close()
-        processes.append((worker, receiver))
+    try:
+        for _ in range(workers - 1):
+            receiver, sender = context.Pipe(duplex=False)
+            worker = context.Process(target=work, args=(sender,))
+            worker.start()
+            sender.close()
+            processes.append((worker, receiver))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     errors: dict[int, BaseException] = {}
     try:
         yield
@@ -421,8 +432,11 @@ def _drawing(jobs: Sequence[Callable[[], Path]], workers: int | None = None) -> 
 
 def _run_jobs(jobs: Sequence[Callable[[], Path]], take: Callable[[], int]) -> dict[int, Exception]:
     """Run ``jobs[take()]`` until none is left → index → error, for the jobs that failed."""
+    from robustpath.fault_points import fault_point
+
     errors = {}
     while (index := take()) < len(jobs):
+        fault_point("plot-job")
         try:
             jobs[index]()
         except Exception as error:  # noqa: BLE001  raised by _drawing, in job order

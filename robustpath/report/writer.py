@@ -5,22 +5,22 @@ Files under the output folder:
 | format | files |
 |---|---|
 | csv | results.csv (the long table) and robustness_<table>.csv for each summary table |
-| json | report.json: schema_version, runs, baseline, notes (undefined summaries) and every table as records |
+| json | report.json: schema_version, runs, baseline, notes (undefined summaries, the report's own notes) and every table as records |
 | parquet | results.parquet and robustness_<table>.parquet (needs pyarrow) |
 | markdown | report.md and plots/*.png |
 | html | report.html: one self-contained page (robustpath.report.html) |
 
 ``outcomes`` (per-sample outcomes of one run) are written to outcomes.npz.
+``write_report_folder`` publishes a merged report into its own --out folder
+(robustpath.output_folder: locked, written aside, replacing only an earlier report).
 """
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from robustpath.atomic import ensure_writable_dir, write_text_atomic
-from robustpath.errors import DataError
 from robustpath.report.formats import check_formats, write_csv_tables, write_json_document, write_parquet_tables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 RESULTS_NAME = "results"
 REPORT_FILE = "report.md"
 OUTCOMES_FILE = "outcomes.npz"
-RUN_RESULTS = "results.csv"
-RUN_RECORD = "run.json"
 
 
 def write_report(
@@ -50,6 +48,7 @@ def write_report(
     gallery: "RunGallery | Path | None" = None,
     run_dirs: Sequence[Path] | None = None,
     html_max_images: int | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Summarise ``table`` (unless ``summary`` is given) and write it in ``formats`` → name → path.
 
@@ -57,12 +56,15 @@ def write_report(
     PNG of one already drawn (a merged report copies it) → plots/corruption_gallery.png.
     html: the failure gallery reads the per-sample files of ``run_dirs`` (a merge) or,
     for one run, of ``out_dir``; at most ``html_max_images`` images per cell.
+    ``notes``: about the report as a whole (report.md shows them with the runs' notes).
     """
     from robustpath.chance_summary import undefined_summary_notes
     from robustpath.robustness import summarise_results
 
     formats = check_formats(formats)
     out_dir = ensure_writable_dir(Path(out_dir))
+    if notes:  # report.md shows every record's notes once, under the header
+        records = [{**records[0], "notes": [*records[0].get("notes", []), *notes]}, *records[1:]]
     summary = summary or summarise_results(table, list(records), baseline)
     tables = {RESULTS_NAME: table, **{f"robustness_{name}": frame for name, frame in summary.tables().items()}}
     paths: dict[str, Path] = {}
@@ -78,8 +80,8 @@ def write_report(
             paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
         if "json" in formats:
             runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
-            notes = [*undefined_summary_notes(summary.ranking), *summary.notes]
-            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline, notes=notes)
+            json_notes = [*undefined_summary_notes(summary.ranking), *summary.notes, *notes]
+            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline, notes=json_notes)
         if "markdown" in formats:
             from robustpath.report.markdown import render_report
 
@@ -114,45 +116,23 @@ def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:
     return None
 
 
-def minimal_record(run_id: str, table: "pd.DataFrame") -> dict:
-    """A stand-in for a missing run.json: names only (chance levels then stay unknown)."""
-    rows = table[table.run_id == run_id]
-    return {
-        "run_id": run_id, "model": {"name": str(rows.model.iloc[0])},
-        "dataset": {"name": str(rows.dataset.iloc[0]), "classes": []},
-        "notes": [f"Run {run_id}: no run.json, so the number of classes (chance level) is unknown."],
-    }
+def write_report_folder(out_dir: Path, table: "pd.DataFrame", **options) -> tuple[dict[str, Path], list[str]]:
+    """write_report into ``out_dir`` as one publication → (name → final path, notices).
 
+    ``out_dir`` must be new, empty or hold an earlier report: a run folder or a folder
+    with other files is refused, and of an earlier report only the files robustpath
+    wrote, unchanged, are replaced.
+    """
+    from robustpath.output_folder import OutputFolder
 
-def load_runs(run_dirs: Sequence[Path]) -> tuple["pd.DataFrame", list[dict]]:
-    """Read RUN_DIR/results.csv (+ run.json) of each folder → (merged version-2 table, records)."""
-    import pandas as pd
-
-    from robustpath.results import load_results_table
-
-    tables, records, origin = [], [], {}
-    for run_dir in map(Path, run_dirs):
-        results = run_dir / RUN_RESULTS
-        if not results.is_file():
-            raise DataError(f"'{run_dir}' has no {RUN_RESULTS}: give folders written by `robustpath eval`")
-        table = load_results_table(results)
-        for run_id in dict.fromkeys(table.run_id):
-            if run_id in origin:
-                raise DataError(
-                    f"run '{run_id}' appears twice: in '{origin[run_id]}' and '{run_dir}' (the same model, data, "
-                    "options and seed give the same run id); give one of them"
-                )
-            origin[run_id] = run_dir
-        record_path = run_dir / RUN_RECORD
-        known = {}
-        if record_path.is_file():
-            try:
-                record = json.loads(record_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read '{record_path}': {exc}") from None
-            known[record.get("run_id")] = record
-        records += [known.get(run_id) or minimal_record(run_id, table) for run_id in dict.fromkeys(table.run_id)]
-        tables.append(table)
-    if not tables:
-        raise DataError("no run folders given")
-    return pd.concat(tables, ignore_index=True), records
+    folder = OutputFolder.open(Path(out_dir), "report")
+    try:
+        folder.refuse_unless_own()
+        with folder.publishing() as staging:
+            written = write_report(table, staging, **options)
+        paths = {name: folder.path / path.relative_to(staging) for name, path in written.items()}
+    finally:
+        folder.close()
+    if folder.interrupted:  # Ctrl-C while the complete report was published
+        raise KeyboardInterrupt
+    return paths, folder.kept_notices()
