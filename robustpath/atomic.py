@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 
 from robustpath.errors import OutputError, UsageError
@@ -68,9 +68,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
-    tmp = None
+    # the name is chosen before the file exists, so that an interruption at any point
+    # (Ctrl-C inside the call that creates it included) leaves no temporary file behind
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -78,8 +80,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
         raise
