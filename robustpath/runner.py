@@ -328,7 +328,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         },
         "tasks": task_records,
         "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
-        "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery),
+        "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery)
+        + [record["note"] for record in task_records.values() if record.get("note")],
         "gallery": gallery.describe() if gallery is not None else None,
         "embedding": {
             **embeddings.stats,
