@@ -4,10 +4,16 @@
 tensor x (B, 3, H, W) in [0, 1] on any device and returns the same shape, dtype
 and device, in [0, 1].
 
-* Per sample, on the CPU and from that sample's generator only: one ink colour,
-  then ``DRAWS_PER_STROKE`` uniform numbers per stroke, stroke after stroke (so
-  with the same generator, n + 1 strokes are the n strokes plus one more). Shapes
-  are in :mod:`corruptions.markup_geometry`.
+* Per sample, on the CPU and from that sample's stream shared by every severity
+  (:func:`corruptions.randomness.draw_uniform` with ``shared=True``; seeded by
+  (run seed, sample id, corruption) when the generators come from
+  :func:`corruptions.sample_generators`): one ink colour, then
+  ``DRAWS_PER_STROKE`` uniform numbers per stroke, stroke after stroke. So n + 1
+  strokes are the n strokes plus one more, and the severities of a preset nest:
+  with strokes, width and alpha non-decreasing from one severity to the next (as
+  in every shipped preset), severity s + 1 draws severity s's strokes, none
+  thinner or lighter, plus its extra ones, and every pixel inked at s is inked at
+  least as much at s + 1. Shapes are in :mod:`corruptions.markup_geometry`.
 * On x.device, for the whole batch at once: the distance from the pixel centres
   near each stroke to its polyline (a Python loop over strokes and segment
   chunks, never over pixels or images), turned into a coverage in [0, 1] with a
@@ -113,15 +119,16 @@ def _stroke_coverage(points: torch.Tensor, half_width: torch.Tensor, height: int
 def markup(x: torch.Tensor, value: Mapping[str, float], *, generator=None) -> torch.Tensor:
     """Draw ``strokes`` pen strokes of ``width`` x min(H, W) pixels (>= 1) at opacity ``alpha``.
 
-    Each stroke's width varies by a random 0.8-1.2 around the nominal one. The
-    marks of sample i depend only on its generator (and on the image size only
-    through scaling), never on the rest of the batch.
+    Each stroke's width varies by a random 0.8-1.2 around the nominal one (the same
+    factor at every severity). The marks of sample i depend only on its generator's
+    stream shared by every severity (and on the image size only through scaling),
+    never on the rest of the batch.
     """
     strokes, width_fraction, alpha = _markup_parameters(value)
     batch, _, height, width = x.shape
     if strokes == 0 or alpha == 0 or batch == 0:
         return x
-    uniform = draw_uniform(generator, batch, 1 + strokes * DRAWS_PER_STROKE)
+    uniform = draw_uniform(generator, batch, 1 + strokes * DRAWS_PER_STROKE, shared=True)
     ink_index = (uniform[:, 0] * len(INKS)).long().clamp_(max=len(INKS) - 1)
     per_stroke = uniform[:, 1:].reshape(batch, strokes, DRAWS_PER_STROKE)
     polylines = stroke_polylines(per_stroke, height, width)  # (B, N, P, 2), CPU float64

@@ -241,24 +241,25 @@ class _Preparer:
     def __init__(self, prep, native_size, device, seed: int, sample_ids, pool_size: int) -> None:
         import torch
 
+        from corruptions.randomness import SampleGenerator
+
         self.prep = prep
         self.identity = resize_is_identity(native_size, prep)
         self.seed = seed
         self.sample_ids = sample_ids
         self.mean = torch.tensor(prep.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]
+        self.pool = [SampleGenerator("cpu") for _ in range(pool_size)]
 
     def _generators(self, pipeline: _Pipeline, indices: np.ndarray):
-        from corruptions.randomness import seed_for_sample
+        """The per-sample generators of corruptions.sample_generators, re-seeding one pool."""
+        from corruptions.randomness import SampleGenerator
 
         if len(indices) > len(self.pool):
-            import torch
-
-            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
+            self.pool += [SampleGenerator("cpu") for _ in range(len(indices) - len(self.pool))]
         variant = pipeline.variant
         for generator, index in zip(self.pool, indices.tolist()):
-            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, variant.severity))
+            generator.reseed(self.seed, self.sample_ids[index], variant.corruption, variant.severity)
         return self.pool[: len(indices)]
 
     def __call__(self, pipeline: _Pipeline, images, indices: np.ndarray, out) -> None:
