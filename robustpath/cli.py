@@ -281,6 +281,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
     from robustpath.runner import run_evaluation
     from robustpath.report.files import write_run_outputs
+    from robustpath.report.writer import written_summary
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
@@ -298,8 +299,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"]:
         stderr_console().print(f"note: {note}", highlight=False)
-    names = ", ".join(sorted({path.name for path in paths.values()}))
-    stderr_console().print(f"Wrote {names} to {spec.out}", highlight=False)
+    stderr_console().print(f"Wrote {written_summary(paths, spec.out)} to {spec.out}", highlight=False)
     return run_summary(result, {k: str(v) for k, v in paths.items()})
 
 

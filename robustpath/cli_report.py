@@ -54,7 +54,7 @@ def report_command(
     from robustpath.errors import UsageError
     from robustpath.report.formats import check_formats
     from robustpath.report.terminal import render_ranking
-    from robustpath.report.writer import load_runs, run_gallery_png, write_report
+    from robustpath.report.writer import load_runs, run_gallery_png, write_report, written_summary
     from robustpath.robustness import summarise_results
 
     chosen = check_formats([f.value for f in formats or ()])
@@ -66,8 +66,7 @@ def report_command(
     paths = write_report(table, out, records=records, formats=chosen, summary=summary, plots=not no_plots,
                          gallery=run_gallery_png(run_dirs))  # the first run's corruption gallery
     render_ranking(summary.ranking, stdout_console(), summary.baseline)
-    names = sorted({path.name for path in paths.values()})
-    stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)
+    stderr_console().print(f"Wrote {written_summary(paths, out)} to {out}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,9 @@ A prompt file (TOML or JSON) looks like::
 
     templates = "pathology"            # a built-in set, or a list of "…{}…" strings
     [classes]
-    tumor = ["tumor", "tumor tissue"]  # names/synonyms, each put into every template
+    tumor = ["tumor", "carcinoma"]     # names/synonyms, each put into every template
     [classes.normal]
-    names = ["normal tissue"]
+    names = ["normal lung"]
     prompts = ["an H&E image of normal lung tissue."]   # full prompts, used as they are
 
 Every class of the dataset must appear.  The text embedding of a class is the

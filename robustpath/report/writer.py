@@ -58,7 +58,9 @@ def write_report(
     formats = check_formats(formats)
     out_dir = ensure_writable_dir(Path(out_dir))
     summary = summary or summarise_results(table, list(records), baseline)
-    tables = {RESULTS_NAME: table, **{f"robustness_{name}": frame for name, frame in summary.tables().items()}}
+    robustness = {f"robustness_{name}": frame for name, frame in summary.tables().items()}
+    files = {RESULTS_NAME: table, **{name: frame for name, frame in robustness.items() if not frame.empty}}
+    _remove_stale_tables(out_dir, [name for name in robustness if name not in files], formats)
     paths: dict[str, Path] = {}
     drawing = nullcontext({})
     if plots and "markdown" in formats:
@@ -67,12 +69,13 @@ def write_report(
         drawing = drawing_plots(table, summary, out_dir, gallery)
     with drawing as written:  # the plots are drawn meanwhile (in worker processes where possible)
         if "csv" in formats:
-            paths.update(write_csv_tables(tables, out_dir))
+            paths.update(write_csv_tables(files, out_dir))
         if "parquet" in formats:
-            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
-        if "json" in formats:
+            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(files, out_dir).items()})
+        if "json" in formats:  # one document: every table, empty ones as []
             runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
-            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline)
+            paths["json"] = write_json_document({RESULTS_NAME: table, **robustness}, out_dir, runs=runs,
+                                                baseline=summary.baseline)
         if "markdown" in formats:
             from robustpath.report.markdown import render_report
 
@@ -81,7 +84,35 @@ def write_report(
             from robustpath.outcomes import save_outcomes
 
             paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
+    paths.update({f"plot:{relative}": out_dir / relative for section in written.values() for relative in section})
     return paths
+
+
+def _remove_stale_tables(out_dir: Path, names: Sequence[str], formats: Sequence[str]) -> None:
+    """Delete robustness_<name>.csv / .parquet left by an earlier report in ``out_dir`` for tables that
+    are empty now (no data-scale sweep, no blur after the resize): they would contradict results.csv."""
+    suffixes = [suffix for fmt, suffix in (("csv", ".csv"), ("parquet", ".parquet")) if fmt in formats]
+    for name in names:
+        for suffix in suffixes:
+            (Path(out_dir) / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def written_summary(paths: Mapping[str, Path], out_dir: Path) -> str:
+    """'15 files: a.csv, b.md, embeddings/ (3 files), plots/ (6 files)': every file written under
+    ``out_dir``, those in a subfolder counted per folder."""
+    out_dir = Path(out_dir)
+    top, folders = set(), {}
+    for path in map(Path, paths.values()):
+        inside = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in inside:
+            relative = file.relative_to(out_dir) if file.is_relative_to(out_dir) else Path(file.name)
+            if len(relative.parts) > 1:
+                folders.setdefault(relative.parts[0], set()).add(relative)
+            else:
+                top.add(relative.name)
+    count = len(top) + sum(len(files) for files in folders.values())
+    parts = sorted(top) + [f"{folder}/ ({len(files)} file{'s' if len(files) != 1 else ''})" for folder, files in sorted(folders.items())]
+    return f"{count} file{'s' if count != 1 else ''}: {', '.join(parts)}"
 
 
 def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:
