@@ -1,30 +1,30 @@
 """`robustpath report`: merge the runs of several models / datasets into one report.
 
 Registered on the main app by ``register(app)``; ``OutputFormat`` and
-``FormatOption`` are shared with ``robustpath eval``.
+``FormatOption`` is shared with ``robustpath eval``.
 """
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from robustpath.cli_support import DebugOption, handle_errors, stderr_console, stdout_console
-
-
-class OutputFormat(str, Enum):
-    csv = "csv"
-    markdown = "markdown"
-    json = "json"
-    parquet = "parquet"
+from robustpath.cli_support import (
+    DebugOption,
+    PlainUsageCommand,
+    choice_option,
+    handle_errors,
+    stderr_console,
+    stdout_console,
+)
+from robustpath.config import OUTPUT_FORMATS
 
 
 FormatOption = Annotated[
-    Optional[list[OutputFormat]],
-    typer.Option(
-        "--format", "-f",
+    Optional[list[str]],
+    choice_option(
+        "--format", "-f", values=OUTPUT_FORMATS, kind="format",
         help="Output format, repeatable: csv (tables), markdown (report.md + plots), json (report.json), "
         "parquet (needs pyarrow); default: csv and markdown.",
     ),
@@ -45,9 +45,9 @@ def report_command(
     ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
+    """Merge the runs of several models or datasets into one report.
 
-    Reads each RUN_DIR/results.csv and run.json; writes the merged results table, robustness
+    Ranking, worst corruptions, mCE and plots. Reads each RUN_DIR/results.csv and run.json; writes the merged results table, robustness
     summaries, report.md with plots and report.json (per --format) to --out; prints the ranking.
     """
     from robustpath.atomic import check_can_create
@@ -57,7 +57,7 @@ def report_command(
     from robustpath.report.writer import load_runs, run_gallery_png, write_report, written_summary
     from robustpath.robustness import summarise_results
 
-    chosen = check_formats([f.value for f in formats or ()])
+    chosen = check_formats(formats or ())
     if any(out.resolve() == Path(run_dir).resolve() for run_dir in run_dirs):
         raise UsageError(f"--out '{out}' is one of the run folders; its results.csv would be overwritten")
     check_can_create(out)
@@ -71,4 +71,4 @@ def report_command(
 
 def register(app: typer.Typer) -> None:
     """Add the `report` command to ``app``."""
-    app.command("report")(handle_errors(report_command))
+    app.command("report", cls=PlainUsageCommand)(handle_errors(report_command))

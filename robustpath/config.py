@@ -4,8 +4,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# The closed choices of a run's options (the command line's choices come from here).
 STAGES = ("default", "pre", "post", "both")
 DEVICES = ("auto", "cpu", "cuda")
+GALLERIES = ("clean", "corrupted")
+BAD_IMAGE_POLICIES = ("skip", "fail")
+EMBEDDING_DTYPES = ("float32", "float16")
+OUTPUT_FORMATS = ("csv", "markdown", "json", "parquet")
+POOLINGS = ("cls", "mean", "cls+mean")
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PRESET = "pathology"
 DEFAULT_DATA = "demo-ihc"

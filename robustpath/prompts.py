@@ -14,11 +14,10 @@ mean of its prompts' L2-normalised embeddings, normalised again (a prompt ensemb
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     # PLIP's zero-shot prompt form
@@ -55,9 +54,7 @@ class ClassPrompts:
 def get_template_set(name: str) -> tuple[str, ...]:
     if name in TEMPLATE_SETS:
         return TEMPLATE_SETS[name]
-    close = difflib.get_close_matches(name, list(TEMPLATE_SETS), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"unknown prompt template set '{name}'.{hint} Built-in sets: {', '.join(TEMPLATE_SETS)}")
+    raise UsageError(unknown_name_message("prompt template set", name, TEMPLATE_SETS))
 
 
 def _templates_from(value, where: str) -> tuple[str, ...]:

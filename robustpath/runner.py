@@ -65,8 +65,8 @@ def load_preset_or_fail(name_or_path: str):
 
     try:
         return corruptions.load_preset(name_or_path)
-    except corruptions.CorruptionError as exc:
-        raise UsageError(f"--preset: {exc}") from None
+    except corruptions.CorruptionError as exc:  # an unknown name says so itself; a bad file gets the option's name
+        raise UsageError(str(exc) if str(exc).startswith("unknown preset") else f"--preset: {exc}") from None
 
 
 # Spec fields left out of the run id: how a run executes (not what it measures), and fields

@@ -8,7 +8,7 @@ import numpy as np
 from robustpath.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
-BAD_IMAGE_POLICIES = ("skip", "fail")
+from robustpath.config import BAD_IMAGE_POLICIES  # noqa: E402,F401  (the option's choices have one owner)
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
