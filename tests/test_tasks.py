@@ -160,7 +160,7 @@ def test_retrieval_with_a_corrupted_gallery_uses_the_given_training_embeddings(c
     expected = _reference_retrieval(noisy, ctx.test_labels, corrupted_gallery, ctx.train_labels)
     assert values["top1_accuracy"].value == pytest.approx(expected["top1_accuracy"])
     assert task.evaluate(test_x, ctx.train_embeddings)["top1_accuracy"].drop_ci_high == 0
-    with pytest.raises(UsageError, match="--gallery"):
+    with pytest.raises(UsageError, match="unknown gallery 'dirty'"):
         create_tasks("retrieval", gallery="dirty")
 
 
