@@ -134,7 +134,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.distributed import join
-    from robustpath.engine import compute_embeddings, precision_name
+    from robustpath.engine import compute_embeddings, precision_name, resize_is_identity
     from robustpath.heap import freeze_now
     from robustpath.exports import (
         EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
@@ -188,10 +188,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter) -> RunResult | No
         notes.append(f"Zero-shot skipped: model '{encoder.name}' has no text encoder (image-only).")
     if not tasks:
         raise UsageError(f"nothing to evaluate: model '{encoder.name}' has no text encoder, so zero-shot cannot run")
-    if tuple(dataset.native_size) == tuple(encoder.preprocessing.input_size):
+    if resize_is_identity(dataset.native_size, encoder.preprocessing) and any(v.stage == "post" for v in variants):
         notes.append(
-            f"The model input ({encoder.preprocessing.input_size[0]} px) equals the native image size, "
-            "so pre- and post-resize corruptions coincide (each is computed once)."
+            f"The model takes the images at their native {encoder.preprocessing.input_size[0]} px (no resize), so "
+            "each corruption after the resize is the same as before it: the post-resize rows repeat the pre-resize "
+            "rows (computed once). Blur before vs after the resize differs only for models that resize the images."
         )
     small = _small_image_note(tuple(dataset.native_size), model_facts, tuple(encoder.preprocessing.input_size))
     if small:

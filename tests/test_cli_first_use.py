@@ -128,3 +128,20 @@ def test_gallery_files_are_named_after_the_images_without_their_suffix(tmp_path)
     assert gallery_file_name("a/cell0.png", set()) == "gallery-a-cell0.png"
     assert gallery_file_name("a/cell0.tif", {"gallery-a-cell0.png"}) == "gallery-a-cell0-2.png"
     assert gallery_file_name("a/cell.v2", set()) == "gallery-a-cell.v2.png"  # not an image suffix: kept
+
+
+def test_the_quickstart_describes_what_the_demo_prints(tmp_path):
+    """README: three tables, one per task; the demo model's blur-after-the-resize rows repeat the ones before."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    quickstart = " ".join(readme[readme.index("## Quickstart"):readme.index("### Which packages")].split())
+    stated = re.search(r"It prints (\w+) tables, one per task", quickstart)
+    assert stated, "the Quickstart says how many tables the demo prints"
+    result = cli("eval", "-c", "gaussian_blur", "-s", "2", "--out", tmp_path / "demo", "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    titles = [line for line in result.stdout.splitlines() if re.match(r"^\w+ · \w+ · customvit-demo", line)]
+    assert {"three": 3}.get(stated.group(1)) == len(titles), titles
+    notes = json.loads((tmp_path / "demo" / "run.json").read_text())["notes"]
+    assert any("native 40 px (no resize)" in note and "repeat" in note for note in notes), notes
+    assert "rows repeat the `gaussian_blur` rows" in quickstart
