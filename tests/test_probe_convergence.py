@@ -99,3 +99,17 @@ def test_the_convergence_check_agrees_with_the_gradient_scikit_learn_stops_on():
 
         numerical = approx_fprime(np.concatenate([coef.ravel(), intercept]), objective, 1e-7)
         assert linear_probe.max_abs_gradient(model, x, y) == pytest.approx(np.abs(numerical).max(), rel=1e-4)
+
+
+def test_a_run_notes_and_records_a_c_left_out(monkeypatch, tmp_path, tiny_customvit_dir):
+    import robustpath
+
+    monkeypatch.setattr(linear_probe, "MAX_ITER", 3)  # no C converges in 3 lbfgs iterations
+    out = tmp_path / "run"
+    robustpath.evaluate(f"customvit:{tiny_customvit_dir}", "demo-ihc", corruptions=["hue"], severities=[1],
+                        tasks=["linear_probe"], out=out, no_cache=True)
+    record = json.loads((out / "run.json").read_text())
+    probe = record["tasks"]["linear_probe"]
+    assert probe["cv_left_out"] and probe["max_iter"] == 3
+    assert probe["note"] in record["notes"]
+    assert probe["note"] in (out / "report.md").read_text()
