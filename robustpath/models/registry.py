@@ -191,9 +191,11 @@ def _unknown(spec: str, text: str) -> UsageError:
     prefix, sep, rest = text.partition(":")
     near = closest_name(prefix.replace("-", "_"), list(_SOURCES)) if sep else None  # 'open-clip:x' → 'open_clip:x'
     suggestion = f"{near}:{rest}" if near is not None and near != prefix else None
-    message = unknown_name_message("model", spec, list(_ALIASES), listing=_accepted_forms(), suggestion=suggestion)
-    if " Did you mean" not in message and _REPO.match(text):
-        message += f". For a Hub repository write hf:{text}, open_clip:hf-hub:{text} or timm:hf-hub:{text}"
+    repository = suggestion is None and _REPO.match(text)  # ORG/REPO: a Hub repository without its source
+    message = unknown_name_message("model", spec, list(_ALIASES), listing=_accepted_forms(),
+                                   suggestion=f"hf:{text}" if repository else suggestion)
+    if repository:
+        message += f" (an open_clip or timm repository: open_clip:hf-hub:{text} or timm:hf-hub:{text})"
     return UsageError(message)
 
 
