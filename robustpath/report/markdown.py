@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from robustpath.gallery import format_parameter
 from robustpath.report.grid import MetricGrid, build_grids, cell_legend, cell_text, grid_title, mean_over_severities
 from robustpath.results import SCHEMA_VERSION
 
@@ -207,7 +208,7 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
     for record in records:
         preset = record.get("preset", {})
         rows = tuple(
-            (v["corruption"], v["stage"], v["severity"], parameter_text(v["parameter"]), v["unit"], _native(v))
+            (v["corruption"], v["stage"], v["severity"], format_parameter(v["parameter"]), v["unit"], _native(v))
             for v in preset.get("variants", [])
         )
         if rows:
@@ -222,13 +223,6 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
     examples = dict.fromkeys(_native_example(record, named=len(records) > 1) for record in records)
     return lines + ["", "*In native pixels*: the parameter restated for the image before the model's resize (blank "
                     "for parameters without a size): " + "; ".join(examples) + ".", ""]
-
-
-def parameter_text(value) -> str:
-    """A preset value as text: '1.5', or 'strokes 2, width 0.03, alpha 0.6' for a table value."""
-    if isinstance(value, Mapping):
-        return ", ".join(f"{key} {parameter_text(item)}" for key, item in value.items())
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _native(variant: Mapping) -> str:
@@ -252,7 +246,7 @@ def _native_example(record: Mapping, named: bool) -> str:
                  if v.get("stage") == "post" and v.get("native_equivalent") and v["parameter"]), None)
     if post is None:
         return f"a length of L pixels after the resize from {native} px to {resized} px{owner} is L × {native}/{resized} native pixels"
-    return (f"{post['corruption']} {parameter_text(post['parameter'])} after the resize from {native} px to {resized} px"
+    return (f"{post['corruption']} {format_parameter(post['parameter'])} after the resize from {native} px to {resized} px"
             f"{owner} is {post['native_equivalent']['value']:.3g} in native pixels")
 
 
