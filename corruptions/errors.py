@@ -14,14 +14,20 @@ class CorruptionError(ValueError):
 
 
 def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
-    """One-line message for an unknown ``name``: a close match, then every valid name.
+    """One-line message for an unknown ``name``: a close match (case ignored), then every valid name.
 
-    >>> unknown_name_message("corruption", "blurr", ["gaussian_blur", "hue"])
-    "unknown corruption 'blurr'; did you mean 'gaussian_blur'? valid: gaussian_blur, hue"
+    >>> unknown_name_message("corruption", "Blur", ["gaussian_blur", "hue"])
+    "unknown corruption 'Blur'. Did you mean 'gaussian_blur'? Valid corruptions: gaussian_blur, hue"
+
+    The wording and the matching are robustpath's (robustpath.errors.unknown_name_message,
+    tested to agree); this package is stand-alone, so it has its own copy.
     """
-    valid = sorted(valid)
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    valid = sorted(dict.fromkeys(valid))
+    folded = {v.casefold(): v for v in valid}
+    key = str(name).casefold()
+    close = [folded[key]] if key in folded else [folded[c] for c in difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)]
     if not close:  # substring matches catch 'blur' -> 'gaussian_blur'
-        close = [v for v in valid if name and (name in v or v in name)][:1]
-    hint = f"; did you mean '{close[0]}'?" if close else ";"
-    return f"unknown {kind} '{name}'{hint} valid: {', '.join(valid) or '(none)'}"
+        containing = [v for f, v in folded.items() if key and (key in f or f in key)]
+        close = containing if len(containing) == 1 else []
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"unknown {kind} '{name}'.{hint} Valid {kind}s: {', '.join(valid) or '(none)'}"

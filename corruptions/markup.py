@@ -4,10 +4,15 @@
 tensor x (B, 3, H, W) in [0, 1] on any device and returns the same shape, dtype
 and device, in [0, 1].
 
-* Per sample, on the CPU and from that sample's generator only: one ink colour,
-  then ``DRAWS_PER_STROKE`` uniform numbers per stroke, stroke after stroke (so
-  with the same generator, n + 1 strokes are the n strokes plus one more). Shapes
-  are in :mod:`corruptions.markup_geometry`.
+* Per sample, on the CPU and from that sample's generator only (markup is a nested
+  corruption: :meth:`corruptions.Corruption.sample_generators` seeds it from (run
+  seed, sample id, corruption), the same at every severity): one ink colour, then
+  ``DRAWS_PER_STROKE`` uniform numbers per stroke, stroke after stroke. So n + 1
+  strokes are the n strokes plus one more, and the severities of a preset nest:
+  with strokes, width and alpha non-decreasing from one severity to the next (as
+  in every shipped preset), severity s + 1 draws severity s's strokes, none
+  thinner or lighter, plus its extra ones, and every pixel inked at s is inked at
+  least as much at s + 1. Shapes are in :mod:`corruptions.markup_geometry`.
 * On x.device, for the whole batch at once: the distance from the pixel centres
   near each stroke to its polyline (a Python loop over strokes and segment
   chunks, never over pixels or images), turned into a coverage in [0, 1] with a
@@ -108,6 +113,7 @@ def _stroke_coverage(points: torch.Tensor, half_width: torch.Tensor, height: int
     unit="strokes per image; width as a fraction of min(H, W) (at least 1 pixel); alpha = ink opacity",
     description="Semi-transparent pen strokes (curves, loops, ticks) in green, blue, black or red ink.",
     random=True,
+    nested=True,
     fields={"strokes": None, "width": None, "alpha": None},
     accepts_number=False,
     ranges={"strokes": Range(0, MAX_STROKES, identity=0, whole=True),
@@ -116,9 +122,10 @@ def _stroke_coverage(points: torch.Tensor, half_width: torch.Tensor, height: int
 def markup(x: torch.Tensor, value: Mapping[str, float], *, generator=None) -> torch.Tensor:
     """Draw ``strokes`` pen strokes of ``width`` x min(H, W) pixels (>= 1) at opacity ``alpha``.
 
-    Each stroke's width varies by a random 0.8-1.2 around the nominal one. The
-    marks of sample i depend only on its generator (and on the image size only
-    through scaling), never on the rest of the batch.
+    Each stroke's width varies by a random 0.8-1.2 around the nominal one (the same
+    factor at every severity). The marks of sample i depend only on its generator
+    (the same at every severity for a nested corruption; and on the image size only through scaling),
+    never on the rest of the batch.
     """
     strokes, width_fraction, alpha = _markup_parameters(value)
     batch, _, height, width = x.shape

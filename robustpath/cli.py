@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,15 +19,29 @@ from robustpath.cli_support import (
     CorruptionOption,
     DebugOption,
     OneLineErrorGroup,
+    PlainUsageCommand,
     PresetOption,
     RichProgress,
     SeverityOption,
+    choice_option,
     handle_errors,
     parse_output_folder,
     stderr_console,
     stdout_console,
 )
-from robustpath.config import BOOTSTRAP_RESAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET, MAX_SEED
+from robustpath.config import (
+    BAD_IMAGE_POLICIES,
+    BOOTSTRAP_RESAMPLES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DATA,
+    DEFAULT_PRESET,
+    DEVICES,
+    EMBEDDING_DTYPES,
+    GALLERIES,
+    MAX_SEED,
+    POOLINGS,
+    STAGES,
+)
 from robustpath.distributed import is_main_process
 
 app = typer.Typer(
@@ -38,49 +51,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: wraps at any width, keeps [@TAG] and paragraphs, shows no <bool> for flags
 )
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Pooling(str, Enum):
-    cls = "cls"
-    mean = "mean"
-    cls_mean = "cls+mean"
-
-
-class BadImagePolicy(str, Enum):
-    skip = "skip"
-    fail = "fail"
-
-
-class Gallery(str, Enum):
-    clean = "clean"
-    corrupted = "corrupted"
-
-
-class EmbeddingsDtype(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-
-
-class Stage(str, Enum):
-    default = "default"
-    pre = "pre"
-    post = "post"
-    both = "both"
 
 
 DataOption = Annotated[
     str, typer.Option("--data", "-d", help="'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest (path,label[,split]).")
 ]
 DeviceOption = Annotated[
-    Device, typer.Option("--device", envvar="ROBUSTPATH_DEVICE", help="auto picks CUDA when available.")
+    str, choice_option("--device", values=DEVICES, kind="device", envvar="ROBUSTPATH_DEVICE",
+                       help="auto picks CUDA when available.")
 ]
 SeedOption = Annotated[
     int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seeds the split of your data, markup strokes, bootstrap and training.")
@@ -123,21 +103,20 @@ def _given_options(ctx: typer.Context, options: dict) -> dict:
         source = ctx.get_parameter_source(name)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             continue
-        if isinstance(value, Enum):
-            value = value.value
         if isinstance(value, list):
             value = tuple(value)
         given[_SPEC_NAMES.get(name, name)] = value
     return given
 
 
-@app.command("eval")
+@app.command("eval", cls=PlainUsageCommand)
 @handle_errors
 def eval_command(
     ctx: typer.Context,
     model: Annotated[
         Optional[str],
         typer.Argument(
+            metavar="MODEL",
             help="Model alias (see `robustpath models`) or spec: customvit:DIR, open_clip:ARCH[@TAG_OR_FILE], "
             "open_clip:hf-hub:ORG/REPO, open_clip:local-dir:DIR, hf:ORG/REPO_OR_DIR, timm:NAME[@FILE], or a model "
             "folder; default: the shipped customvit-demo."
@@ -147,8 +126,9 @@ def eval_command(
         Optional[str], typer.Option("--model", "-m", help="The model, as an option (same forms as MODEL).")
     ] = None,
     pooling: Annotated[
-        Optional[Pooling],
-        typer.Option("--pooling", help="Image-only hf:/timm: models: cls token, mean of patch tokens, or both concatenated."),
+        Optional[str],
+        choice_option("--pooling", values=POOLINGS, kind="pooling", help="Image-only hf:/timm: models: cls token, mean "
+                      "of patch tokens, or both concatenated."),
     ] = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let hf: models run code from their repository (off by default).")
@@ -168,8 +148,9 @@ def eval_command(
         int, typer.Option("--repeats", min=1, help="Seeded subsamples per --samples-per-class value (mean ± sd in the report).")
     ] = 3,
     gallery: Annotated[
-        Gallery, typer.Option("--gallery", help="Retrieval gallery: clean training images, or corrupted like the queries.")
-    ] = Gallery.clean,
+        str, choice_option("--gallery", values=GALLERIES, kind="gallery", plural="galleries",
+                           help="Retrieval gallery: clean training images, or corrupted like the queries.")
+    ] = "clean",
     prompts: Annotated[
         Optional[Path], typer.Option("--prompts", help="Zero-shot class names/synonyms/prompts (TOML or JSON).")
     ] = None,
@@ -177,19 +158,20 @@ def eval_command(
         Optional[str], typer.Option("--templates", help="Built-in prompt template set: pathology (default), plip, ihc, clip.")
     ] = None,
     stage: Annotated[
-        Stage, typer.Option("--stage", help="pre: corrupt at native size before the model's resize; post: after it; "
-                            "both; default: pre for all, plus post for gaussian_blur.")
-    ] = Stage.default,
+        str, choice_option("--stage", values=STAGES, kind="stage", help="pre: corrupt at native size before the "
+                           "model's resize; post: after it; both; default: pre for all, plus post for gaussian_blur.")
+    ] = "default",
     preset: PresetOption = DEFAULT_PRESET,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
                                      help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
     ] = None,
     on_bad_image: Annotated[
-        BadImagePolicy,
-        typer.Option("--on-bad-image", help="Files that cannot be decoded: skip them (listed in run.json and report.md) or fail."),
-    ] = BadImagePolicy.skip,
-    device: DeviceOption = Device.auto,
+        str,
+        choice_option("--on-bad-image", values=BAD_IMAGE_POLICIES, kind="bad-image policy", plural="policies",
+                      help="Files that cannot be decoded: skip them (listed in run.json and report.md) or fail."),
+    ] = "skip",
+    device: DeviceOption = "auto",
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, envvar="ROBUSTPATH_BATCH_SIZE", help="Images per forward pass.")
     ] = DEFAULT_BATCH_SIZE,
@@ -216,8 +198,9 @@ def eval_command(
                            "and every variant to OUT/embeddings/ (safetensors + samples.csv).")
     ] = False,
     embeddings_dtype: Annotated[
-        EmbeddingsDtype, typer.Option("--embeddings-dtype", help="dtype of the saved embeddings (float16 halves the size).")
-    ] = EmbeddingsDtype.float32,
+        str, choice_option("--embeddings-dtype", values=EMBEDDING_DTYPES, kind="embeddings dtype",
+                           help="dtype of the saved embeddings (float16 halves the size).")
+    ] = "float32",
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
     ] = False,
@@ -241,8 +224,11 @@ def eval_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Evaluate MODEL on clean and corrupted images; print tables, write results.csv, predictions.csv,
-    misclassified.csv, run.json, report.md, report.html."""
+    """Evaluate MODEL on clean and corrupted images.
+
+    Prints one table per task and writes results.csv, predictions.csv, misclassified.csv,
+    run.json, report.md and report.html to --out.
+    """
     from robustpath.config import RunSpec
     from robustpath.errors import UsageError
     from robustpath.models import DEMO_MODEL
@@ -251,7 +237,7 @@ def eval_command(
 
     if model is not None and model_option is not None and model != model_option:
         raise UsageError(f"the model is given twice ('{model}' and --model '{model_option}'); give it once")
-    chosen_formats = check_formats([f.value for f in formats or ()])
+    chosen_formats = check_formats(formats or ())
     given = _given_options(ctx, dict(locals()))
     if model is not None:
         given["model"] = model
@@ -294,6 +280,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
     from robustpath.runner import run_evaluation
     from robustpath.report.files import write_run_outputs
+    from robustpath.report.writer import written_summary
     from robustpath.report.terminal import render_terminal
     from robustpath.summary import run_summary
 
@@ -315,8 +302,7 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"] + result.notices:
         stderr_console().print(f"note: {note}", highlight=False)
-    names = ", ".join(sorted({path.name for path in paths.values()}))
-    stderr_console().print(f"Wrote {names} to {spec.out}", highlight=False)
+    stderr_console().print(f"Wrote {written_summary(paths, spec.out)} to {spec.out}", highlight=False)
     return run_summary(result, {k: str(v) for k, v in paths.items()})
 
 
@@ -331,20 +317,23 @@ def _print_plan(plan, out_dir: Path) -> None:
     )
     console.print(f"  variants  clean + {len(plan.variants)} corrupted: {', '.join(plan.variants)}", highlight=False)
     console.print(f"  tasks     {', '.join(plan.tasks)}", highlight=False)
-    console.print(f"  forward passes  {plan.forward_passes}", highlight=False)
+    console.print(f"  embedding {plan.embedding_summary()}", highlight=False)
     console.print(f"  embedded  {plan.embedded_summary()} variants already embedded (reused, not recomputed)",
                   highlight=False)
     console.print(f"  exports   {', '.join(plan.exports)}", highlight=False)
     console.print(f"  output    {out_dir}", highlight=False)
 
 
-@app.command("models")
+@app.command("models", cls=PlainUsageCommand)
 @handle_errors
 def models_command(
     details: Annotated[bool, typer.Option("--details", help="Add a description of each model.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """List model aliases with the spec each stands for, its licence and whether access is gated."""
+    """List the model aliases.
+
+    Each with the spec it stands for, its licence and whether access is gated.
+    """
     from rich.table import Table
 
     from robustpath.models import list_model_aliases
@@ -364,7 +353,7 @@ def models_command(
     stdout_console().print(table)
 
 
-@app.command("cache")
+@app.command("cache", cls=PlainUsageCommand)
 @handle_errors
 def cache_command(
     clear: Annotated[bool, typer.Option("--clear", help="Delete every cached embedding entry.")] = False,
@@ -376,7 +365,10 @@ def cache_command(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Show where the embedding cache is and how big it is; --clear empties it."""
+    """Show where the embedding cache is and its size.
+
+    --clear empties it.
+    """
     from robustpath.cache import cache_info, clear_cache
 
     info = clear_cache(cache_dir) if clear else cache_info(cache_dir)
@@ -386,7 +378,7 @@ def cache_command(
         stdout_console().print(("Removed " if clear else "Embedding cache: ") + info.describe(), highlight=False)
 
 
-@app.command("train")
+@app.command("train", cls=PlainUsageCommand)
 @handle_errors
 def train_command(
     data: DataOption = DEFAULT_DATA,
@@ -405,19 +397,22 @@ def train_command(
     width: Annotated[int, typer.Option("--width", min=8)] = 128,
     depth: Annotated[int, typer.Option("--depth", min=1)] = 6,
     heads: Annotated[int, typer.Option("--heads", min=1)] = 4,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Train a CustomViT from scratch on small patches and save it to --out."""
+    """Train a CustomViT from scratch on small patches.
+
+    The model (config.json + model.safetensors) is saved to --out.
+    """
     from robustpath.training import TrainSpec, train_customvit
 
     spec = TrainSpec(
         data=data, out=out, samples_per_class=samples_per_class, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, image_size=image_size, patch_size=patch_size, width=width, depth=depth,
-        heads=heads, seed=seed, device=device.value, overwrite=overwrite,
+        heads=heads, seed=seed, device=device, overwrite=overwrite,
     )
     with RichProgress(enabled=not quiet) as progress:
         progress.start("train", "Training CustomViT", epochs)

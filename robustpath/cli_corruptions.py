@@ -6,7 +6,6 @@ bars and notes go to stderr.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,9 +14,11 @@ import typer
 from robustpath.cli_support import (
     CorruptionOption,
     DebugOption,
+    PlainUsageCommand,
     PresetOption,
     RichProgress,
     SeverityOption,
+    choice_option,
     handle_errors,
     parse_output_folder,
     stderr_console,
@@ -26,12 +27,7 @@ from robustpath.cli_support import (
 from robustpath.config import DEFAULT_PRESET
 
 
-class CorruptStage(str, Enum):
-    pre = "pre"
-    post = "post"
-    both = "both"
-
-
+CORRUPT_STAGES = ("pre", "post", "both")
 
 
 def corruptions_command(
@@ -39,7 +35,10 @@ def corruptions_command(
     details: Annotated[bool, typer.Option("--details", help="Add each corruption's note.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """List the corruptions of a preset: operation, unit, the parameter of every severity, and its source."""
+    """List the corruptions of a preset.
+
+    Operation, unit, the parameter of every severity, and its source.
+    """
     import importlib.util
 
     from rich.table import Table
@@ -94,9 +93,9 @@ def corrupt_command(
     corruption: CorruptionOption = None,
     severity: SeverityOption = None,
     stage: Annotated[
-        CorruptStage, typer.Option("--stage", help="pre: corrupt at native size (then resize to --size if given); "
-                                   "post: resize to --size first, then corrupt; both.")
-    ] = CorruptStage.pre,
+        str, choice_option("--stage", values=CORRUPT_STAGES, kind="stage", help="pre: corrupt at native size (then "
+                           "resize to --size if given); post: resize to --size first, then corrupt; both.")
+    ] = "pre",
     size: Annotated[
         Optional[int], typer.Option("--size", min=1, help="Resize to this model input side (shorter side, centre crop, "
                                     "bicubic), as `eval` does; needed for --stage post.")
@@ -113,8 +112,11 @@ def corrupt_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Show corruptions: a gallery PNG (rows corruptions, columns severities) of an image or a few images of a
-    dataset, or with --export a corrupted copy of a whole dataset for other tools."""
+    """Show corruptions in a gallery, or export a corrupted dataset.
+
+    The gallery (rows corruptions, columns severities) shows an image or a few images of a
+    dataset; --export writes a corrupted copy of a whole dataset for other tools.
+    """
     from robustpath.atomic import check_can_create
     from robustpath.runner import load_preset_or_fail
     from robustpath.gallery import (
@@ -123,7 +125,7 @@ def corrupt_command(
     from robustpath.variants import plan_variants
 
     loaded = load_preset_or_fail(preset)
-    variants = plan_variants(loaded, tuple(corruption or ()), tuple(severity or ()), stage.value)
+    variants = plan_variants(loaded, tuple(corruption or ()), tuple(severity or ()), stage)
     check_geometry(variants, size)
     check_can_create(out)
     data = load_image_source(source, seed=seed)
@@ -143,5 +145,5 @@ def corrupt_command(
 
 def register(app: typer.Typer) -> None:
     """Add the `corruptions` and `corrupt` commands to ``app``."""
-    app.command("corruptions")(handle_errors(corruptions_command))
-    app.command("corrupt")(handle_errors(corrupt_command))
+    app.command("corruptions", cls=PlainUsageCommand)(handle_errors(corruptions_command))
+    app.command("corrupt", cls=PlainUsageCommand)(handle_errors(corrupt_command))

@@ -1,32 +1,32 @@
 """`robustpath report`: merge the runs of several models / datasets into one report.
 
-Registered on the main app by ``register(app)``; ``OutputFormat``, ``FormatOption`` and
+Registered on the main app by ``register(app)``; ``FormatOption`` and
 ``HtmlMaxImagesOption`` are shared with ``robustpath eval``.
 """
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from robustpath.cli_support import DebugOption, handle_errors, parse_output_folder, stderr_console, stdout_console
+from robustpath.cli_support import (
+    DebugOption,
+    PlainUsageCommand,
+    choice_option,
+    handle_errors,
+    parse_output_folder,
+    stderr_console,
+    stdout_console,
+)
+from robustpath.config import OUTPUT_FORMATS
 from robustpath.report.html import DEFAULT_MAX_IMAGES
 
 
-class OutputFormat(str, Enum):
-    csv = "csv"
-    markdown = "markdown"
-    html = "html"
-    json = "json"
-    parquet = "parquet"
-
-
 FormatOption = Annotated[
-    Optional[list[OutputFormat]],
-    typer.Option(
-        "--format", "-f",
+    Optional[list[str]],
+    choice_option(
+        "--format", "-f", values=OUTPUT_FORMATS, kind="format",
         help="Output format, repeatable: csv (tables), markdown (report.md + plots), html (report.html: one "
         "self-contained page with failure galleries), json (report.json), parquet (needs pyarrow); default: csv, "
         "markdown and html.",
@@ -62,22 +62,22 @@ def report_command(
     ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Merge runs of several models / datasets into one report (ranking, worst corruptions, mCE, plots).
+    """Merge the runs of several models or datasets into one report.
 
-    Reads each RUN_DIR/results.csv and run.json (and, for report.html's failure gallery, its
-    predictions.csv and misclassified.csv); writes the merged results table, robustness
-    summaries, report.md with plots, report.html and report.json (per --format) to --out;
-    prints the ranking.
+    Ranking, worst corruptions, mCE and plots. Reads each RUN_DIR/results.csv and run.json (and,
+    for report.html's failure gallery, its predictions.csv and misclassified.csv); writes the
+    merged results table, robustness summaries, report.md with plots, report.html and
+    report.json (per --format) to --out; prints the ranking.
     """
     from robustpath.atomic import check_can_create
     from robustpath.errors import UsageError
     from robustpath.report.formats import check_formats
     from robustpath.report.inputs import load_runs
     from robustpath.report.terminal import render_ranking
-    from robustpath.report.writer import run_gallery_png, write_report_folder
+    from robustpath.report.writer import run_gallery_png, write_report_folder, written_summary
     from robustpath.robustness import summarise_results
 
-    chosen = check_formats([f.value for f in formats or ()])
+    chosen = check_formats(formats or ())
     if any(out.resolve() == Path(run_dir).resolve() for run_dir in run_dirs):
         raise UsageError(f"--out '{out}' is one of the run folders; its results.csv would be overwritten")
     check_can_create(out)
@@ -92,10 +92,9 @@ def report_command(
     render_ranking(summary.ranking, stdout_console(), summary.baseline)
     for note in runs.notes + notices:
         stderr_console().print(f"note: {note}", highlight=False)
-    names = sorted({path.name for path in paths.values()})
-    stderr_console().print(f"Wrote {len(names)} files to {out}: {', '.join(names)}", highlight=False)
+    stderr_console().print(f"Wrote {written_summary(paths, out)} to {out}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add the `report` command to ``app``."""
-    app.command("report")(handle_errors(report_command))
+    app.command("report", cls=PlainUsageCommand)(handle_errors(report_command))

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Callable, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from robustpath.errors import RobustPathError
 
@@ -36,6 +37,25 @@ def parse_output_folder(value) -> "Path":
     return Path(value)
 
 
+def choice_option(*names: str, values: Sequence[str], kind: str, help: str, plural: str | None = None, **extra):
+    """A typer.Option whose value (or each value of a list option) must be one of ``values``.
+
+    A wrong value stops with the one wording of robustpath.errors.unknown_name_message
+    ("unknown stage 'middle'. Valid stages: default, pre, post, both"), matched without
+    regard to case for the suggestion; the help shows the choices as ``a|b|c``.
+    """
+
+    def check(ctx: typer.Context, value):
+        from robustpath.errors import unknown_name_message
+
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and item not in values:
+                raise _click_exceptions().UsageError(unknown_name_message(kind, item, values, plural=plural), ctx=ctx)
+        return value
+
+    return typer.Option(*names, metavar="|".join(values), callback=check, help=help, **extra)
+
+
 def stderr_console():
     from rich.console import Console
 
@@ -60,6 +80,22 @@ def _click_exceptions():
     except ImportError:  # older typer on the real click
         from click import exceptions
     return exceptions
+
+
+class PlainUsageCommand(TyperCommand):
+    """A command whose usage line names its arguments as users type them: ``IMAGE_OR_DATA`` when
+    required, ``[MODEL]`` when optional, ``RUN_DIR...`` when repeatable (typer writes {IMAGE_OR_DATA})."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = (param.metavar or param.name.upper()).removesuffix("...")
+            name += "..." if param.nargs != 1 else ""
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
 
 
 class OneLineErrorGroup(TyperGroup):

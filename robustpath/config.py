@@ -6,8 +6,14 @@ from pathlib import Path
 
 from robustpath.errors import UsageError
 
+# The closed choices of a run's options (the command line's choices come from here).
 STAGES = ("default", "pre", "post", "both")
 DEVICES = ("auto", "cpu", "cuda")
+GALLERIES = ("clean", "corrupted")
+BAD_IMAGE_POLICIES = ("skip", "fail")
+EMBEDDING_DTYPES = ("float32", "float16")
+OUTPUT_FORMATS = ("csv", "markdown", "html", "json", "parquet")
+POOLINGS = ("cls", "mean", "cls+mean")
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PRESET = "pathology"
 DEFAULT_DATA = "demo-ihc"
@@ -23,16 +29,15 @@ def check_bootstrap(value) -> int:
             f"(below that no drop can reach p < 0.05), got {value!r}; use 10000 for publication"
         )
     return value
+
+
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and torch generators all take seeds below 2**32
-BAD_IMAGE_POLICIES = ("skip", "fail")
-GALLERIES = ("clean", "corrupted")
-EMBEDDINGS_DTYPES = ("float32", "float16")
 _SWITCHES = ("trust_remote_code", "overwrite", "no_cache", "compile", "save_embeddings", "deterministic")
 # whole-number fields: (lowest value, highest value or None, the command-line option)
 _WHOLE_NUMBERS = {"batch_size": (1, None, "--batch-size"), "num_workers": (0, None, "--workers"),
                   "seed": (0, MAX_SEED, "--seed"), "repeats": (1, None, "--repeats")}
 _CHOICES = {"stage": (STAGES, "--stage"), "on_bad_image": (BAD_IMAGE_POLICIES, "--on-bad-image"),
-            "gallery": (GALLERIES, "--gallery"), "embeddings_dtype": (EMBEDDINGS_DTYPES, "--embeddings-dtype")}
+            "gallery": (GALLERIES, "--gallery"), "embeddings_dtype": (EMBEDDING_DTYPES, "--embeddings-dtype")}
 
 
 def _is_whole(value) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 
 
 def resolve_device(name: str):
@@ -19,7 +19,9 @@ def resolve_device(name: str):
         if not torch.cuda.is_available():
             raise UsageError("--device cuda was requested but no CUDA device is available; use --device cpu or auto")
         return torch.device(name)
-    raise UsageError(f"--device must be auto, cpu or cuda, got '{name}'")
+    from robustpath.config import DEVICES
+
+    raise UsageError(unknown_name_message("device", name, DEVICES))
 
 
 def autocast_dtype(device):

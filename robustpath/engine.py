@@ -41,10 +41,10 @@ from robustpath.distributed import settled
 from robustpath.errors import RobustPathError
 from robustpath.prefetch import Prefetch, Prepared
 from robustpath.progress import ProgressReporter, SilentProgress, notify
-from robustpath.variants import CLEAN_VARIANT, Variant
+from robustpath.variants import ANY_STAGE, CLEAN_VARIANT, Variant, distinct_pipelines
 
 CHUNK_BYTES = 32 << 20  # decoded uint8 images per chunk (a store entry covers one chunk)
-STAGE_ANY = "any"  # the stage of a corruption when resizing is a no-op (pre and post coincide)
+STAGE_ANY = ANY_STAGE  # the stage of a corruption when resizing is a no-op (pre and post coincide)
 
 
 class OutOfMemory(RobustPathError):
@@ -140,17 +140,11 @@ class _Segment:
 def _pipelines(variants: list[Variant], preset, native_size, prep) -> list[_Pipeline]:
     import corruptions
 
-    identity = resize_is_identity(native_size, prep)
-    pipelines: dict[tuple, _Pipeline] = {}
-    for variant in variants:
-        stage = STAGE_ANY if identity else variant.stage
-        signature = (variant.corruption, variant.severity, stage)
-        if signature in pipelines:
-            pipelines[signature].keys.append(variant.key)
-        else:
-            bound = corruptions.get_corruption(variant.corruption, preset)
-            pipelines[signature] = _Pipeline(variant, stage, [variant.key], bound)
-    return list(pipelines.values())
+    groups = distinct_pipelines(variants, resize_is_identity(native_size, prep))
+    return [
+        _Pipeline(group[0], stage, [v.key for v in group], corruptions.get_corruption(corruption, preset))
+        for (corruption, _, stage), group in groups.items()
+    ]
 
 
 def _chunks(indices: np.ndarray, chunk_len: int, first_number: int) -> list[_Chunk]:
@@ -250,15 +244,18 @@ class _Preparer:
         self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]
 
     def _generators(self, pipeline: _Pipeline, indices: np.ndarray):
+        """The generators of ``Corruption.sample_generators`` (seeded by run seed, sample id, corruption
+        and severity, without the severity for a nested corruption), re-seeding one pool."""
+        import torch
+
         from corruptions.randomness import seed_for_sample
 
         if len(indices) > len(self.pool):
-            import torch
-
             self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
         variant = pipeline.variant
+        severity = None if pipeline.corruption.nested else variant.severity
         for generator, index in zip(self.pool, indices.tolist()):
-            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, variant.severity))
+            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, severity))
         return self.pool[: len(indices)]
 
     def __call__(self, pipeline: _Pipeline, images, indices: np.ndarray, out) -> None:

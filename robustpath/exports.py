@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 PREDICTIONS_FILE = "predictions.csv"
 MISCLASSIFIED_FILE = "misclassified.csv"
 EMBEDDINGS_DIR = "embeddings"
-EMBEDDING_DTYPES = ("float32", "float16")
+from robustpath.config import EMBEDDING_DTYPES  # noqa: E402  (the option's choices have one owner)
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
@@ -41,7 +41,7 @@ def check_export_options(spec) -> tuple[bool, str]:
     save = bool(getattr(spec, "save_embeddings", False))
     dtype = str(getattr(spec, "embeddings_dtype", "float32"))
     if dtype not in EMBEDDING_DTYPES:
-        raise UsageError(f"--embeddings-dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got '{dtype}'")
+        raise UsageError(unknown_name_message("embeddings dtype", dtype, EMBEDDING_DTYPES))
     if dtype != "float32" and not save:
         raise UsageError(f"--embeddings-dtype {dtype} needs --save-embeddings")
     return save, dtype

@@ -13,10 +13,11 @@ import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from robustpath.data.images import IMAGE_EXTENSIONS
 from robustpath.errors import UsageError
 from robustpath.progress import ProgressReporter, SilentProgress
 from robustpath.variants import Variant
@@ -138,7 +139,7 @@ def apply_variant(images, variant: Variant, preset, *, sample_ids: Sequence[str]
 
     bound = corruptions.get_corruption(variant.corruption, preset)
     generators = (
-        corruptions.sample_generators(seed, list(sample_ids), variant.corruption, variant.severity) if bound.random else None
+        bound.sample_generators(seed, list(sample_ids), variant.severity)
     )
     x = images
     if variant.stage == "pre":
@@ -211,9 +212,21 @@ def write_galleries(
         }
         title = f"{sample_id} · preset {preset.name} · seed {seed}" + (f" · resized to {size} px" if size else "")
         png = _render_gallery(title, clean, rows, cells, preset)
-        name = "gallery.png" if len(indices) == 1 else f"gallery-{_safe_stem(sample_id.replace('/', '-'))}.png"
+        name = "gallery.png" if len(indices) == 1 else gallery_file_name(sample_id, {p.name for p in written})
         written.append(write_bytes_atomic(Path(out) / name, png))
     return written
+
+
+def gallery_file_name(sample_id: str, taken: set[str]) -> str:
+    """'gallery-<sample id>.png' without the image's own suffix ('brown/cell0.png' → gallery-brown-cell0.png),
+    numbered when two samples would share a name (cell0.png and cell0.tif)."""
+    stem = PurePosixPath(sample_id)
+    stem = stem.with_suffix("") if stem.suffix.lower() in IMAGE_EXTENSIONS else stem
+    base = f"gallery-{_safe_stem(str(stem).replace('/', '-'))}"
+    name, number = f"{base}.png", 2
+    while name in taken:
+        name, number = f"{base}-{number}.png", number + 1
+    return name
 
 
 def _gallery_rows(variants: Sequence[Variant]) -> list[tuple[str, str, list[Variant]]]:

@@ -24,13 +24,28 @@ class RunPlan:
     skipped_images: int
     variants: tuple[str, ...]
     tasks: tuple[str, ...]
-    forward_passes: int
+    images_to_embed: int  # images through the encoder, each distinct pipeline once (before reuse from stores)
+    forward_passes: int  # of up to batch_size images
+    batch_size: int
+    coinciding: int  # variants computed once with their pre twin (the model takes the native size); None: unknown
+    input_size: tuple[int, int] | None  # the model's input, when known without loading weights (CustomViT)
     exports: tuple[str, ...] = ()  # per-sample files written besides results.csv
     embedded: dict = None  # store ("run folder", "cache") → variant keys (clean included) already embedded there
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks), "exports": list(self.exports),
+                "input_size": list(self.input_size) if self.input_size else None,
                 "embedded": {store: sorted(keys) for store, keys in (self.embedded or {}).items()}}
+
+    def embedding_summary(self) -> str:
+        """E.g. '3760 images in 59 forward passes of up to 64 (4 post-resize variants coincide with pre: ...)'."""
+        text = f"{self.images_to_embed} images in {self.forward_passes} forward passes of up to {self.batch_size}"
+        if self.input_size is None:
+            return text + " (counting every variant: the model's input size is known only once it is loaded)"
+        if self.coinciding:
+            return (text + f" ({self.coinciding} post-resize variants coincide with pre and are embedded once: "
+                    f"the model takes the images at their native {self.input_size[1]}×{self.input_size[0]} px)")
+        return text
 
     def embedded_summary(self) -> str:
         """E.g. '12 of 33 (run folder 4, cache 12)': variants, clean included, whose embeddings exist."""
@@ -57,12 +72,13 @@ def plan_run(spec: RunSpec) -> RunPlan:
     """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
+    from robustpath.engine import resize_is_identity
     from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, check_export_options
     from robustpath.runner import load_preset_or_fail
     from robustpath.models import resolve_model_spec
     from robustpath.prompts import load_prompts
     from robustpath.tasks import TEXT_TASKS, check_task_name
-    from robustpath.variants import plan_variants
+    from robustpath.variants import distinct_pipelines, plan_variants
 
     if spec.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
@@ -79,25 +95,50 @@ def plan_run(spec: RunSpec) -> RunPlan:
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         load_prompts(spec.prompts, dataset.classes, spec.templates)
     test_images = len(dataset.indices("test"))
-    embedded = _embedded(spec, dataset, preset, variants, tasks, device)
+    corrupt_training = _corrupts_training(spec, tasks)
+    embedded = _embedded(spec, dataset, preset, variants, corrupt_training, device)
+    prep = _preprocessing(source.name, argument)
+    identity = prep is not None and resize_is_identity(dataset.native_size, prep)
+    distinct = len(distinct_pipelines(variants, identity))
+    images = len(dataset) + distinct * (len(dataset) if corrupt_training else test_images)  # as the sweep plans them
     return RunPlan(
         model=spec.model, source=source.name, text_encoder=text, dataset=dataset.name,
         images=len(dataset), test_images=test_images, skipped_images=len(dataset.skipped),
         variants=tuple(v.key for v in variants), tasks=tuple(tasks),
-        forward_passes=len(dataset) + test_images * len(variants),
+        images_to_embed=images, forward_passes=-(-images // spec.batch_size), batch_size=spec.batch_size,
+        coinciding=len(variants) - distinct, input_size=tuple(prep.input_size) if prep is not None else None,
         embedded=embedded,
         exports=(PREDICTIONS_FILE, MISCLASSIFIED_FILE, *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
     )
 
 
-def _embedded(spec: RunSpec, dataset, preset, variants, tasks, device) -> dict[str, set[str]]:
+def _preprocessing(source: str, argument: str):
+    """The model's Preprocessing when its config gives it without loading weights (CustomViT), else None."""
+    if source != "customvit":
+        return None
+    from robustpath.models.customvit import customvit_preprocessing, load_customvit_config
+
+    return customvit_preprocessing(load_customvit_config(Path(argument)))
+
+
+def _corrupts_training(spec: RunSpec, tasks) -> bool:
+    """Whether a task embeds the training images under every variant too (retrieval --gallery corrupted)."""
+    from robustpath.tasks import create_tasks
+
+    return any(
+        getattr(task, "needs_corrupted_training", False)
+        for name in tasks
+        for task in create_tasks(name, samples_per_class=spec.samples_per_class, repeats=spec.repeats, gallery=spec.gallery)
+    )
+
+
+def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, device) -> dict[str, set[str]]:
     """Variants already embedded in OUT/.partial and the shared cache (robustpath.cache_index)."""
     from robustpath.cache import dataset_content_digest, resolve_cache_dir, sample_digests
     from robustpath.cache_index import embedded_variants, run_lookup
     from robustpath.engine import precision_name
     from robustpath.run_state import PARTIAL_DIR
     from robustpath.runner import ExecutionOptions
-    from robustpath.tasks import create_tasks
 
     options = ExecutionOptions.from_spec(spec)
     roots = {}
@@ -107,11 +148,6 @@ def _embedded(spec: RunSpec, dataset, preset, variants, tasks, device) -> dict[s
         roots["cache"] = resolve_cache_dir(options.cache_dir)
     if not roots:
         return {}
-    corrupt_training = any(
-        getattr(task, "needs_corrupted_training", False)
-        for name in tasks
-        for task in create_tasks(name, samples_per_class=spec.samples_per_class, repeats=spec.repeats, gallery=spec.gallery)
-    )
     lookup = run_lookup(spec, dataset_content_digest(dataset, sample_digests(dataset)), device,
                         precision_name(device, options.amp), options.compile, corrupt_training)
     return embedded_variants(roots, lookup, preset, variants)

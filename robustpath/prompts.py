@@ -4,9 +4,9 @@ A prompt file (TOML or JSON) looks like::
 
     templates = "pathology"            # a built-in set, or a list of "…{}…" strings
     [classes]
-    tumor = ["tumor", "tumor tissue"]  # names/synonyms, each put into every template
+    tumor = ["tumor", "carcinoma"]     # names/synonyms, each put into every template
     [classes.normal]
-    names = ["normal tissue"]
+    names = ["normal lung"]
     prompts = ["an H&E image of normal lung tissue."]   # full prompts, used as they are
 
 Every class of the dataset must appear.  The text embedding of a class is the
@@ -14,11 +14,10 @@ mean of its prompts' L2-normalised embeddings, normalised again (a prompt ensemb
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     # PLIP's zero-shot prompt form
@@ -55,9 +54,7 @@ class ClassPrompts:
 def get_template_set(name: str) -> tuple[str, ...]:
     if name in TEMPLATE_SETS:
         return TEMPLATE_SETS[name]
-    close = difflib.get_close_matches(name, list(TEMPLATE_SETS), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"unknown prompt template set '{name}'.{hint} Built-in sets: {', '.join(TEMPLATE_SETS)}")
+    raise UsageError(unknown_name_message("prompt template set", name, TEMPLATE_SETS))
 
 
 def check_template(template: str, where: str) -> str:

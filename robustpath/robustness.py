@@ -29,14 +29,13 @@ training images):
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robustpath.chance_summary import chance_table, summary_notes, undefines_retention
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 from robustpath.results import PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,9 +90,7 @@ def check_baseline(table: "pd.DataFrame", baseline: str | None) -> str | None:
     models = sorted(set(table["model"]))
     if baseline in models:
         return baseline
-    close = difflib.get_close_matches(baseline, models, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"--baseline '{baseline}' is not a model in these runs.{hint} Models: {', '.join(models)}")
+    raise UsageError(unknown_name_message("baseline model", baseline, models, plural="models in these runs"))
 
 
 def summarise_results(

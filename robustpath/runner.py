@@ -75,8 +75,8 @@ def load_preset_or_fail(name_or_path: str):
 
     try:
         return corruptions.load_preset(name_or_path)
-    except corruptions.CorruptionError as exc:
-        raise UsageError(f"--preset: {exc}") from None
+    except corruptions.CorruptionError as exc:  # an unknown name says so itself; a bad file gets the option's name
+        raise UsageError(str(exc) if str(exc).startswith("unknown preset") else f"--preset: {exc}") from None
 
 
 # Spec fields left out of the run id: how a run executes (not what it measures), and fields
@@ -152,7 +152,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
     from robustpath.data import load_dataset
     from robustpath.device import resolve_device
     from robustpath.distributed import join
-    from robustpath.engine import compute_embeddings, precision_name
+    from robustpath.engine import compute_embeddings, precision_name, resize_is_identity
     from robustpath.heap import freeze_now
     from robustpath.exports import (
         EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
@@ -210,10 +210,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
         notes.append(f"Zero-shot skipped: model '{encoder.name}' has no text encoder (image-only).")
     if not tasks:
         raise UsageError(f"nothing to evaluate: model '{encoder.name}' has no text encoder, so zero-shot cannot run")
-    if tuple(dataset.native_size) == tuple(encoder.preprocessing.input_size):
+    if resize_is_identity(dataset.native_size, encoder.preprocessing) and any(v.stage == "post" for v in variants):
         notes.append(
-            f"The model input ({encoder.preprocessing.input_size[0]} px) equals the native image size, "
-            "so pre- and post-resize corruptions coincide (each is computed once)."
+            f"The model takes the images at their native {encoder.preprocessing.input_size[0]} px (no resize), so "
+            "each corruption after the resize is the same as before it: the post-resize rows repeat the pre-resize "
+            "rows (computed once). Blur before vs after the resize differs only for models that resize the images."
         )
     small = _small_image_note(tuple(dataset.native_size), model_facts, tuple(encoder.preprocessing.input_size))
     if small:
@@ -353,7 +354,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
         },
         "tasks": task_records,
         "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
-        "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery),
+        "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery)
+        + [record["note"] for record in task_records.values() if record.get("note")],
         "gallery": gallery.describe() if gallery is not None else None,
         "embedding": {
             **embeddings.stats,

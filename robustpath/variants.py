@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 
 CLEAN = "none"
 BLUR = "gaussian_blur"
@@ -45,11 +45,15 @@ def plan_variants(preset, corruptions: tuple[str, ...], severities: tuple[int, .
     """
     import corruptions as corruption_library
 
-    if stage not in ("default", "pre", "post", "both"):
-        raise UsageError(f"--stage must be one of default, pre, post, both; got '{stage}'")
+    from robustpath.config import STAGES
+
+    if stage not in STAGES:
+        raise UsageError(unknown_name_message("stage", stage, STAGES))
     names = list(corruptions) or list(preset.corruptions)
     variants: list[Variant] = []
     for name in dict.fromkeys(names):
+        if name not in preset.corruptions:
+            raise UsageError(unknown_name_message("corruption", name, preset.corruptions) + f" (preset '{preset.name}')")
         try:
             bound = corruption_library.get_corruption(name, preset)
         except corruption_library.CorruptionError as exc:
@@ -64,6 +68,23 @@ def plan_variants(preset, corruptions: tuple[str, ...], severities: tuple[int, .
         for stage_name in _stages_for(name, stage):
             variants.extend(Variant(name, severity, stage_name) for severity in sorted(set(levels)))
     return variants
+
+
+ANY_STAGE = "any"  # the stage of a corruption when the model's resize is a no-op (pre and post coincide)
+
+
+def distinct_pipelines(variants: list[Variant], resize_is_identity: bool) -> dict[tuple, list[Variant]]:
+    """(corruption, severity, stage) → the variants computed by that one image pipeline.
+
+    When the model takes the images at their native size (``resize_is_identity``), a
+    corruption before and after the resize are the same images: pre and post share
+    one pipeline (stage ANY_STAGE), embedded once.
+    """
+    pipelines: dict[tuple, list[Variant]] = {}
+    for variant in variants:
+        stage = ANY_STAGE if resize_is_identity else variant.stage
+        pipelines.setdefault((variant.corruption, variant.severity, stage), []).append(variant)
+    return pipelines
 
 
 def variant_parameter(preset, variant: Variant) -> object:

@@ -70,7 +70,7 @@ def test_corruptions_reads_a_preset_file_and_reports_a_broken_one_on_one_line(tm
     assert result.exit_code == 2
     assert "broken.toml" in _error_line(result) and "corruptions.soft.values[1]" in result.output
     result = _invoke("corruptions", "--preset", "patholgy")
-    assert result.exit_code == 2 and "did you mean 'pathology'" in _error_line(result)
+    assert result.exit_code == 2 and "Did you mean 'pathology'" in _error_line(result)
 
 
 def test_corrupt_writes_a_labelled_gallery_per_image_of_a_dataset(tmp_path):
@@ -99,9 +99,9 @@ def test_corrupt_one_image_file_after_the_resize(tmp_path):
     ("args", "code", "message"),
     [
         (["--stage", "post"], 2, "--stage post needs --size"),
-        (["-c", "gausian_blur"], 2, "did you mean 'gaussian_blur'"),
+        (["-c", "gausian_blur"], 2, "Did you mean 'gaussian_blur'"),
         (["-s", "9"], 2, "--severity 9 is out of range"),
-        (["--preset", "nope"], 2, "--preset"),
+        (["--preset", "nope"], 2, "unknown preset 'nope'"),
     ],
 )
 def test_corrupt_bad_options_are_one_line_errors(tmp_path, args, code, message):

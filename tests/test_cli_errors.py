@@ -26,7 +26,7 @@ def test_dry_run_plans_without_loading_or_writing(tmp_path):
     out = tmp_path / "out"
     result = _invoke("eval", "--dry-run", "-c", "hue", "-s", "1", "-s", "2", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "forward passes  640" in result.stdout  # 400 clean + 120 test images × 2 variants
+    assert "640 images in 10 forward passes of up to 64" in result.stdout  # 400 clean + 120 test images × 2 variants
     assert "hue/1/pre, hue/2/pre" in result.stdout
     assert not out.exists()
 

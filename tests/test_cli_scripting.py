@@ -31,7 +31,7 @@ def test_dry_run_json(tmp_path):
     result = runner.invoke(app, ["eval", "--dry-run", "--json", "-c", "hue", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0
     plan = json.loads(result.stdout)
-    assert plan["dry_run"] is True and plan["forward_passes"] == 400 + 120 * 4
+    assert plan["dry_run"] is True and plan["images_to_embed"] == 400 + 120 * 4 and plan["forward_passes"] == 14
 
 
 def test_environment_supplies_defaults(tmp_path):

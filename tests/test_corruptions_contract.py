@@ -134,11 +134,11 @@ def test_parameter_reports_the_table_value():
 
 
 def test_unknown_names_suggest_the_closest_valid_name():
-    with pytest.raises(CorruptionError, match=r"did you mean 'gaussian_blur'\?.*valid: .*hue"):
+    with pytest.raises(CorruptionError, match=r"Did you mean 'gaussian_blur'\?.*Valid corruptions: .*hue"):
         get_corruption("gausian_blur")
-    with pytest.raises(CorruptionError, match=r"did you mean 'pixelate'\?"):
+    with pytest.raises(CorruptionError, match=r"Did you mean 'pixelate'\?"):
         corruptions.get_operation("pixelat")
-    with pytest.raises(CorruptionError, match=r"did you mean 'pathology'\?"):
+    with pytest.raises(CorruptionError, match=r"Did you mean 'pathology'\?"):
         load_preset("patholgy")
 
 
@@ -205,7 +205,7 @@ def test_builtin_presets_are_documented_and_cover_every_builtin_operation():
 VALID_ENTRY = 'operation = "gaussian_blur"\nvalues = [1.0, 2.0]\nsources = ["x"]\n'
 BROKEN_PRESETS = [
     ('[preset]\nname = "p"\n', r"missing \[corruptions\] table"),
-    ('[corruptions.blur]\noperation = "gausian_blur"\nvalues = [1.0]\n', r"corruptions\.blur\.operation: .*did you mean 'gaussian_blur'\?"),
+    ('[corruptions.blur]\noperation = "gausian_blur"\nvalues = [1.0]\n', r"corruptions\.blur\.operation: .*Did you mean 'gaussian_blur'\?"),
     ('[corruptions.blur]\noperation = "gaussian_blur"\nvalues = []\n', r"corruptions\.blur\.values must be a non-empty list"),
     ('[corruptions.blur]\noperation = "gaussian_blur"\nvalues = 2.0\n', r"corruptions\.blur\.values must be a non-empty list"),
     ('[corruptions.blur]\noperation = "gaussian_blur"\nvalues = [1.0, "two"]\n', r"corruptions\.blur\.values\[1\]: expected a number"),

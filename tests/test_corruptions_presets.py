@@ -20,7 +20,7 @@ def test_shipped_presets_and_the_imagenet_c_alias():
     assert PRESET_ALIASES == {"imagenet_c": "imagenet-c"}
     assert load_preset("imagenet_c") is load_preset("imagenet-c")
     assert get_corruption("pixelate", "imagenet_c").preset == "imagenet-c"
-    with pytest.raises(CorruptionError, match=r"did you mean 'imagenet-c'\?"):
+    with pytest.raises(CorruptionError, match=r"Did you mean 'imagenet-c'\?"):
         load_preset("imagenetc")
 
 

@@ -131,7 +131,7 @@ def test_unrecognised_folder_and_bare_file_list_the_accepted_forms(files):
 def test_unknown_names_get_did_you_mean(spec, suggestion):
     with pytest.raises(UsageError, match="unknown model") as caught:
         resolve_model_spec(spec)
-    assert "Accepted forms" in str(caught.value)
+    assert "Valid models: customvit:DIR" in str(caught.value)
     if suggestion:
         assert suggestion in str(caught.value)
 
@@ -152,7 +152,7 @@ def test_malformed_specs_name_what_was_expected(spec, error, pattern):
 
 
 def test_pooling_is_validated_before_loading():
-    with pytest.raises(UsageError, match="pooling must be one of cls, mean, cls\\+mean"):
+    with pytest.raises(UsageError, match="unknown pooling 'max'. Valid poolings: cls, mean, cls\\+mean"):
         load_encoder("hf:facebook/dinov2-small", pooling="max")
     with pytest.raises(UsageError, match="pooling applies to image-only"):
         load_encoder("openai-clip", pooling="mean")

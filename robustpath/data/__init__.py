@@ -1,12 +1,11 @@
 """Datasets: the built-in demo, image folders and CSV manifests."""
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from robustpath.data.dataset import Dataset
 from robustpath.data.split import stratified_split
-from robustpath.errors import DataError, UsageError
+from robustpath.errors import DataError, UsageError, closest_name
 
 BUILTIN_DATASETS = ("demo-ihc",)
 
@@ -40,8 +39,8 @@ def load_dataset(spec: str, *, test_fraction: float = 0.3, seed: int = 0, on_bad
         return load_image_folder(path, test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image)
     if path.exists():
         raise DataError(f"--data '{spec}' is a file but not a .csv manifest")
-    close = difflib.get_close_matches(spec, BUILTIN_DATASETS, n=1, cutoff=0.6)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    close = closest_name(spec, BUILTIN_DATASETS)
+    hint = f" Did you mean '{close}'?" if close else ""
     raise DataError(
         f"--data '{spec}' not found.{hint} Expected 'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from robustpath.data.images import BAD_IMAGE_POLICIES, check_image_file, read_image_file
-from robustpath.errors import DataError, UsageError
+from robustpath.errors import DataError, UsageError, unknown_name_message
 
 
 class FileReader:
@@ -116,7 +116,7 @@ class Dataset:
 def validate_images(paths: list[str], on_bad_image: str) -> tuple[list[int], list[tuple[int, int]], list[tuple[str, str]], list[bytes]]:
     """Read and decode every file once: (kept positions, their (H, W), skipped (path, reason), their SHA-256)."""
     if on_bad_image not in BAD_IMAGE_POLICIES:
-        raise UsageError(f"--on-bad-image must be skip or fail, got '{on_bad_image}'")
+        raise UsageError(unknown_name_message("bad-image policy", on_bad_image, BAD_IMAGE_POLICIES, plural="policies"))
     kept, sizes, skipped, digests = [], [], [], []
     for position, path in enumerate(paths):
         try:

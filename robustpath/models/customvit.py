@@ -103,6 +103,12 @@ def save_customvit(model: "CustomViT", path: Path) -> Path:
     return path
 
 
+def customvit_preprocessing(config) -> Preprocessing:
+    """A CustomViT takes the whole image scaled to its square input (bicubic), no crop."""
+    return Preprocessing(input_size=(config.image_size, config.image_size), mean=tuple(config.mean),
+                         std=tuple(config.std), resize_mode="bicubic", crop="none")
+
+
 class CustomViTEncoder:
     """Encoder adapter around a CustomViT checkpoint folder."""
 
@@ -115,10 +121,7 @@ class CustomViTEncoder:
         config = self.model.config
         self.name = spec
         self.embed_dim = config.width
-        size = (config.image_size, config.image_size)
-        self.preprocessing = Preprocessing(
-            input_size=size, mean=tuple(config.mean), std=tuple(config.std), resize_mode="bicubic", crop="none"
-        )
+        self.preprocessing = customvit_preprocessing(config)
 
     def to(self, device: "torch.device") -> "CustomViTEncoder":
         self.model.to(device)

@@ -138,11 +138,11 @@ def _resolve(parts, name: str, quick_gelu: bool | None) -> dict:
                     quick_gelu=bool(quick_gelu))
     arch, model_cfg = parts.target, open_clip.get_model_config(parts.target)
     if model_cfg is None:
-        import difflib
+        from robustpath.errors import unknown_name_message
 
-        close = difflib.get_close_matches(arch, open_clip.list_models(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else " (see open_clip.list_models())"
-        raise ModelError(f"model '{name}': '{arch}' is not an open_clip architecture{hint}")
+        message = unknown_name_message("open_clip architecture", arch, open_clip.list_models(),
+                                       listing="see open_clip.list_models()")
+        raise ModelError(f"model '{name}': {message}")
     tag_cfg = open_clip.get_pretrained_cfg(arch, parts.weights) if parts.weights_kind == "tag" else {}
     if parts.weights_kind == "tag" and not tag_cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"

@@ -19,20 +19,19 @@ A bare existing folder is recognised by its files.  Sources map to lazy
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustpath.errors import ModelError, UsageError
+from robustpath.errors import ModelError, UsageError, closest_name, unknown_name_message
 from robustpath.models.aliases import ALIASES, DEMO_MODEL, ModelAlias
 
 __all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "list_model_aliases",
            "list_model_sources", "load_encoder", "parse_source_argument", "resolve_model_spec"]
 
-POOLINGS = ("cls", "mean", "cls+mean")
+from robustpath.config import POOLINGS  # noqa: E402  (the option's choices have one owner)
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -190,15 +189,14 @@ def _recognise_folder(path: Path, spec: str) -> tuple[str, str]:
 
 def _unknown(spec: str, text: str) -> UsageError:
     prefix, sep, rest = text.partition(":")
-    candidates = list(_ALIASES) + [f"{name}:" for name in _SOURCES]
-    close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
-    if sep and not close:
-        near = difflib.get_close_matches(prefix.lower().replace("-", "_"), list(_SOURCES), n=1, cutoff=0.6)
-        close = [f"{near[0]}:{rest}"] if near else []
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    if not close and _REPO.match(text):
-        hint = f" For a Hub repository write hf:{text}, open_clip:hf-hub:{text} or timm:hf-hub:{text}."
-    return UsageError(f"unknown model '{spec}'.{hint} Accepted forms: {_accepted_forms()}")
+    near = closest_name(prefix.replace("-", "_"), list(_SOURCES)) if sep else None  # 'open-clip:x' → 'open_clip:x'
+    suggestion = f"{near}:{rest}" if near is not None and near != prefix else None
+    repository = suggestion is None and _REPO.match(text)  # ORG/REPO: a Hub repository without its source
+    message = unknown_name_message("model", spec, list(_ALIASES), listing=_accepted_forms(),
+                                   suggestion=f"hf:{text}" if repository else suggestion)
+    if repository:
+        message += f" (an open_clip or timm repository: open_clip:hf-hub:{text} or timm:hf-hub:{text})"
+    return UsageError(message)
 
 
 def _resolve(spec: str) -> tuple[ModelSource, str, ModelAlias | None]:
@@ -259,7 +257,7 @@ def load_encoder(spec: str, *, pooling: str | None = None, trust_remote_code: bo
     options = dict(alias.options) if alias else {}
     if pooling is not None:
         if pooling not in POOLINGS:
-            raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'")
+            raise UsageError(unknown_name_message("pooling", pooling, POOLINGS, plural="poolings"))
         if "pooling" not in source.options:
             raise UsageError(f"model '{spec}': pooling applies to image-only hf: and timm: models, "
                              f"not to {source.name} models")

@@ -74,11 +74,10 @@ def _weights_for(parts, name: str) -> tuple[str, Path]:
         return f"local-dir:{folder}", found[0]
     arch = parts.target
     if not timm.is_model(arch):
-        import difflib
+        from robustpath.errors import unknown_name_message
 
-        close = difflib.get_close_matches(arch, timm.list_models(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else " (see timm.list_models())"
-        raise ModelError(f"model '{name}': '{arch}' is not a timm architecture{hint}")
+        message = unknown_name_message("timm architecture", arch, timm.list_models(), listing="see timm.list_models()")
+        raise ModelError(f"model '{name}': {message}")
     kind = parts.weights_kind
     if kind == "file":
         return arch, Path(parts.weights)

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from robustpath.atomic import write_bytes_atomic, write_text_atomic
-from robustpath.errors import UsageError
+from robustpath.config import OUTPUT_FORMATS
+from robustpath.errors import UsageError, unknown_name_message
 from robustpath.results import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-FORMATS = ("csv", "markdown", "html", "json", "parquet")
+FORMATS = OUTPUT_FORMATS
 DEFAULT_FORMATS = ("csv", "markdown", "html")
 JSON_FILE = "report.json"
 
@@ -31,7 +32,7 @@ def check_formats(formats: Iterable[str] | None) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(str(getattr(f, "value", f)) for f in formats or ())) or DEFAULT_FORMATS
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
-        raise UsageError(f"--format '{unknown[0]}' is not known; choose from {', '.join(FORMATS)}")
+        raise UsageError(unknown_name_message("format", unknown[0], FORMATS))
     if "parquet" in chosen and importlib.util.find_spec("pyarrow") is None:
         raise UsageError("--format parquet needs pyarrow: pip install pyarrow (or choose csv / json)")
     return chosen

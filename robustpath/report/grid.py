@@ -1,6 +1,7 @@
 """Shape the tidy table into corruption × severity grids shared by every renderer."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,8 +82,19 @@ def mean_over_severities(cells: dict[int, GridCell]) -> float:
 
 
 def cell_text(cell: GridCell) -> str:
-    """'0.812 (−0.041*)': value, drop from clean, * when the paired drop is significant (p < 0.05)."""
-    return f"{cell.value:.3f} ({cell.drop:+.3f}{'*' if cell.significant else ''})"
+    """'0.812 (-0.041*)': value, drop from clean, * when the paired drop is significant.
+
+    Three decimals, or as many as the drop needs to show its first two significant
+    digits when it would round to ±0.000 ('0.99979 (-0.00021*)'; beyond 6 decimals the
+    drop in scientific notation, '1.000000 (-3.0e-09*)'): a drop never reads as zero.
+    """
+    star = "*" if cell.significant else ""
+    if cell.drop == 0 or abs(cell.drop) >= 0.0005:
+        return f"{cell.value:.3f} ({cell.drop:+.3f}{star})"
+    decimals = 1 - math.floor(math.log10(abs(cell.drop)))
+    if decimals > 6:
+        return f"{cell.value:.6f} ({cell.drop:+.1e}{star})"
+    return f"{cell.value:.{decimals}f} ({cell.drop:+.{decimals}f}{star})"
 
 
 def grid_title(grid: MetricGrid, with_model: bool) -> str:

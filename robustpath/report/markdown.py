@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from robustpath.gallery import format_parameter
 from robustpath.report.grid import MetricGrid, build_grids, cell_legend, cell_text, grid_title, mean_over_severities
 from robustpath.results import SCHEMA_VERSION
 
@@ -76,27 +77,65 @@ def _grid_markdown(grid: MetricGrid, with_model: bool = False) -> list[str]:
     return [f"### {grid_title(grid, with_model)}", "", intro, ""] + markdown_table(header, rows)
 
 
+def run_label(record: Mapping) -> str:
+    """'`RUN_ID` (MODEL on DATASET)': which run a note or a table belongs to."""
+    return f"`{record['run_id']}` ({record['model']['name']} on {record['dataset']['name']})"
+
+
+def _count_text(counts: Mapping[str, int]) -> str:
+    return f"{sum(counts.values())} ({', '.join(f'{name} {n}' for name, n in counts.items())})"
+
+
+def _split_counts(record: Mapping) -> str | None:
+    """'280 training (a 43, …) and 120 test images (…)', None for a run.json without counts."""
+    counts = record.get("dataset", {}).get("counts") or {}
+    if not counts.get("train") or not counts.get("test"):
+        return None
+    return f"{_count_text(counts['train'])} training and {_count_text(counts['test'])} test images"
+
+
+def _train_test(record: Mapping) -> str:
+    counts = record.get("dataset", {}).get("counts") or {}
+    train, test = counts.get("train"), counts.get("test")
+    return f"{sum(train.values())} / {sum(test.values())}" if train and test else "?"
+
+
+def _attributed_notes(records: Sequence[Mapping]) -> list[str]:
+    """Each distinct note once; a note that not every run has names the runs it belongs to."""
+    runs_of: dict[str, list[Mapping]] = {}
+    for record in records:
+        for note in dict.fromkeys(record.get("notes", [])):
+            runs_of.setdefault(note, []).append(record)
+    lines = []
+    for note, runs in runs_of.items():
+        owners = "" if len(runs) == len(records) else f" — {', '.join(run_label(r) for r in runs)}"
+        lines.append(f"> {note}{owners}")
+    return lines
+
+
 def _header(records: Sequence[Mapping], table: "pd.DataFrame") -> list[str]:
     if len(records) == 1:
         record = records[0]
         dataset = record["dataset"]
         size = dataset.get("native_size", ["?", "?"])
+        counts = _split_counts(record)
         return [
             f"# robustpath report — {record['model']['name']} on {dataset['name']}", "",
             f"- run: `{record['run_id']}` ({record.get('started', '?')}), device `{record.get('device', '?')}`, "
             f"preset `{record.get('preset', {}).get('name', '?')}`, seed {record.get('spec', {}).get('seed', '?')}",
             f"- classes: {', '.join(dataset.get('classes', []))}; native size {size[0]}×{size[1]} px",
+            *([f"- images: {counts}; the probe and the retrieval gallery use the training images, "
+               "every metric is measured on the test images"] if counts else []),
             f"- results schema version {SCHEMA_VERSION}", "",
         ] + [f"> {note}" for note in record.get("notes", [])] + [""]
     models = sorted(set(table.model))
     datasets = sorted(set(table.dataset))
     lines = [f"# robustpath comparison — {', '.join(models)} on {', '.join(datasets)}", "",
              f"- results schema version {SCHEMA_VERSION}; {len(records)} runs", ""]
-    rows = [[r["run_id"], r["model"]["name"], r["dataset"]["name"], r.get("started", ""),
+    rows = [[r["run_id"], r["model"]["name"], r["dataset"]["name"], _train_test(r), r.get("started", ""),
              r.get("preset", {}).get("name", ""), r.get("spec", {}).get("seed", "")] for r in records]
-    lines += markdown_table(["run", "model", "dataset", "started", "preset", "seed"], rows)
-    notes = dict.fromkeys(note for r in records for note in r.get("notes", []))
-    return lines + [f"> {note}" for note in notes] + [""]
+    lines += markdown_table(["run", "model", "dataset", "train / test images", "started", "preset", "seed"], rows)
+    return lines + _attributed_notes(records) + [""]
 
 
 def _images(plots: Mapping[str, list[str]] | None, section: str) -> list[str]:
@@ -104,7 +143,33 @@ def _images(plots: Mapping[str, list[str]] | None, section: str) -> list[str]:
     return [f"![{section}]({path})" for path in paths] + ([""] if paths else [])
 
 
-def _summary_sections(summary: "RobustnessSummary", plots: Mapping[str, list[str]] | None) -> list[str]:
+def _without_resize(records: Sequence[Mapping]) -> list[Mapping]:
+    """The runs whose model takes the images at their native size (no resize: pre = post)."""
+    same = []
+    for record in records:
+        prep, native = record.get("model", {}).get("preprocessing"), record.get("dataset", {}).get("native_size")
+        if prep and native and list(prep["input_size"]) == list(native) and prep.get("resize_size") in (None, max(native)):
+            same.append(record)
+    return same
+
+
+def _blur_stage_section(summary: "RobustnessSummary", records: Sequence[Mapping], plots) -> list[str]:
+    lines = ["## Gaussian blur before vs after the resize", "",
+             "`pre`: blurred at native size, then resized to the model input; `post`: resized, then blurred "
+             "(σ in pixels of the image it acts on).", ""]
+    same = _without_resize(records)
+    if same:
+        which = "this run's model takes" if len(records) == 1 else f"the model of {', '.join(map(run_label, same))} takes"
+        lines += [f"Here {which} the images at their native size: there is no resize, so `pre` and `post` are the "
+                  "same images and the same numbers. The comparison shows a difference only for models that "
+                  "resize the images (e.g. 224 px foundation models on small patches).", ""]
+    rows = [[r.model, r.dataset, r.task, r.severity, number(r.pre_value), number(r.post_value),
+             f"{r.post_minus_pre:+.3f}"] for r in summary.blur_stages.itertuples()]
+    lines += markdown_table(["model", "dataset", "task", "severity", "pre", "post", "post − pre"], rows)
+    return lines + _images(plots, "blur_stages")
+
+
+def _summary_sections(summary: "RobustnessSummary", records: Sequence[Mapping], plots: Mapping[str, list[str]] | None) -> list[str]:
     several = summary.ranking.model.nunique() > 1
     baseline = (
         f"mCE against the baseline `{summary.baseline}`." if summary.baseline
@@ -130,13 +195,7 @@ def _summary_sections(summary: "RobustnessSummary", plots: Mapping[str, list[str
         lines += ["## Degradation curves", "", "Primary metric against severity (0 = clean); bands: 95% bootstrap intervals.", ""]
         lines += _images(plots, "degradation")
     if not summary.blur_stages.empty:
-        lines += ["## Gaussian blur before vs after the resize", "",
-                  "`pre`: blurred at native size, then resized to the model input; `post`: resized, then blurred "
-                  "(σ in pixels of the image it acts on).", ""]
-        rows = [[r.model, r.dataset, r.task, r.severity, number(r.pre_value), number(r.post_value),
-                 f"{r.post_minus_pre:+.3f}"] for r in summary.blur_stages.itertuples()]
-        lines += markdown_table(["model", "dataset", "task", "severity", "pre", "post", "post − pre"], rows)
-        lines += _images(plots, "blur_stages")
+        lines += _blur_stage_section(summary, records, plots)
     return lines
 
 
@@ -155,30 +214,51 @@ def _data_scale_section(summary: "RobustnessSummary", plots: Mapping[str, list[s
 
 
 def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
-    lines = ["## Corruptions", ""]
-    seen = set()
+    """One parameter table per distinct table; in a merged report, headed by its preset and runs."""
+    tables: dict[tuple, list[Mapping]] = {}
     for record in records:
         preset = record.get("preset", {})
-        variants = preset.get("variants", [])
-        key = (preset.get("name"), str(variants))
-        if not variants or key in seen:
-            continue
-        seen.add(key)
+        rows = tuple(
+            (v["corruption"], v["stage"], v["severity"], format_parameter(v["parameter"]), v["unit"], _native(v))
+            for v in preset.get("variants", [])
+        )
+        if rows:
+            tables.setdefault((preset.get("name"), rows), []).append(record)
+    if not tables:
+        return []
+    lines = ["## Corruptions", ""]
+    for (name, rows), runs in tables.items():
         if len(records) > 1:
-            lines += [f"Preset `{preset.get('name')}`:", ""]
-        rows = [[v["corruption"], v["stage"], v["severity"], v["parameter"], v["unit"], _native(v)] for v in variants]
+            lines += [f"Preset `{name}` — {'every run' if len(runs) == len(records) else ', '.join(map(run_label, runs))}:", ""]
         lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit", "in native pixels"], rows)
-    if seen:
-        lines += ["", "*In native pixels*: the parameter restated for the image before the model's resize "
-                  "(a blur of sigma 2 after resizing 40 px to 224 px is sigma 0.357 of the native image); "
-                  "blank for parameters without a size.", ""]
-    return lines if seen else []
+    examples = dict.fromkeys(_native_example(record, named=len(records) > 1) for record in records)
+    return lines + ["", "*In native pixels*: the parameter restated for the image before the model's resize (blank "
+                    "for parameters without a size): " + "; ".join(examples) + ".", ""]
 
 
 def _native(variant: Mapping) -> str:
     """The native-pixel equivalent of a variant's parameter, '' when it has none (or older run.json)."""
     native = variant.get("native_equivalent")
     return f"{native['value']:.3g}" if native else ""
+
+
+def _native_example(record: Mapping, named: bool) -> str:
+    """How this run's sizes turn a post-resize parameter into native pixels, in words."""
+    native_size = record.get("dataset", {}).get("native_size")
+    prep = record.get("model", {}).get("preprocessing")
+    if not native_size or not prep:
+        return "a value after the resize is scaled by native size / resized size"
+    native = min(native_size)
+    resized = (prep.get("resize_size") or max(prep["input_size"])) if prep.get("crop") == "center" else min(prep["input_size"])
+    owner = f" ({run_label(record)})" if named else ""
+    if resized == native:
+        return f"the model takes the images at their native {native} px{owner}, so both stages act on native pixels"
+    post = next((v for v in record.get("preset", {}).get("variants", [])
+                 if v.get("stage") == "post" and v.get("native_equivalent") and v["parameter"]), None)
+    if post is None:
+        return f"a length of L pixels after the resize from {native} px to {resized} px{owner} is L × {native}/{resized} native pixels"
+    return (f"{post['corruption']} {format_parameter(post['parameter'])} after the resize from {native} px to {resized} px"
+            f"{owner} is {post['native_equivalent']['value']:.3g} in native pixels")
 
 
 def _gallery_section(records: Sequence[Mapping], plots: Mapping[str, list[str]] | None) -> list[str]:
@@ -207,7 +287,7 @@ def render_report(
         summary = summarise_results(table, list(records))
     single = len(records) == 1
     lines = _header(records, table)
-    lines += _summary_sections(summary, plots) + _data_scale_section(summary, plots)
+    lines += _summary_sections(summary, records, plots) + _data_scale_section(summary, plots)
     lines += _corruption_parameters(records)
     lines += _gallery_section(records, plots)
     lines += ["## Results", ""]

@@ -3,7 +3,7 @@
 - degradation curves: per dataset and task, one panel per condition, the primary
   metric against severity (0 = clean), one line per model with its 95% CI band;
 - retention heatmap: model × condition, mean relative retention (primary metric);
-- blur stages: Gaussian blur before (solid) vs after (dashed) the resize;
+- blur stages: Gaussian blur before (solid) vs after (dashed) the resize, with 95% CI bands;
 - data scale: linear-probe accuracy against training images per class (mean ± sd);
 - corruption gallery: already-corrupted images as arrays, corruption × severity.
 
@@ -201,28 +201,39 @@ def _text_inches(figure, texts: Sequence[str], fontsize: float) -> tuple[float, 
     return max(w for w, _ in sizes) / figure.dpi, max(h for _, h in sizes) / figure.dpi
 
 
-def plot_blur_stages(blur_stages: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
-    """Primary metric vs blur severity: before (solid) and after (dashed) the model's resize."""
+def plot_blur_stages(table: "pd.DataFrame", labels: Mapping[str, str], dataset: str, path: Path) -> Path:
+    """Primary metric vs blur severity (0 = clean) before (solid) and after (dashed) the model's resize,
+    with 95% bootstrap bands; the y axis spans at least 0 to 1, so small differences are not magnified."""
+    import pandas as pd
     from matplotlib.ticker import MaxNLocator
 
-    part = blur_stages[blur_stages.dataset == dataset]
-    tasks = list(dict.fromkeys(part.task))
+    part = main_rows(table)
+    part = part[(part.dataset == dataset) & (part.corruption.isin(["none", "gaussian_blur"]))]
+    part = part[part.metric == part.task.map(lambda task: PRIMARY_METRIC.get(task, ""))]
+    tasks = [t for t in dict.fromkeys(part.task) if {"pre", "post"} <= set(part[part.task == t].stage)]
     colours = _colours([labels[r] for r in part.run_id.unique()])
     figure, axes = _panels(len(tasks), columns=3, legend=True)
     for axis, task in zip(axes, tasks):
         for run_id, rows in part[part.task == task].groupby("run_id"):
-            rows = rows.sort_values("severity")
-            colour = colours[labels[run_id]]
-            axis.plot(rows.severity, rows.pre_value, marker="o", color=colour, label=f"{labels[run_id]} · pre")
-            axis.plot(rows.severity, rows.post_value, marker="s", linestyle="--", color=colour, label=f"{labels[run_id]} · post")
+            clean, colour = rows[rows.corruption == "none"], colours[labels[run_id]]
+            for stage, style in (("pre", dict(marker="o")), ("post", dict(marker="s", linestyle="--"))):
+                series = rows[rows.stage == stage].sort_values("severity")
+                series = series if clean.empty else pd.concat([clean, series])
+                x = [0 if c == "none" else s for c, s in zip(series.corruption, series.severity)]
+                axis.plot(x, series.value, color=colour, label=f"{labels[run_id]} · {stage}", **style)
+                axis.fill_between(x, series.ci_low, series.ci_high, color=colour, alpha=0.12, linewidth=0)
+        values = part[part.task == task]
+        axis.set_ylim(min(0.0, float(values.ci_low.min())), max(1.0, float(values.ci_high.max())) + 0.02)
         axis.set_title(f"{task} · {PRIMARY_METRIC.get(task, '')}", fontsize=9)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("blur severity", fontsize=8)
+        axis.set_xlabel("blur severity (0 = clean)", fontsize=8)
+        axis.set_ylabel(PRIMARY_METRIC.get(task, ""), fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
     if tasks:
         _figure_legend(figure, axes[0])
-    figure.suptitle(f"{dataset} · Gaussian blur before (solid) vs after (dashed) the resize", fontsize=10)
+    figure.suptitle(f"{dataset} · Gaussian blur before (solid) vs after (dashed) the resize (bands: 95% bootstrap CI)",
+                    fontsize=10)
     return save_figure(figure, path)
 
 
@@ -347,7 +358,7 @@ def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: 
         if (summary.conditions.dataset == dataset).any():
             emit("retention", plot_retention_heatmap, summary.conditions, dataset)
         if (summary.blur_stages.dataset == dataset).any():
-            emit("blur_stages", plot_blur_stages, summary.blur_stages, dataset)
+            emit("blur_stages", plot_blur_stages, table, dataset)
         scale = summary.data_scale_overview
         if ((scale.dataset == dataset) & (scale.samples_per_class > 0)).any():
             emit("data_scale", plot_data_scale, scale, dataset)

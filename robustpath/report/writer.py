@@ -66,7 +66,9 @@ def write_report(
     if notes:  # report.md shows every record's notes once, under the header
         records = [{**records[0], "notes": [*records[0].get("notes", []), *notes]}, *records[1:]]
     summary = summary or summarise_results(table, list(records), baseline)
-    tables = {RESULTS_NAME: table, **{f"robustness_{name}": frame for name, frame in summary.tables().items()}}
+    robustness = {f"robustness_{name}": frame for name, frame in summary.tables().items()}
+    # empty tables are not written (an earlier run's file of that name is removed when the set is published)
+    files = {RESULTS_NAME: table, **{name: frame for name, frame in robustness.items() if not frame.empty}}
     paths: dict[str, Path] = {}
     drawing = nullcontext({})
     if plots and "markdown" in formats:
@@ -75,13 +77,14 @@ def write_report(
         drawing = drawing_plots(table, summary, out_dir, gallery)
     with drawing as written:  # the plots are drawn meanwhile (in worker processes where possible)
         if "csv" in formats:
-            paths.update(write_csv_tables(tables, out_dir))
+            paths.update(write_csv_tables(files, out_dir))
         if "parquet" in formats:
-            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(tables, out_dir).items()})
-        if "json" in formats:
+            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(files, out_dir).items()})
+        if "json" in formats:  # one document: every table, empty ones as []
             runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
             json_notes = [*undefined_summary_notes(summary.ranking), *summary.notes, *notes]
-            paths["json"] = write_json_document(tables, out_dir, runs=runs, baseline=summary.baseline, notes=json_notes)
+            paths["json"] = write_json_document({RESULTS_NAME: table, **robustness}, out_dir, runs=runs,
+                                                baseline=summary.baseline, notes=json_notes)
         if "markdown" in formats:
             from robustpath.report.markdown import render_report
 
@@ -92,6 +95,7 @@ def write_report(
             from robustpath.outcomes import save_outcomes
 
             paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
+    paths.update({f"plot:{relative}": out_dir / relative for section in written.values() for relative in section})
     return paths
 
 
@@ -104,6 +108,24 @@ def _write_html(table, records, summary, out_dir: Path, gallery, run_dirs, max_i
         folders = {records[0]["run_id"]: out_dir} if len(records) == 1 else {}
     return write_html_report(out_dir, table, records, summary, run_folders=folders, gallery=gallery,
                              max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images)
+
+
+def written_summary(paths: Mapping[str, Path], out_dir: Path) -> str:
+    """'15 files: a.csv, b.md, embeddings/ (3 files), plots/ (6 files)': every file written under
+    ``out_dir``, those in a subfolder counted per folder."""
+    out_dir = Path(out_dir)
+    top, folders = set(), {}
+    for path in map(Path, paths.values()):
+        inside = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in inside:
+            relative = file.relative_to(out_dir) if file.is_relative_to(out_dir) else Path(file.name)
+            if len(relative.parts) > 1:
+                folders.setdefault(relative.parts[0], set()).add(relative)
+            else:
+                top.add(relative.name)
+    count = len(top) + sum(len(files) for files in folders.values())
+    parts = sorted(top) + [f"{folder}/ ({len(files)} file{'s' if len(files) != 1 else ''})" for folder, files in sorted(folders.items())]
+    return f"{count} file{'s' if count != 1 else ''}: {', '.join(parts)}"
 
 
 def run_gallery_png(run_dirs: Sequence[Path]) -> Path | None:

@@ -12,14 +12,13 @@ A task is fitted once on the clean context, then called once per variant:
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from robustpath.errors import UsageError
+from robustpath.errors import UsageError, unknown_name_message
 from robustpath.metrics import BOOTSTRAP_RESAMPLES, MetricValue
 from robustpath.outcomes import Outcomes, PairedScorer
 
@@ -143,7 +142,7 @@ _TASKS = {
 }
 TEXT_TASKS = frozenset({"zeroshot"})
 DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
-GALLERIES = ("clean", "corrupted")
+from robustpath.config import GALLERIES  # noqa: E402  (the option's choices have one owner)
 
 
 def list_tasks() -> list[str]:
@@ -153,9 +152,7 @@ def list_tasks() -> list[str]:
 def check_task_name(name: str) -> str:
     if name in _TASKS:
         return name
-    close = difflib.get_close_matches(name, list(_TASKS), n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"unknown task '{name}'.{hint} Valid tasks: {', '.join(_TASKS)}")
+    raise UsageError(unknown_name_message("task", name, _TASKS))
 
 
 def create_task(name: str, **options) -> Task:
@@ -185,7 +182,7 @@ def create_tasks(
         return tasks
     if name == "retrieval":
         if gallery not in GALLERIES:
-            raise UsageError(f"--gallery must be one of {', '.join(GALLERIES)}; got '{gallery}'")
+            raise UsageError(unknown_name_message("gallery", gallery, GALLERIES, plural="galleries"))
         return [create_task(name, gallery=gallery)]
     return [create_task(name)]
 
