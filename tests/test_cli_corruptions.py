@@ -133,14 +133,14 @@ def test_export_keeps_the_folder_layout_and_matches_the_evaluation(image_folder,
     blur_post = next(v for v in record["variants"] if v["corruption"] == "gaussian_blur" and v["stage"] == "post")
     assert blur_post["native_equivalent"]["value"] == pytest.approx(1.0 * 40 / 48)
 
-    # the exported markup is what `eval` feeds the model: marks from (seed 0, sample id, corruption, severity)
+    # the exported markup is what `eval` feeds the model: marks from (seed 0, sample id, corruption)
     from robustpath.data import load_dataset
 
     source = load_dataset(str(image_folder))
     index = source.sample_ids.index("brown/cell0.png")
     clean = torch.from_numpy(np.array(source.read_image(index))).permute(2, 0, 1)[None].float() / 255
-    generators = corruptions.sample_generators(0, ["brown/cell0.png"], "markup", 2)
-    marked = corruptions.get_corruption("markup")(clean, 2, generator=generators)
+    markup = corruptions.get_corruption("markup")
+    marked = markup(clean, 2, generator=markup.sample_generators(0, ["brown/cell0.png"], 2))
     expected = (marked[0].permute(1, 2, 0).numpy() * 255).round()
     exported = np.asarray(Image.open(out / "markup/2/pre/brown/cell0.png"), dtype=np.float64)
     assert exported.shape == (48, 48, 3)  # resized to --size after the corruption

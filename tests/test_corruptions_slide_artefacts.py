@@ -62,7 +62,10 @@ def test_nested_rows_use_one_seed_for_every_severity_and_others_one_per_severity
     seeds = {fold.sample_generators(0, ["a"], s)[0].initial_seed() for s in range(1, 5)}
     assert seeds == {seed_for_sample(0, "a", "fold", None)}
     assert seed_for_sample(0, "a", "fold", None) == 8075891103631346886  # fixed forever: results must not drift
-    assert len({markup.sample_generators(0, ["a"], s)[0].initial_seed() for s in range(1, 5)}) == 4
+    assert {markup.sample_generators(0, ["a"], s)[0].initial_seed() for s in range(1, 5)} == {
+        seed_for_sample(0, "a", "markup", None)}  # markup nests too
+    # a random operation that does not nest gets one stream per severity
+    assert len({seed_for_sample(0, "a", "imagecorruptions.gaussian_noise", s) for s in range(1, 5)}) == 4
     assert get_corruption("jpeg", PRESET).sample_generators(0, ["a"], 2) is None
 
 

@@ -52,7 +52,7 @@ def direct_embeddings(encoder, dataset, variant, indices, seed=0):
     generators = None
     if bound is not None and bound.random:
         ids = [dataset.sample_ids[int(i)] for i in indices]
-        generators = corruptions.sample_generators(seed, ids, variant.corruption, variant.severity)
+        generators = bound.sample_generators(seed, ids, variant.severity)
     if bound is not None and variant.stage == "pre":
         x = bound(x, variant.severity, generator=generators)
     x = resize_to_input(x, prep)

@@ -67,8 +67,8 @@ def test_gallery_cells_are_the_images_the_sweep_corrupts():
     assert all(np.array_equal(cell, native) for cell, native in zip(cells(gallery.rows["markup"][0]), natives))
     assert np.all(gallery.rows["markup"][0][:, size:size + gap] == 255)
     x = torch.from_numpy(np.stack(natives)).permute(0, 3, 1, 2).float() / 255
-    generators = corruptions.sample_generators(5, list(gallery.sample_ids), "markup", 2)
-    marked = corruptions.get_corruption("markup", preset)(x, 2, generator=generators)
+    markup = corruptions.get_corruption("markup", preset)
+    marked = markup(x, 2, generator=markup.sample_generators(5, list(gallery.sample_ids), 2))
     expected = (marked.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     assert all(np.array_equal(cell, e) for cell, e in zip(cells(gallery.rows["markup"][2]), expected))
     assert gallery.rows["markup"][1] is None and gallery.rows["markup"][3] is None  # not in the run

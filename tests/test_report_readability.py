@@ -12,7 +12,7 @@ from report_fixtures import golden_table, run_record
 from robustpath.report import plots
 from robustpath.report.grid import GridCell, cell_text
 from robustpath.report.markdown import render_report
-from robustpath.report.writer import write_report, written_summary
+from robustpath.report.writer import write_report, write_report_folder, written_summary
 
 COUNTS = {"train": {"a": 40, "b": 30, "c": 10}, "test": {"a": 17, "b": 13, "c": 5}}
 MARKUP = {"strokes": 2, "width": 0.03, "alpha": 0.6}
@@ -82,17 +82,24 @@ def test_a_merged_report_attributes_notes_and_preset_tables_to_runs():
 
 
 def test_empty_tables_are_not_written_and_stale_ones_are_removed(tmp_path):
-    (tmp_path / "robustness_data_scale.csv").write_text("run_id,model\n")  # from an earlier report
+    import pandas as pd
+
     records = [_record("alpha", "run-a"), _record("beta", "run-b")]
-    paths = write_report(golden_table(), tmp_path, records=records, formats=["csv", "markdown"])
-    for path in tmp_path.glob("*.csv"):
+    table = golden_table()
+    probe = table[(table.task == "linear_probe") & (table.samples_per_class == 0)]
+    with_sweep = pd.concat([table, *[probe.assign(samples_per_class=16, repeat=r) for r in (0, 1)]], ignore_index=True)
+    out = tmp_path / "report"
+    write_report_folder(out, with_sweep, records=records, formats=["csv", "markdown"])
+    assert (out / "robustness_data_scale.csv").exists()  # an earlier report of this folder had a data-scale sweep
+    paths, _ = write_report_folder(out, table, records=records, formats=["csv", "markdown"])
+    for path in out.glob("*.csv"):
         assert len(path.read_text().splitlines()) > 1, path.name  # no header-only table
-    assert not (tmp_path / "robustness_data_scale.csv").exists()
-    assert not (tmp_path / "robustness_data_scale_overview.csv").exists()
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    summary = written_summary(paths, tmp_path)
+    assert not (out / "robustness_data_scale.csv").exists()
+    assert not (out / "robustness_data_scale_overview.csv").exists()
+    files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    summary = written_summary(paths, out)
     assert summary.startswith(f"{len(files)} files: ")
-    assert f"plots/ ({len(list((tmp_path / 'plots').iterdir()))} files)" in summary
+    assert f"plots/ ({len(list((out / 'plots').iterdir()))} files)" in summary
 
 
 def test_the_blur_stage_plot_has_bands_and_an_unmagnified_axis(tmp_path, monkeypatch):
