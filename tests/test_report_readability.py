@@ -12,7 +12,7 @@ from report_fixtures import golden_table, run_record
 from robustpath.report import plots
 from robustpath.report.grid import GridCell, cell_text
 from robustpath.report.markdown import render_report
-from robustpath.report.writer import write_report, write_report_folder, written_summary
+from robustpath.report.writer import write_report_folder, written_summary
 
 COUNTS = {"train": {"a": 40, "b": 30, "c": 10}, "test": {"a": 17, "b": 13, "c": 5}}
 MARKUP = {"strokes": 2, "width": 0.03, "alpha": 0.6}
