@@ -55,7 +55,7 @@ TENSOR_NAME = "embeddings"
 KEY_METADATA = "robustpath_key"
 DIGEST_METADATA = "robustpath_sha256"
 KEY_PACKAGES = ("robustpath", "torch", "pillow", "numpy", "open_clip_torch", "transformers", "timm")
-_VOLATILE_MODEL_FACTS = ("path", "spec", "preprocessing_notes")
+_VOLATILE_MODEL_FACTS = ("path", "spec", "preprocessing_notes", "pooling_source")
 
 
 def default_cache_dir() -> Path:

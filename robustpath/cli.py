@@ -127,8 +127,10 @@ def eval_command(
     ] = None,
     pooling: Annotated[
         Optional[str],
-        choice_option("--pooling", values=POOLINGS, kind="pooling", help="Image-only hf:/timm: models: cls token, mean "
-                      "of patch tokens, or both concatenated."),
+        choice_option("--pooling", values=POOLINGS, kind="pooling", help="Image-only hf:/timm: models: 'card' (the "
+                      "default: the model card's embedding for a foundation-model alias, see `robustpath models "
+                      "--details`; else the model's own pooled output), the cls token, the mean of the patch tokens "
+                      "(class and register tokens excluded), or both concatenated."),
     ] = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Let hf: models run code from their repository (off by default).")
@@ -317,6 +319,8 @@ def _print_plan(plan, out_dir: Path) -> None:
     )
     console.print(f"  variants  clean + {len(plan.variants)} corrupted: {', '.join(plan.variants)}", highlight=False)
     console.print(f"  tasks     {', '.join(plan.tasks)}", highlight=False)
+    if plan.pooling:
+        console.print(f"  pooling   {plan.pooling} ({plan.pooling_source})", highlight=False)
     console.print(f"  embedding {plan.embedding_summary()}", highlight=False)
     console.print(f"  embedded  {plan.embedded_summary()} variants already embedded (reused, not recomputed)",
                   highlight=False)
@@ -327,29 +331,26 @@ def _print_plan(plan, out_dir: Path) -> None:
 @app.command("models", cls=PlainUsageCommand)
 @handle_errors
 def models_command(
-    details: Annotated[bool, typer.Option("--details", help="Add a description of each model.")] = False,
+    details: Annotated[bool, typer.Option("--details", help="Add a description of each model, its model card and "
+                                          "the card's loading recipe.")] = False,
     debug: DebugOption = False,
 ) -> None:
     """List the model aliases.
 
-    Each with the spec it stands for, its licence and whether access is gated.
+    Each with the spec it stands for, its licence, whether access is gated and the
+    embedding its model card prescribes (the default pooling).
     """
     from rich.table import Table
 
     from robustpath.models import list_model_aliases
+    from robustpath.models.recipes.listing import alias_row
 
     table = Table(title="Model aliases (any spec form also works: see `robustpath eval --help`)", title_justify="left")
-    for column in ("alias", "spec", "licence", "gated", *(("description",) if details else ())):
+    columns = ("alias", "spec", "licence", "gated", "pooling", *(("description", "model card and recipe") if details else ()))
+    for column in columns:
         table.add_column(column, overflow="fold")
     for alias in list_model_aliases():
-        if not alias.supported:
-            spec = alias.install_hint
-        elif alias.source == "customvit":
-            spec = "customvit:<installed package>/checkpoints/" + Path(alias.spec).name
-        else:
-            spec = alias.spec
-        gated = "yes (HF_TOKEN)" if alias.gated else "no"
-        table.add_row(alias.name, spec, alias.licence, gated, *((alias.description,) if details else ()))
+        table.add_row(*alias_row(alias, details))
     stdout_console().print(table)
 
 

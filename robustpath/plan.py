@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustpath.config import RunSpec
+from robustpath.config import CARD_POOLING, RunSpec
 from robustpath.errors import UsageError
 
 _TEXT_SOURCES = {"open_clip": "yes", "customvit": "no", "timm": "no"}
@@ -31,6 +31,8 @@ class RunPlan:
     input_size: tuple[int, int] | None  # the model's input, when known without loading weights (CustomViT)
     exports: tuple[str, ...] = ()  # per-sample files written besides results.csv
     embedded: dict = None  # store ("run folder", "cache") → variant keys (clean included) already embedded there
+    pooling: str | None = None  # the embedding, when known without loading weights (a model card's recipe)
+    pooling_source: str | None = None  # "model card" or "--pooling"
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "variants": list(self.variants), "tasks": list(self.tasks), "exports": list(self.exports),
@@ -76,6 +78,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     from robustpath.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, check_export_options
     from robustpath.runner import load_preset_or_fail
     from robustpath.models import resolve_model_spec
+    from robustpath.models.registry import resolved_pooling
     from robustpath.prompts import load_prompts
     from robustpath.tasks import TEXT_TASKS, check_task_name
     from robustpath.variants import distinct_pipelines, plan_variants
@@ -88,7 +91,8 @@ def plan_run(spec: RunSpec) -> RunPlan:
     variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
     device = resolve_device(spec.device)
     source, argument = resolve_model_spec(spec.model)
-    text = _has_text(source.name, argument)
+    recipe = _check_model_options(spec)
+    text = "no" if recipe is not None else _has_text(source.name, argument)
     dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=spec.on_bad_image)
     if text == "no":
         tasks = [name for name in tasks if name not in TEXT_TASKS]
@@ -97,7 +101,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     test_images = len(dataset.indices("test"))
     corrupt_training = _corrupts_training(spec, tasks)
     embedded = _embedded(spec, dataset, preset, variants, corrupt_training, device)
-    prep = _preprocessing(source.name, argument)
+    prep = recipe.preprocessing if recipe is not None else _preprocessing(source.name, argument)
     identity = prep is not None and resize_is_identity(dataset.native_size, prep)
     distinct = len(distinct_pipelines(variants, identity))
     images = len(dataset) + distinct * (len(dataset) if corrupt_training else test_images)  # as the sweep plans them
@@ -107,9 +111,23 @@ def plan_run(spec: RunSpec) -> RunPlan:
         variants=tuple(v.key for v in variants), tasks=tuple(tasks),
         images_to_embed=images, forward_passes=-(-images // spec.batch_size), batch_size=spec.batch_size,
         coinciding=len(variants) - distinct, input_size=tuple(prep.input_size) if prep is not None else None,
-        embedded=embedded,
+        embedded=embedded, pooling=resolved_pooling(spec.model, spec.pooling),
+        pooling_source=("--pooling" if spec.pooling not in (None, CARD_POOLING) else "model card") if recipe else None,
         exports=(PREDICTIONS_FILE, MISCLASSIFIED_FILE, *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
     )
+
+
+def _check_model_options(spec: RunSpec):
+    """Pooling, repository code and (offline) a local copy of an alias's repository; its recipe or None."""
+    from robustpath.models.registry import check_pooling, check_remote_code, get_model_recipe
+    from robustpath.models.recipes.availability import check_local_copy
+
+    check_pooling(spec.model, spec.pooling)
+    check_remote_code(spec.model, spec.trust_remote_code)
+    recipe = get_model_recipe(spec.model)
+    if recipe is not None:
+        check_local_copy(recipe)
+    return recipe
 
 
 def _preprocessing(source: str, argument: str):

@@ -1,13 +1,18 @@
 """Model aliases: short names for checkpoints the pathology robustness literature uses.
 
 Each alias is a spec plus the adapter options its weights need (e.g. QuickGELU
-for weights trained with OpenAI's activation).  Licences are those stated on
-the model cards; "gated" means the Hub asks you to accept terms and set HF_TOKEN.
+for weights trained with OpenAI's activation).  The pathology foundation models carry
+their model card's recipe (robustpath.models.recipes): architecture and keyword
+arguments, preprocessing, the card's embedding, licence, gating and the card's address.
+Licences are those stated on the model cards; "gated" means the Hub asks you to accept
+terms and set HF_TOKEN.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from robustpath.models.recipes import UNSUPPORTED, Recipe, UnsupportedModel, list_recipes
 
 DEMO_MODEL = "customvit-demo"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,11 +30,24 @@ class ModelAlias:
     options: tuple[tuple[str, object], ...] = ()
     supported: bool = True
     install_hint: str = ""
+    recipe: Recipe | None = None
+    card: str = ""
 
     @property
     def source(self) -> str:
         """The source part of the spec (customvit, open_clip, hf, timm, …)."""
         return self.spec.partition(":")[0]
+
+
+def _from_recipe(recipe: Recipe) -> ModelAlias:
+    return ModelAlias(recipe.alias, recipe.spec, recipe.licence, recipe.gated, recipe.title, recipe=recipe,
+                      card=recipe.card)
+
+
+def _unsupported(model: UnsupportedModel) -> ModelAlias:
+    source = model.alias.split("-")[0]
+    return ModelAlias(model.alias, f"{source}:hf-hub:{model.repo}", model.licence, model.gated, model.title,
+                      supported=False, install_hint=model.missing, card=model.card)
 
 
 _DINOV2 = tuple(
@@ -67,16 +85,6 @@ ALIASES: tuple[ModelAlias, ...] = (
         "QuiltNet-B-32 (Ikezogwo et al., NeurIPS 2023): CLIP ViT-B/32 trained on Quilt-1M",
     ),
     *_DINOV2,
-    ModelAlias(
-        "uni", "timm:hf-hub:MahmoodLab/UNI", "CC-BY-NC-ND-4.0", True,
-        "UNI (Chen et al., Nature Medicine 2024): ViT-L/16 DINOv2-trained on 100M H&E patches; image only",
-        options=(("model_kwargs", (("init_values", 1e-5), ("dynamic_img_size", True))),),
-    ),
-    ModelAlias(
-        "conch", "conch:hf-hub:MahmoodLab/CONCH", "CC-BY-NC-ND-4.0", True,
-        "CONCH (Lu et al., Nature Medicine 2024): CoCa ViT-B/16 vision-language model for pathology",
-        supported=False,
-        install_hint=("CONCH is not supported yet: it needs MahmoodLab's `conch` package "
-                      "(pip install git+https://github.com/mahmoodlab/CONCH.git), which robustpath does not wrap"),
-    ),
+    *(_from_recipe(recipe) for recipe in list_recipes()),
+    *(_unsupported(model) for model in UNSUPPORTED),
 )

@@ -17,6 +17,12 @@ tokens (class and register tokens excluded), "cls+mean" = both concatenated
 (2x the width; DINOv2's linear-evaluation features).  Default: "cls" for ViT
 and DINOv2 families (their own pooled output, and the DINOv2 kNN features);
 the model's ``pooler_output`` otherwise.
+
+A model card's ``recipe`` (the foundation-model aliases) names the model class and its
+``from_pretrained`` arguments (Phikon's ``add_pooling_layer=False``), checks the loaded
+model against the recipe (class, width, class + register tokens), and supplies the
+card's preprocessing (the repository's image processor, if any, is compared and noted)
+and the card's pooling unless one is chosen.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robustpath.errors import ModelError, UsageError
-from robustpath.models import hub
+from robustpath.models import card, hub
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -118,8 +124,29 @@ def _pickle_refusal(folder: Path, name: str, exc: BaseException) -> ModelError:
     return refused_pickle(culprit, name, hub.unpickling_reason(exc))
 
 
-def _load(folder: Path, name: str, trust_remote_code: bool):
-    """(model, image processor) from a local folder; loading problems named."""
+def _model_class(recipe):
+    """The transformers class that loads the model: the recipe's, else AutoModel."""
+    import transformers
+
+    if recipe is None or recipe.architecture == "AutoModel":
+        return transformers.AutoModel
+    return getattr(transformers, recipe.architecture)
+
+
+def _image_processor(folder: Path, common: dict, recipe):
+    """The repository's image processor; None when a recipe gives the preprocessing and there is none."""
+    import transformers
+
+    try:
+        return transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
+        if recipe is None:
+            raise
+        return None
+
+
+def _load(folder: Path, name: str, trust_remote_code: bool, recipe=None):
+    """(model, image processor or None, unexpected keys) from a local folder; loading problems named."""
     import pickle
 
     import transformers
@@ -132,8 +159,9 @@ def _load(folder: Path, name: str, trust_remote_code: bool):
         loading["weights_only"] = True  # the default in recent releases; explicit for older ones
     try:
         with _quiet_transformers(), quiet_pickle_warnings(), hub.no_code_prompts():
-            model, info = transformers.AutoModel.from_pretrained(str(folder), **loading, **common)
-            processor = transformers.AutoImageProcessor.from_pretrained(str(folder), **common)
+            card_kwargs = dict(recipe.model_kwargs) if recipe is not None else {}
+            model, info = _model_class(recipe).from_pretrained(str(folder), **loading, **common, **card_kwargs)
+            processor = _image_processor(folder, common, recipe)
     except pickle.UnpicklingError as exc:
         raise _pickle_refusal(folder, name, exc) from None
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, ImportError) as exc:
@@ -156,13 +184,20 @@ def _load(folder: Path, name: str, trust_remote_code: bool):
 class _HFEncoder:
     has_text = False
 
-    def __init__(self, folder: Path, name: str, model, processor, unexpected: list[str]) -> None:
-        self.name, self.folder, self.model, self.unexpected = name, folder, model, unexpected
+    def __init__(self, folder: Path, name: str, model, processor, unexpected: list[str], recipe=None) -> None:
+        self.name, self.folder, self.model, self.unexpected, self.recipe = name, folder, model, unexpected, recipe
         self.notes: list[str] = []
+        repository = None
         try:
-            self.preprocessing = preprocessing_from_image_processor(processor, self.notes)
+            repository = preprocessing_from_image_processor(processor, self.notes) if processor is not None else None
         except ModelError as exc:
-            raise ModelError(f"model '{name}': {exc}") from None
+            if recipe is None:
+                raise ModelError(f"model '{name}': {exc}") from None
+            self.notes.append(f"the repository's image processor is not usable ({exc})")
+        self.preprocessing = repository if recipe is None else recipe.preprocessing
+        if recipe is not None:
+            self.notes = (card.preprocessing_notes(recipe.preprocessing, repository, "the repository's image processor")
+                          + self.notes + list(recipe.notes))
 
     def to(self, device: "torch.device"):
         self.model.to(device)
@@ -191,6 +226,8 @@ class _HFEncoder:
             facts["unexpected_keys"] = self.unexpected[:20]
         if self.notes:
             facts["preprocessing_notes"] = list(self.notes)
+        if self.recipe is not None:
+            facts["recipe"] = self.recipe.describe()
         return facts
 
 
@@ -249,15 +286,20 @@ class HFClipEncoder(_HFEncoder):
 class HFVisionEncoder(_HFEncoder):
     """Image-only AutoModel (DINOv2, ViT, …) with the pooling described in the module doc."""
 
-    def __init__(self, folder, name, model, processor, unexpected, pooling: str | None) -> None:
-        super().__init__(folder, name, model, processor, unexpected)
+    def __init__(self, folder, name, model, processor, unexpected, pooling: str | None, recipe=None) -> None:
+        super().__init__(folder, name, model, processor, unexpected, recipe)
         config = model.config
-        has_cls = config.model_type in _CLS_TYPES
+        self.pooling_chosen = pooling is not None
+        registers = int(getattr(config, "num_register_tokens", 0) or 0)
+        if recipe is not None:
+            card.check_model_fits(recipe, name, prefix_tokens=1 + registers, width=int(config.hidden_size),
+                                  architecture=None if recipe.architecture == "AutoModel" else type(model).__name__)
+        has_cls = recipe is not None or config.model_type in _CLS_TYPES
         if pooling in ("cls", "cls+mean") and not has_cls:
             raise UsageError(f"model '{name}': pooling '{pooling}' needs a class token, and model type "
                              f"'{config.model_type}' has none; use 'mean' or the default")
-        self.pooling = pooling or ("cls" if has_cls else "pooler")
-        self.prefix_tokens = (1 + int(getattr(config, "num_register_tokens", 0) or 0)) if has_cls else 0
+        self.pooling = pooling or (recipe.pooling if recipe is not None else ("cls" if has_cls else "pooler"))
+        self.prefix_tokens = (1 + registers) if has_cls else 0
         if self.pooling == "pooler":
             import torch
 
@@ -280,24 +322,20 @@ class HFVisionEncoder(_HFEncoder):
             hidden = output.last_hidden_state
             if hidden.ndim == 4:  # (B, C, H, W) feature maps
                 return hidden.mean(dim=(2, 3))
-            cls, mean = hidden[:, 0], hidden[:, self.prefix_tokens:].mean(dim=1)
-            if self.pooling == "cls":
-                return cls
-            if self.pooling == "mean":
-                return mean
-            return torch.cat([cls, mean], dim=-1)
+            return card.pool_tokens(hidden, self.pooling, self.prefix_tokens)
 
     def describe(self) -> dict:
-        return dict(super().describe(), pooling=self.pooling)
+        return dict(super().describe(), **card.pooling_facts(self.pooling, self.pooling_chosen, self.recipe))
 
 
-def load_hf_encoder(argument: str, name: str, *, pooling: str | None = None, trust_remote_code: bool = False):
+def load_hf_encoder(argument: str, name: str, *, pooling: str | None = None, trust_remote_code: bool = False,
+                    recipe=None):
     """The encoder for ``hf:ORG/REPO`` or ``hf:DIR`` (see the module doc)."""
     folder = _local_folder(argument, name, trust_remote_code)
-    model, processor, unexpected = _load(folder, name, trust_remote_code)
+    model, processor, unexpected = _load(folder, name, trust_remote_code, recipe)
     if hasattr(model, "get_image_features") and hasattr(model, "get_text_features"):
         if pooling is not None:
             raise UsageError(f"model '{name}' is a vision-language model with its own projection; "
                              "pooling applies to image-only models")
         return HFClipEncoder(folder, name, model, processor, unexpected, trust_remote_code)
-    return HFVisionEncoder(folder, name, model, processor, unexpected, pooling)
+    return HFVisionEncoder(folder, name, model, processor, unexpected, pooling, recipe)

@@ -13,7 +13,8 @@ Grammar (``SOURCE:ARGUMENT``; an ``@`` separates an architecture from its weight
     timm:NAME@hf-hub:ORG/REPO/FILE        ... with one weights file from the Hub
     timm:hf-hub:ORG/REPO | timm:local-dir:DIR   a timm Hub repository (config.json + weights) or a copy
 
-An alias from ``list_model_aliases()`` stands for a spec plus adapter options.
+An alias from ``list_model_aliases()`` stands for a spec plus adapter options; the
+pathology foundation models' aliases also carry their model card's recipe.
 A bare existing folder is recognised by its files.  Sources map to lazy
 ``module:attr`` targets, so importing this module imports no model library.
 """
@@ -28,10 +29,11 @@ from pathlib import Path
 from robustpath.errors import ModelError, UsageError, closest_name, unknown_name_message
 from robustpath.models.aliases import ALIASES, DEMO_MODEL, ModelAlias
 
-__all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "list_model_aliases",
-           "list_model_sources", "load_encoder", "parse_source_argument", "resolve_model_spec"]
+__all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "check_pooling", "check_remote_code",
+           "get_model_recipe", "list_model_aliases", "list_model_sources", "load_encoder", "parse_source_argument",
+           "resolve_model_spec", "resolved_pooling"]
 
-from robustpath.config import POOLINGS  # noqa: E402  (the option's choices have one owner)
+from robustpath.config import CARD_POOLING, POOLINGS  # noqa: E402  (the option's choices have one owner)
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -52,10 +54,10 @@ _SOURCES = {
         ("quick_gelu",),
     ),
     "hf": ModelSource("hf", "robustpath.models.hf_adapter:load_hf_encoder", "hf:ORG/REPO, hf:DIR",
-                      ("pooling", "trust_remote_code")),
+                      ("pooling", "trust_remote_code", "recipe")),
     "timm": ModelSource(
         "timm", "robustpath.models.timm_adapter:TimmEncoder",
-        "timm:NAME[@FILE], timm:hf-hub:ORG/REPO, timm:local-dir:DIR", ("pooling", "model_kwargs"),
+        "timm:NAME[@FILE], timm:hf-hub:ORG/REPO, timm:local-dir:DIR", ("pooling", "model_kwargs", "recipe"),
     ),
 }
 _ALIASES = {alias.name: alias for alias in ALIASES}
@@ -244,23 +246,59 @@ def _display_name(source: ModelSource, argument: str) -> str:
     return f"{source.name}:{name}{sep}{short(weights) if weights else ''}"
 
 
+def get_model_recipe(spec: str):
+    """The model-card recipe of an alias (robustpath.models.recipes), None for any other spec."""
+    alias = _ALIASES.get(spec.strip()) if isinstance(spec, str) else None
+    return alias.recipe if alias is not None else None
+
+
+def check_pooling(spec: str, pooling: str | None) -> None:
+    """Refuse an unknown pooling, or one the model's source cannot apply, before anything loads."""
+    if pooling is None:
+        return
+    if pooling not in POOLINGS:
+        raise UsageError(unknown_name_message("pooling", pooling, POOLINGS, plural="poolings"))
+    source, _argument, _alias = _resolve(spec)
+    if pooling != CARD_POOLING and "pooling" not in source.options:
+        raise UsageError(f"model '{spec}': pooling applies to image-only hf: and timm: models, "
+                         f"not to {source.name} models")
+
+
+def resolved_pooling(spec: str, pooling: str | None) -> str | None:
+    """The pooling a run of ``spec`` uses: the card's for an alias with a recipe unless one is chosen."""
+    recipe = get_model_recipe(spec)
+    if recipe is not None and pooling in (None, CARD_POOLING):
+        return recipe.pooling
+    return None if pooling == CARD_POOLING else pooling
+
+
+def check_remote_code(spec: str, trust_remote_code: bool) -> None:
+    """An alias whose card loads repository code needs --trust-remote-code: one line saying so."""
+    recipe = get_model_recipe(spec)
+    if recipe is not None and recipe.trust_remote_code and not trust_remote_code:
+        raise ModelError(f"model '{recipe.alias}': its card loads code shipped in '{recipe.repo}' "
+                         "(trust_remote_code); pass --trust-remote-code (trust_remote_code=True in Python) "
+                         "if you trust that code")
+
+
 def load_encoder(spec: str, *, pooling: str | None = None, trust_remote_code: bool = False):
     """Load the encoder named by ``spec`` (CPU, eval mode).
 
     ``pooling`` (image-only hf: and timm: models) picks the embedding: "cls" (the
-    class token), "mean" (mean of the patch tokens) or "cls+mean" (both
-    concatenated, 2x the width, as DINOv2's linear evaluation does); None keeps
-    the model's own pooled output (the class token for ViT/DINOv2).
+    class token), "mean" (mean of the patch tokens, class and register tokens
+    excluded) or "cls+mean" (both concatenated, 2x the width, as DINOv2's linear
+    evaluation does); "card" or None keep the default: the model card's embedding
+    for an alias with a recipe (robustpath.models.recipes), else the model's own
+    pooled output (the class token for ViT/DINOv2).
     ``trust_remote_code`` lets hf: models run code shipped in their repository.
     """
+    check_pooling(spec, pooling)
     source, argument, alias = _resolve(spec)
+    check_remote_code(spec, trust_remote_code)
     options = dict(alias.options) if alias else {}
-    if pooling is not None:
-        if pooling not in POOLINGS:
-            raise UsageError(unknown_name_message("pooling", pooling, POOLINGS, plural="poolings"))
-        if "pooling" not in source.options:
-            raise UsageError(f"model '{spec}': pooling applies to image-only hf: and timm: models, "
-                             f"not to {source.name} models")
+    if alias is not None and alias.recipe is not None:
+        options["recipe"] = alias.recipe
+    if pooling is not None and pooling != CARD_POOLING:
         options["pooling"] = pooling
     if trust_remote_code and "trust_remote_code" in source.options:
         options["trust_remote_code"] = True

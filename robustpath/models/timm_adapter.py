@@ -17,6 +17,12 @@ cropped, as timm's eval transform does.
 Pooling: None keeps the model's own head (``global_pool``, the class token for
 most ViTs); "cls", "mean" (patch tokens, prefix tokens excluded) and
 "cls+mean" read the token sequence of ``forward_features`` (ViT-style models).
+
+A model card's ``recipe`` (the foundation-model aliases) adds the card's keyword
+arguments (layer classes such as SwiGLUPacked included), checks that the model built is
+the recipe's architecture (name, width, class + register tokens), uses the card's
+preprocessing (noting where the repository's timm config differs) and the card's
+pooling unless one is chosen.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robustpath.errors import ModelError, UsageError
-from robustpath.models import hub
+from robustpath.models import card, hub
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -120,42 +126,61 @@ def _drop_classifier(model, state: dict) -> dict:
     return {k: v for k, v in state.items() if k in expected or not any(k.startswith(n + ".") for n in names)}
 
 
+def _plain(value):
+    """A keyword value for run.json: classes (SwiGLUPacked, SiLU) by their dotted name."""
+    return f"{value.__module__}.{value.__qualname__}" if isinstance(value, type) else value
+
+
 class TimmEncoder:
     """Encoder adapter around a timm model with its head removed."""
 
     has_text = False
 
-    def __init__(self, argument: str, name: str, *, pooling: str | None = None, model_kwargs=()) -> None:
+    def __init__(self, argument: str, name: str, *, pooling: str | None = None, model_kwargs=(), recipe=None) -> None:
         import timm
 
         from robustpath.models.registry import parse_source_argument
 
-        self.name, self.spec, self.pooling = name, f"timm:{argument}", pooling
+        self.name, self.spec, self.recipe = name, f"timm:{argument}", recipe
+        self.pooling = pooling or (recipe.pooling if recipe is not None else None)
+        self.pooling_chosen = pooling is not None
         parts = parse_source_argument("timm", argument, name)
         create_name, weights = _weights_for(parts, name)
-        self.model_kwargs = {**_top_level_model_args(create_name), **dict(model_kwargs)}
+        card_kwargs = recipe.create_kwargs() if recipe is not None else {}
+        self.model_kwargs = {**_top_level_model_args(create_name), **card_kwargs, **dict(model_kwargs)}
         try:
             self.model = timm.create_model(create_name, pretrained=False, num_classes=0, **self.model_kwargs)
         except (RuntimeError, ValueError, KeyError, TypeError, AssertionError, OSError) as exc:
             raise ModelError(f"model '{name}': timm cannot build '{create_name}': {exc}") from None
+        if recipe is not None:
+            card.check_model_fits(recipe, name, architecture=self.model.pretrained_cfg.get("architecture"),
+                                  width=int(self.model.num_features),
+                                  prefix_tokens=int(getattr(self.model, "num_prefix_tokens", 0)))
         state = _drop_classifier(self.model, hub.load_state_dict_file(weights, spec=name))
         hub.load_strict(self.model, state, path=weights, spec=name)
         self.model.eval()
         self.weights = Path(weights)
-        features = int(getattr(self.model, "head_hidden_size", 0) or self.model.num_features)
-        if pooling is not None:
-            prefix = getattr(self.model, "num_prefix_tokens", None)
-            if prefix is None:
-                raise UsageError(f"model '{name}': pooling '{pooling}' needs a ViT-style model with token outputs; "
-                                 "leave pooling unset to use the model's own head")
-            if pooling != "mean" and getattr(self.model, "cls_token", None) is None:
-                raise UsageError(f"model '{name}' has no class token; use pooling 'mean'")
-            self.prefix_tokens = int(prefix)
-            features = int(self.model.num_features) * (2 if pooling == "cls+mean" else 1)
-        self.embed_dim = features
+        self.embed_dim = self._pooled_width()
         self.data_config = timm.data.resolve_data_config({}, model=self.model)
         self.notes: list[str] = []
-        self.preprocessing = preprocessing_from_timm(self.data_config, self.notes)
+        timm_preprocessing = preprocessing_from_timm(self.data_config, self.notes)
+        self.preprocessing = timm_preprocessing if recipe is None else recipe.preprocessing
+        if recipe is not None:
+            self.notes = card.preprocessing_notes(recipe.preprocessing, timm_preprocessing,
+                                                  "the repository's timm config") + list(recipe.notes)
+
+    def _pooled_width(self) -> int:
+        """The embedding width under ``self.pooling``; refuses a pooling the model cannot give."""
+        if self.pooling is None:
+            return int(getattr(self.model, "head_hidden_size", 0) or self.model.num_features)
+        prefix = getattr(self.model, "num_prefix_tokens", None)
+        if prefix is None:
+            raise UsageError(f"model '{self.name}': pooling '{self.pooling}' needs a ViT-style model with token "
+                             "outputs; leave pooling unset to use the model's own head")
+        if self.pooling != "mean" and getattr(self.model, "cls_token", None) is None:
+            raise UsageError(f"model '{self.name}' has no class token; use pooling 'mean'")
+        self.prefix_tokens = int(prefix)
+        return int(self.model.num_features) * (2 if self.pooling == "cls+mean" else 1)
 
     def to(self, device: "torch.device") -> "TimmEncoder":
         self.model.to(device)
@@ -168,11 +193,7 @@ class TimmEncoder:
         with torch.no_grad():
             if self.pooling is None:
                 return self.model(images)
-            tokens = self.model.forward_features(images)
-            cls, mean = tokens[:, 0], tokens[:, self.prefix_tokens:].mean(dim=1)
-            if self.pooling == "cls":
-                return cls
-            return mean if self.pooling == "mean" else torch.cat([cls, mean], dim=-1)
+            return card.pool_tokens(self.model.forward_features(images), self.pooling, self.prefix_tokens)
 
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         raise ModelError(f"model '{self.name}' has no text encoder")
@@ -184,8 +205,11 @@ class TimmEncoder:
         facts = {"source": "timm", "spec": self.spec, "architecture": cfg.get("architecture"),
                  "pretrained_tag": cfg.get("tag"), "timm_version": timm.__version__,
                  "weights": str(self.weights), "weights_sha256": hub.file_sha256(self.weights),
-                 "model_kwargs": dict(self.model_kwargs), "pooling": self.pooling or "model head",
+                 "model_kwargs": {k: _plain(v) for k, v in self.model_kwargs.items()},
+                 **card.pooling_facts(self.pooling, self.pooling_chosen, self.recipe),
                  "patch_size": hub.patch_side(getattr(getattr(self.model, "patch_embed", None), "patch_size", None)),
                  "embed_dim": self.embed_dim, "preprocessing": self.preprocessing.as_dict(),
                  "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}}
+        if self.recipe is not None:
+            facts["recipe"] = self.recipe.describe()
         return hub.add_provenance(facts, self.weights, self.notes)
