@@ -153,7 +153,7 @@ def test_malformed_specs_name_what_was_expected(spec, error, pattern):
 
 
 def test_pooling_is_validated_before_loading():
-    with pytest.raises(UsageError, match="unknown pooling 'max'. Valid poolings: cls, mean, cls\\+mean"):
+    with pytest.raises(UsageError, match="unknown pooling 'max'. Valid poolings: card, cls, mean, cls\\+mean"):
         load_encoder("hf:facebook/dinov2-small", pooling="max")
     with pytest.raises(UsageError, match="pooling applies to image-only"):
         load_encoder("openai-clip", pooling="mean")

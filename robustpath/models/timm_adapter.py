@@ -149,7 +149,7 @@ class TimmEncoder:
         card_kwargs = recipe.create_kwargs() if recipe is not None else {}
         self.model_kwargs = {**_top_level_model_args(create_name), **card_kwargs, **dict(model_kwargs)}
         try:
-            self.model = timm.create_model(create_name, pretrained=False, num_classes=0, **self.model_kwargs)
+            self.model = timm.create_model(create_name, pretrained=False, **{**self.model_kwargs, "num_classes": 0})
         except (RuntimeError, ValueError, KeyError, TypeError, AssertionError, OSError) as exc:
             raise ModelError(f"model '{name}': timm cannot build '{create_name}': {exc}") from None
         if recipe is not None:

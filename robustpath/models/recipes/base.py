@@ -72,8 +72,6 @@ class Recipe:
     ``architecture`` is a transformers class (``ViTModel``, ``Dinov2Model``), or
     "AutoModel" for repository code; ``model_kwargs`` go to ``from_pretrained``;
     ``config_args`` are the config.json facts.  ``prefix_tokens`` counts the class and
-    register tokens, which the patch mean leaves out.  ``parameters_millions`` is the
-    size the card or paper states.
     """
 
     alias: str
@@ -89,7 +87,6 @@ class Recipe:
     gated: bool
     card: str
     usage: str  # the card's embedding, in words
-    parameters_millions: float
     model_kwargs: tuple[tuple[str, object], ...] = ()
     config_args: tuple[tuple[str, object], ...] = ()
     trust_remote_code: bool = False

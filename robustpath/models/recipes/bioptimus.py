@@ -21,7 +21,7 @@ _OPTIMUS = dict(
     config_args=(("num_classes", 0), ("img_size", 224), ("global_pool", "token"), ("init_values", 1e-5),
                  ("dynamic_img_size", False)),
     preprocessing=_TILES, pooling="cls", width=1536, prefix_tokens=5, gated=True,
-    usage="model(x): the class token (1 x 1536)", parameters_millions=1100, notes=_NO_RESIZE,
+    usage="model(x): the class token (1 x 1536)", notes=_NO_RESIZE,
 )
 
 RECIPES = (
@@ -38,6 +38,5 @@ RECIPES = (
         preprocessing=square(224, MEAN, STD), pooling="cls+mean", width=768, prefix_tokens=5,
         licence="CC-BY-NC-ND-4.0", gated=True, card="https://huggingface.co/bioptimus/H0-mini",
         usage="torch.cat([output[:, 0], output[:, model.num_prefix_tokens:].mean(1)], dim=-1) on output = model(x)",
-        parameters_millions=86,
     ),
 )

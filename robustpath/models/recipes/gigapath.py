@@ -18,6 +18,5 @@ RECIPES = (
         preprocessing=square(224, IMAGENET_MEAN, IMAGENET_STD, resize_size=256), pooling="cls", width=1536,
         prefix_tokens=1, licence="Apache-2.0 (research use only, per the access terms)", gated=True,
         card="https://huggingface.co/prov-gigapath/prov-gigapath", usage="model(x): the class token (1 x 1536)",
-        parameters_millions=1134,
     ),
 )

@@ -11,7 +11,7 @@ from robustpath.models.recipes.base import Recipe, square
 MEAN, STD = (0.7068, 0.5755, 0.722), (0.195, 0.2316, 0.1816)
 
 
-def _hibou(size: str, width: int, layers: int, heads: int, millions: int) -> Recipe:
+def _hibou(size: str, width: int, layers: int, heads: int) -> Recipe:
     repo = f"histai/hibou-{size}"
     return Recipe(
         alias=f"hibou-{size.lower()}", title=f"Hibou-{size.upper()} (Nechaev et al., 2024): DINOv2 ViT-{size.upper()}/14 "
@@ -20,8 +20,8 @@ def _hibou(size: str, width: int, layers: int, heads: int, millions: int) -> Rec
                      ("patch_size", 14), ("image_size", 224), ("num_register_tokens", 4)),
         preprocessing=square(224, MEAN, STD), pooling="cls", width=width, prefix_tokens=5, licence="Apache-2.0",
         gated=False, card=f"https://huggingface.co/{repo}", usage=f"outputs.pooler_output: the class token (1 x {width})",
-        parameters_millions=millions, trust_remote_code=True,
+        trust_remote_code=True,
     )
 
 
-RECIPES = (_hibou("b", 768, 12, 12, 86), _hibou("L", 1024, 24, 16, 304))
+RECIPES = (_hibou("b", 768, 12, 12), _hibou("L", 1024, 24, 16))

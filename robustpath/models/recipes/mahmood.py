@@ -24,13 +24,12 @@ RECIPES = (
                      ("dynamic_img_size", True)),
         preprocessing=_RESIZE, pooling="cls", width=1024, prefix_tokens=1, licence="CC-BY-NC-ND-4.0", gated=True,
         card="https://huggingface.co/MahmoodLab/UNI", usage="model(x): the class token (1 x 1024)",
-        parameters_millions=303,
     ),
     Recipe(
         alias="uni2-h", title="UNI2-h (MahmoodLab, 2025): ViT-H/14, SwiGLU MLP, 8 registers, 200M+ H&E and IHC tiles",
         library="timm", repo="MahmoodLab/UNI2-h", architecture="vit_giant_patch14_224", model_kwargs=_UNI2_KWARGS,
         config_args=tuple(p for p in _UNI2_KWARGS if not isinstance(p[1], Layer)), preprocessing=_RESIZE, pooling="cls", width=1536,
         prefix_tokens=9, licence="CC-BY-NC-ND-4.0", gated=True, card="https://huggingface.co/MahmoodLab/UNI2-h",
-        usage="model(x): the class token (1 x 1536)", parameters_millions=681,
+        usage="model(x): the class token (1 x 1536)",
     ),
 )

@@ -20,7 +20,6 @@ RECIPES = (
         preprocessing=square(224, IMAGENET_MEAN, IMAGENET_STD, resize_mode="bilinear", crop="none"),
         pooling="cls", width=768, prefix_tokens=1, licence=_LICENCE, gated=False,
         card="https://huggingface.co/owkin/phikon", usage="outputs.last_hidden_state[:, 0, :] (1 x 768)",
-        parameters_millions=86,
     ),
     Recipe(
         alias="phikon-v2", title="Phikon-v2 (Filiot et al., 2024): DINOv2 ViT-L/16 on 460M tiles", library="hf",
@@ -29,6 +28,6 @@ RECIPES = (
                      ("num_attention_heads", 16), ("patch_size", 16), ("image_size", 224)),
         preprocessing=square(224, IMAGENET_MEAN, IMAGENET_STD), pooling="cls", width=1024, prefix_tokens=1,
         licence=_LICENCE, gated=False, card="https://huggingface.co/owkin/phikon-v2",
-        usage="outputs.last_hidden_state[:, 0, :] (1 x 1024)", parameters_millions=300,
+        usage="outputs.last_hidden_state[:, 0, :] (1 x 1024)",
     ),
 )

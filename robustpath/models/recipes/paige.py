@@ -19,7 +19,7 @@ RECIPES = (
         library="timm", repo="paige-ai/Virchow", architecture="vit_huge_patch14_224", model_kwargs=SWIGLU,
         config_args=_CONFIG, preprocessing=square(224, IMAGENET_MEAN, IMAGENET_STD), pooling="cls+mean",
         width=1280, prefix_tokens=1, licence="Apache-2.0", gated=True, card="https://huggingface.co/paige-ai/Virchow",
-        usage=_USAGE.format(first=1, tokens=257), parameters_millions=632,
+        usage=_USAGE.format(first=1, tokens=257),
     ),
     Recipe(
         alias="virchow2", title="Virchow2 (Zimmermann et al., 2024): ViT-H/14, SwiGLU MLP, 4 registers, 3.1M WSIs",
@@ -27,6 +27,5 @@ RECIPES = (
         config_args=_CONFIG + (("reg_tokens", 4),), preprocessing=square(224, IMAGENET_MEAN, IMAGENET_STD),
         pooling="cls+mean", width=1280, prefix_tokens=5, licence="CC-BY-NC-ND-4.0", gated=True,
         card="https://huggingface.co/paige-ai/Virchow2", usage=_USAGE.format(first=5, tokens=261),
-        parameters_millions=632,
     ),
 )
