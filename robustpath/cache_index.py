@@ -25,10 +25,13 @@ INDEX_DIR = "index"
 
 
 def model_handle(model_spec: str) -> dict:
-    """The resolved spec and (name, size, mtime) of the local files it names (no weights read)."""
+    """The resolved spec, its model-card recipe (digest) and (name, size, mtime) of the local files it names
+    (no weights read)."""
     from robustpath.models import resolve_model_spec
+    from robustpath.models.registry import get_model_recipe
 
     source, argument = resolve_model_spec(model_spec)
+    recipe = get_model_recipe(model_spec)
     files = []
     for part in _local_parts(argument):
         path = Path(part).expanduser()
@@ -38,7 +41,10 @@ def model_handle(model_spec: str) -> dict:
         for member in members:
             status = member.stat()
             files.append([str(member.resolve()), status.st_size, status.st_mtime_ns])
-    return {"source": source.name, "argument": argument, "files": files}
+    handle = {"source": source.name, "argument": argument, "files": files}
+    if recipe is not None:
+        handle["recipe"] = recipe.digest()
+    return handle
 
 
 def _local_parts(argument: str) -> list[str]:
@@ -103,9 +109,10 @@ def _read(path: Path) -> dict:
 def run_lookup(spec, content_sha256: str, device, precision: str, compiled: bool, corrupt_training: bool) -> str:
     """The lookup handle's digest for one run of ``spec`` (the same in ``eval`` and ``eval --dry-run``)."""
     from robustpath.cache import embedding_versions
+    from robustpath.models.registry import resolved_pooling
 
     return lookup_digest(
-        model=model_handle(spec.model), pooling=spec.pooling, dataset=content_sha256, seed=int(spec.seed),
+        model=model_handle(spec.model), pooling=resolved_pooling(spec.model, spec.pooling), dataset=content_sha256, seed=int(spec.seed),
         device=device.type, batch_size=int(spec.batch_size),
         precision=precision, compiled=bool(compiled), corrupt_training=bool(corrupt_training),
         versions=embedding_versions(),

@@ -5,7 +5,9 @@ and its keyword arguments, the config.json the repository holds, the card's tran
 the card's embedding, and the model size the card or paper states.  ``build_replica``
 makes a tiny randomly initialised copy of the exact architecture (same block types and
 options; width 48, depth 2, 4 heads) and saves it in the layout the Hub uses for that
-model; ``put_in_hub_cache`` places it where huggingface_hub looks for a downloaded copy.
+model; ``put_in_hub_cache`` places it where huggingface_hub looks for a downloaded copy
+(``install_replica`` does both; the ``hub_cache`` fixture redirects the Hub to an empty
+local cache; ``shrink_alias`` gives an alias's recipe the replica's width).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 OPTIMUS = ((0.707223, 0.578729, 0.703617), (0.211883, 0.230117, 0.177517))
@@ -287,3 +291,41 @@ def put_in_hub_cache(cache: Path, repo: str, folder: Path) -> Path:
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / "main").write_text(commit)
     return snapshot
+
+
+def install_replica(card, cache: Path, folder: Path) -> Path:
+    """Build the card's tiny replica under ``folder`` and place it in the Hub cache ``cache``; its snapshot."""
+    build = build_timm_replica if card.library == "timm" else build_hf_replica
+    build(card, folder / "replica")
+    return put_in_hub_cache(cache, card.repo, folder / "replica")
+
+
+def shrink_alias(alias_name: str, monkeypatch):
+    """Replace the alias's recipe by the same recipe at the replica's width (size arguments only)."""
+    import dataclasses
+
+    from robustpath.models import registry
+
+    alias = registry._ALIASES[alias_name]
+    small = {**SMALL, "hidden_size": SMALL["embed_dim"]}
+    kwargs = tuple((key, small.get(key, value)) for key, value in alias.recipe.model_kwargs)
+    shrunk = dataclasses.replace(alias.recipe, model_kwargs=kwargs, width=SMALL["embed_dim"])
+    monkeypatch.setitem(registry._ALIASES, alias_name, dataclasses.replace(alias, recipe=shrunk))
+    return shrunk
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache that huggingface_hub, timm and robustpath all read, HF_HUB_OFFLINE set.
+    The copies of repository code that transformers makes (Hibou's stand-in) are removed afterwards."""
+    from huggingface_hub import constants
+    from transformers import dynamic_module_utils
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield cache
+    modules = Path(dynamic_module_utils.HF_MODULES_CACHE) / "transformers_modules"
+    for repo in (card.repo for card in CARDS.values() if card.remote_code):
+        shutil.rmtree(modules / f"_{hashlib.sha1(repo.encode('utf-8')).hexdigest()}", ignore_errors=True)

@@ -12,16 +12,14 @@ Separately, each full-size recipe must build (on the meta device, no memory) to 
 size its card states.
 """
 import dataclasses
-import hashlib
 import os
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from recipe_cards import CARDS, SMALL, build_hf_replica, build_timm_replica, put_in_hub_cache  # noqa: E402
+from recipe_cards import CARDS, SMALL, hub_cache, install_replica, shrink_alias  # noqa: E402,F401
 from test_preprocessing_parity import assert_close, tissue_like  # noqa: E402
 
 from robustpath.errors import ModelError, UsageError  # noqa: E402
@@ -42,36 +40,6 @@ def test_every_recipe_alias_has_a_card_here():
     assert {"uni2-h", "virchow", "virchow2", "h-optimus-0", "h-optimus-1", "h0-mini", "prov-gigapath", "phikon",
             "phikon-v2", "midnight-12k", "hibou-b", "hibou-l", "kaiko-vits16", "kaiko-vits8", "kaiko-vitb16",
             "kaiko-vitb8", "kaiko-vitl14"} <= set(RECIPE_ALIASES)
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face cache that huggingface_hub, timm and robustpath all read.  The copies of
-    repository code that transformers makes (Hibou's stand-in) are removed afterwards."""
-    import shutil
-
-    from huggingface_hub import constants
-    from transformers import dynamic_module_utils
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield cache
-    modules = Path(dynamic_module_utils.HF_MODULES_CACHE) / "transformers_modules"
-    for repo in (card.repo for card in CARDS.values() if card.remote_code):
-        shutil.rmtree(modules / f"_{hashlib.sha1(repo.encode('utf-8')).hexdigest()}", ignore_errors=True)
-
-
-def _shrunk_alias(alias_name: str, monkeypatch):
-    """Replace the alias's recipe by the same recipe at the replica's width (size arguments only)."""
-    alias = registry._ALIASES[alias_name]
-    recipe = alias.recipe
-    small = {**SMALL, "hidden_size": SMALL["embed_dim"]}
-    kwargs = tuple((key, small.get(key, value)) for key, value in recipe.model_kwargs)
-    shrunk = dataclasses.replace(recipe, model_kwargs=kwargs, width=SMALL["embed_dim"])
-    monkeypatch.setitem(registry._ALIASES, alias_name, dataclasses.replace(alias, recipe=shrunk))
-    return shrunk
 
 
 def _pil_tensor(image) -> torch.Tensor:
@@ -106,17 +74,11 @@ def _card_reference(name: str, card, snapshot):
     return model, transform, lambda x: card.embedding(model(pixel_values=x))
 
 
-def _install(name: str, card, hub_cache, tmp_path):
-    build = build_timm_replica if card.library == "timm" else build_hf_replica
-    build(card, tmp_path / "replica")
-    return put_in_hub_cache(hub_cache, card.repo, tmp_path / "replica")
-
-
 @pytest.mark.parametrize("name", RECIPE_ALIASES)
 def test_alias_loads_its_replica_with_the_cards_preprocessing_and_embedding(name, hub_cache, tmp_path, monkeypatch):
     card = CARDS[name]
-    snapshot = _install(name, card, hub_cache, tmp_path)
-    recipe = _shrunk_alias(name, monkeypatch)
+    snapshot = install_replica(card, hub_cache, tmp_path)
+    recipe = shrink_alias(name, monkeypatch)
     encoder = load_encoder(name, trust_remote_code=card.remote_code)
     reference, transform, embedding = _card_reference(name, card, snapshot)
 
@@ -142,8 +104,8 @@ def test_alias_loads_its_replica_with_the_cards_preprocessing_and_embedding(name
 def test_user_pooling_overrides_the_card_and_excludes_registers(name, hub_cache, tmp_path, monkeypatch):
     """"mean" by hand: the tokens after the card's class + register tokens (5 for Virchow2, 9 for UNI2-h)."""
     card = CARDS[name]
-    snapshot = _install(name, card, hub_cache, tmp_path)
-    _shrunk_alias(name, monkeypatch)
+    snapshot = install_replica(card, hub_cache, tmp_path)
+    shrink_alias(name, monkeypatch)
     reference, _, _ = _card_reference(name, card, snapshot)
     x = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
@@ -169,8 +131,8 @@ def test_a_repository_that_is_not_the_recipes_architecture_is_refused(hub_cache,
     """Virchow2 weights without its registers would make the card's patch mean silently wrong."""
     card = dataclasses.replace(CARDS["virchow2"], config_args={k: v for k, v in CARDS["virchow2"].config_args.items()
                                                                if k != "reg_tokens"})
-    _install("virchow2", card, hub_cache, tmp_path)
-    _shrunk_alias("virchow2", monkeypatch)
+    install_replica(card, hub_cache, tmp_path)
+    shrink_alias("virchow2", monkeypatch)
     with pytest.raises(ModelError, match="does not match its card's recipe: 1 class \\+ register tokens, "
                                          "the recipe expects 5"):
         load_encoder("virchow2")
