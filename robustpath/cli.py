@@ -34,7 +34,6 @@ from robustpath.config import (
     BOOTSTRAP_RESAMPLES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_DATA,
-    DEFAULT_PRESET,
     DEVICES,
     EMBEDDING_DTYPES,
     GALLERIES,
@@ -161,7 +160,7 @@ def eval_command(
         str, choice_option("--stage", values=STAGES, kind="stage", help="pre: corrupt at native size before the "
                            "model's resize; post: after it; both; default: pre for all, plus post for gaussian_blur.")
     ] = "default",
-    preset: PresetOption = DEFAULT_PRESET,
+    preset: PresetOption = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
                                      help="Output folder; default: robustpath-runs/<data>__<model>__<time>.")
@@ -184,6 +183,12 @@ def eval_command(
                           "interval and drop p-value, shared by clean and every variant (at least 40; use 10000 "
                           "for publication).")
     ] = BOOTSTRAP_RESAMPLES,
+    mpp: Annotated[
+        Optional[float], typer.Option("--mpp", metavar="MICRONS",
+                                      help="Microns per pixel of the native images (e.g. 0.25 at 40x, 0.5 at 20x): "
+                                      "spatial severities are also reported in micrometres; default: a manifest's "
+                                      "mpp column, if any.")
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a complete run (or an unfinished one with other options) in --out; "
                            "the old run stays until the new one is complete, and files robustpath did not write stay.")

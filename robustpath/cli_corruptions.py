@@ -21,17 +21,17 @@ from robustpath.cli_support import (
     choice_option,
     handle_errors,
     parse_output_folder,
+    preset_names,
     stderr_console,
     stdout_console,
 )
-from robustpath.config import DEFAULT_PRESET
 
 
 CORRUPT_STAGES = ("pre", "post", "both")
 
 
 def corruptions_command(
-    preset: PresetOption = DEFAULT_PRESET,
+    preset: PresetOption = None,
     details: Annotated[bool, typer.Option("--details", help="Add each corruption's note.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -47,7 +47,7 @@ def corruptions_command(
     from robustpath.runner import load_preset_or_fail
     from robustpath.gallery import format_parameter
 
-    loaded = load_preset_or_fail(preset)
+    loaded = load_preset_or_fail(preset_names(preset))
     levels = max(len(entry.values) for entry in loaded.corruptions.values())
     table = Table(
         title=f"Preset {loaded.name}" + (f": {loaded.description}" if loaded.description else ""),
@@ -89,7 +89,7 @@ def corrupt_command(
                        "manifest (path,label[,split])."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR", help="Output folder.")],
-    preset: PresetOption = DEFAULT_PRESET,
+    preset: PresetOption = None,
     corruption: CorruptionOption = None,
     severity: SeverityOption = None,
     stage: Annotated[
@@ -124,7 +124,7 @@ def corrupt_command(
     )
     from robustpath.variants import plan_variants
 
-    loaded = load_preset_or_fail(preset)
+    loaded = load_preset_or_fail(preset_names(preset))
     variants = plan_variants(loaded, tuple(corruption or ()), tuple(severity or ()), stage)
     check_geometry(variants, size)
     check_can_create(out)

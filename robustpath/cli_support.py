@@ -14,10 +14,21 @@ from robustpath.errors import RobustPathError
 # Options shared by several commands (one declaration, one help text).
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 PresetOption = Annotated[
-    str,
+    Optional[list[str]],
     typer.Option("--preset", envvar="ROBUSTPATH_PRESET", help="Corruption preset: a built-in name (pathology, small-patch, "
-                 "imagenet-c, imagecorruptions) or a TOML file."),
+                 "slide-artefacts, imagenet-c, imagecorruptions) or a TOML file; repeat it to run several presets in one "
+                 "sweep (default: pathology)."),
 ]
+
+
+def preset_names(values: Optional[Sequence[str]]) -> "str | tuple[str, ...]":
+    """The --preset values as RunSpec.preset takes them: the default preset when none, one name, or a tuple of names."""
+    from robustpath.config import DEFAULT_PRESET
+
+    values = tuple(values or ())
+    if not values:
+        return DEFAULT_PRESET
+    return values[0] if len(values) == 1 else values
 CorruptionOption = Annotated[
     Optional[list[str]], typer.Option("--corruption", "-c", help="Corruption to apply (repeatable); default: all in the preset.")
 ]

@@ -1,6 +1,8 @@
 """RunSpec: everything that defines an evaluation run, as a frozen dataclass that checks its own values."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,6 +64,8 @@ class RunSpec:
     ``bootstrap`` is the number of seeded resamples of the test images behind every
     interval and drop p-value (the same resamples for clean and every variant);
     it changes results, so it enters the run id (when it is not the default).
+    ``mpp`` (microns per pixel of the native images; else a manifest's ``mpp`` column)
+    restates spatial severities in micrometres in run.json and the reports.
     """
 
     model: str
@@ -70,7 +74,7 @@ class RunSpec:
     corruptions: tuple[str, ...] = ()
     severities: tuple[int, ...] = ()
     stage: str = "default"
-    preset: str = DEFAULT_PRESET
+    preset: str | tuple[str, ...] = DEFAULT_PRESET
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
     num_workers: int = 0
@@ -93,11 +97,13 @@ class RunSpec:
     embeddings_dtype: str = "float32"
     deterministic: bool = False
     bootstrap: int = BOOTSTRAP_RESAMPLES
+    mpp: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse values of the wrong type or out of range (from a config file, a run.json or the API)
         before anything is loaded or written: one UsageError naming the field and its option."""
         _check_numbers(self)
+        _normalise_preset(self)
         _check_names(self)
         check_bootstrap(self.bootstrap)
 
@@ -109,6 +115,8 @@ class RunSpec:
             list(self.tasks), list(self.corruptions), list(self.severities)
         )
         data["samples_per_class"] = list(self.samples_per_class)
+        if isinstance(self.preset, tuple):
+            data["preset"] = list(self.preset)
         data["cache_dir"] = str(self.cache_dir) if self.cache_dir is not None else None
         return data
 
@@ -119,6 +127,9 @@ def _check_numbers(spec: RunSpec) -> None:
         if not _is_whole(value) or value < low or (high is not None and value > high):
             allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
             raise UsageError(f"{name} ({option}) must be a whole number {allowed}, got {value!r}")
+    mpp = spec.mpp
+    if mpp is not None and (isinstance(mpp, bool) or not isinstance(mpp, (int, float)) or not 0 < mpp < math.inf):
+        raise UsageError(f"mpp (--mpp) must be a positive number of microns per pixel, got {mpp!r}")
     fraction = spec.test_fraction
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise UsageError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
@@ -135,6 +146,20 @@ def _check_names(spec: RunSpec) -> None:
     for name in _SWITCHES:
         if not isinstance(getattr(spec, name), bool):
             raise UsageError(f"{name} must be true or false, got {getattr(spec, name)!r}")
-    for name in ("model", "data", "preset"):
+    for name in ("model", "data"):
         if not isinstance(getattr(spec, name), str) or not getattr(spec, name).strip():
             raise UsageError(f"{name} must be a non-empty string, got {getattr(spec, name)!r}")
+    presets = (spec.preset,) if isinstance(spec.preset, str) else spec.preset
+    if not isinstance(presets, tuple) or not all(isinstance(name, str) and name.strip() for name in presets):
+        raise UsageError(f"preset (--preset) must be a preset name or file, or a list of them, got {spec.preset!r}")
+
+
+def _normalise_preset(spec: RunSpec) -> None:
+    """Several presets are a tuple (one sweep over all of them); one preset given in a list is its name alone,
+    so a run of one preset records and identifies itself the same however it was given."""
+    value = spec.preset
+    if isinstance(value, (list, tuple)):
+        value = tuple(value)
+        if not value:
+            raise UsageError("preset (--preset) is an empty list; give at least one preset name or file")
+        object.__setattr__(spec, "preset", value[0] if len(value) == 1 else value)

@@ -53,6 +53,10 @@ def _check_value(key: str, value, path: Path):
         if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
             raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
         return tuple(value)
+    if key == "preset" and isinstance(value, list):
+        if not value or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"--config: '{path}': 'preset' must be a preset name or file, or a non-empty list of them")
+        return tuple(value)
     if key in _PATHS and value is not None:
         if not isinstance(value, str):
             raise UsageError(f"--config: '{path}': '{key}' must be a path (a string), got {value!r}")
@@ -107,6 +111,8 @@ def load_run_config(path: Path, overrides: dict) -> list[RunSpec]:
     for key in ("data", "preset"):
         if isinstance(base.get(key), str):
             base[key] = _local(base[key], path)
+    if isinstance(base.get("preset"), tuple):
+        base["preset"] = tuple(_local(name, path) for name in base["preset"])
     models = data.get("models", [base.get("model")] if base.get("model") else [])
     datasets = [_local(str(d), path) for d in data.get("datasets", [base.get("data", "demo-ihc")])]
     if not models:

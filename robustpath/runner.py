@@ -70,11 +70,13 @@ class ExecutionOptions:
         )
 
 
-def load_preset_or_fail(name_or_path: str):
+def load_preset_or_fail(name_or_path: "str | tuple[str, ...]"):
+    """The preset of a run: one name or file, or several combined into one sweep (``corruptions.combine_presets``)."""
     import corruptions
 
+    names = (name_or_path,) if isinstance(name_or_path, str) else tuple(name_or_path)
     try:
-        return corruptions.load_preset(name_or_path)
+        return corruptions.combine_presets([corruptions.load_preset(name) for name in names])
     except corruptions.CorruptionError as exc:  # an unknown name says so itself; a bad file gets the option's name
         raise UsageError(str(exc) if str(exc).startswith("unknown preset") else f"--preset: {exc}") from None
 
@@ -84,7 +86,7 @@ def load_preset_or_fail(name_or_path: str):
 # preset values, the device type that "auto" became).
 _RUN_ID_IGNORED_FIELDS = frozenset(
     {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
-     "save_embeddings", "embeddings_dtype", "model", "data", "prompts", "preset", "device"}
+     "save_embeddings", "embeddings_dtype", "model", "data", "prompts", "preset", "device", "mpp"}
 )
 
 
@@ -335,6 +337,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             "name": dataset.name,
             "classes": list(dataset.classes),
             "native_size": list(dataset.native_size),
+            **({"mpp": list(run_mpp(spec, dataset))} if run_mpp(spec, dataset) is not None else {}),
             "counts": dataset.describe(),
             "content_sha256": content_sha256,
             "skipped_images": [{"path": path, "reason": reason} for path, reason in getattr(dataset, "skipped", ())],
@@ -347,7 +350,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
                 {
                     "corruption": v.corruption, "severity": v.severity, "stage": v.stage,
                     "parameter": variant_parameter(preset, v), "unit": preset.corruptions[v.corruption].unit,
-                    "native_equivalent": _native_equivalent(preset, v, dataset.native_size, encoder.preprocessing),
+                    "native_equivalent": _native_equivalent(preset, v, dataset.native_size, encoder.preprocessing,
+                                                            run_mpp(spec, dataset)),
                 }
                 for v in variants
             ],
@@ -445,15 +449,23 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
     return [notes[name] for name in tasks if name in notes]
 
 
-def _native_equivalent(preset, variant, native_size, preprocessing) -> dict | None:
-    """The variant's parameter in native pixels ({"value", "unit"}), None when it has no size."""
-    from corruptions import native_equivalent
+def _native_equivalent(preset, variant, native_size, preprocessing, mpp: tuple[float, float] | None) -> dict | None:
+    """The variant's parameter in native pixels ({"value", "unit"}), None when it has no size; with the
+    images' microns per pixel ``mpp`` (smallest, largest), a length also in micrometres ("microns": [low, high])."""
+    from corruptions import get_operation, native_equivalent
 
     if preprocessing.crop == "center":  # shorter side to resize_size, then the central crop
         resized = preprocessing.resize_size or max(preprocessing.input_size)
     else:  # the whole image to input_size
         resized = tuple(preprocessing.input_size)
-    return native_equivalent(
-        preset.entry(variant.corruption), variant.severity, stage=variant.stage,
-        native_size=tuple(native_size), resized_size=resized,
-    )
+    entry = preset.entry(variant.corruption)
+    native = native_equivalent(entry, variant.severity, stage=variant.stage, native_size=tuple(native_size),
+                               resized_size=resized)
+    if native is not None and mpp is not None and get_operation(entry.operation).spatial == "length":
+        native["microns"] = [native["value"] * mpp[0], native["value"] * mpp[1]]
+    return native
+
+
+def run_mpp(spec: RunSpec, dataset) -> tuple[float, float] | None:
+    """Microns per native pixel as (smallest, largest): --mpp for every image, else the data's own."""
+    return (float(spec.mpp), float(spec.mpp)) if spec.mpp is not None else getattr(dataset, "mpp", None)

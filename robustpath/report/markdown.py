@@ -220,6 +220,7 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
         preset = record.get("preset", {})
         rows = tuple(
             (v["corruption"], v["stage"], v["severity"], format_parameter(v["parameter"]), v["unit"], _native(v))
+            + ((microns_text(v.get("native_equivalent")),) if _has_microns(preset) else ())
             for v in preset.get("variants", [])
         )
         if rows:
@@ -230,10 +231,27 @@ def _corruption_parameters(records: Sequence[Mapping]) -> list[str]:
     for (name, rows), runs in tables.items():
         if len(records) > 1:
             lines += [f"Preset `{name}` — {'every run' if len(runs) == len(records) else ', '.join(map(run_label, runs))}:", ""]
-        lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit", "in native pixels"], rows)
+        microns = ["in µm"] if rows and len(rows[0]) > 6 else []
+        lines += markdown_table(["corruption", "stage", "severity", "parameter", "unit", "in native pixels"] + microns, rows)
     examples = dict.fromkeys(_native_example(record, named=len(records) > 1) for record in records)
+    microns = any(_has_microns(record.get("preset", {})) for record in records)
     return lines + ["", "*In native pixels*: the parameter restated for the image before the model's resize (blank "
-                    "for parameters without a size): " + "; ".join(examples) + ".", ""]
+                    "for parameters without a size): " + "; ".join(examples) + "."
+                    + (" *In µm*: a length in native pixels times the images' microns per pixel (a range when "
+                       "their pixel sizes differ)." if microns else ""), ""]
+
+
+def _has_microns(preset: Mapping) -> bool:
+    return any((v.get("native_equivalent") or {}).get("microns") for v in preset.get("variants", []))
+
+
+def microns_text(native: Mapping | None) -> str:
+    """A length in micrometres for people: '0.5', or '0.25–0.5' when the images' pixel sizes differ; '' without one."""
+    microns = (native or {}).get("microns")
+    if not microns:
+        return ""
+    low, high = microns
+    return f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g}–{high:.3g}"
 
 
 def _native(variant: Mapping) -> str:

@@ -20,6 +20,7 @@ from robustpath.report.html.tables import (
     Cell, Table, frame_table, grid_tables, retention_table, runs_table, summary_tables,
 )
 from robustpath.report.html.thumbnails import ImagePool
+from robustpath.report.markdown import microns_text
 from robustpath.results import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,14 +115,16 @@ def parameter_tables(records: Sequence[Mapping]) -> list[Table]:
         if not variants or key in seen:
             continue
         seen.add(key)
+        microns = any((v.get("native_equivalent") or {}).get("microns") for v in variants)
         table = Table(f"parameters-{len(tables)}", f"Preset {preset.get('name', '?')}",
                       [("corruption", False), ("stage", False), ("severity", True), ("parameter", False), ("unit", False),
-                       ("in native pixels", True)])
+                       ("in native pixels", True)] + ([("in µm", True)] if microns else []))
         for v in variants:
             native = v.get("native_equivalent")
             table.rows.append([Cell(v["corruption"]), Cell(v["stage"]), Cell(str(v["severity"])),
                                Cell(_parameter_text(format_parameter, v.get("parameter"))), Cell(str(v.get("unit", ""))),
-                               Cell(f"{native['value']:.3g}" if native else "")])
+                               Cell(f"{native['value']:.3g}" if native else "")]
+                              + ([Cell(microns_text(native))] if microns else []))
         tables.append(table)
     return tables
 
