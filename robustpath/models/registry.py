@@ -33,7 +33,7 @@ __all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "
            "get_model_recipe", "list_model_aliases", "list_model_sources", "load_encoder", "parse_source_argument",
            "resolve_model_spec", "resolved_pooling"]
 
-from robustpath.config import CARD_POOLING, POOLINGS  # noqa: E402  (the option's choices have one owner)
+from robustpath.spec.run_spec import CARD_POOLING, POOLINGS  # noqa: E402  (the option's choices have one owner)
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
