@@ -279,6 +279,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             text_embeddings=text_embeddings,
             clean_test_embeddings=embeddings.clean[embeddings.test_indices],
             bootstrap=getattr(spec, "bootstrap", BOOTSTRAP_RESAMPLES),
+            device=device,
         )
 
     clock = time.perf_counter()
