@@ -283,7 +283,8 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
         )
 
     clock = time.perf_counter()
-    scorer = TaskScorer(task_objects, variants, make_context) if main else None
+    # without --save-embeddings a variant's embeddings are dropped once scored (they stay in the stores)
+    scorer = TaskScorer(task_objects, variants, make_context, release=not save_embeddings) if main else None
     try:
         embeddings = compute_embeddings(
             encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
