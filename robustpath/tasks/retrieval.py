@@ -148,7 +148,7 @@ def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, n
     per_step = max(1, _CANDIDATE_ELEMENTS // (screen.candidates * queries.shape[1]))
     starts = query_blocks(len(queries), len(screen.gallery))
     for start in starts:
-        block = queries[start : start + starts.step]
+        block = np.asarray(queries[start : start + starts.step], dtype=np.float64)
         candidates, sufficient = screen.candidate_rows(block, k)
         settled = np.flatnonzero(sufficient)
         for begin in range(0, len(settled), per_step):
@@ -170,7 +170,7 @@ def nearest_neighbours(
     the same order, proved there); ``screen``: that gallery prepared once, for
     many calls.
     """
-    queries = np.asarray(queries, dtype=np.float64)  # exact for float32 / float16 embeddings
+    queries = np.asarray(queries)  # converted to float64 (exactly) block by block
     k = min(int(k), len(gallery))
     neighbours = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
     if k <= 0 or len(queries) == 0:
@@ -181,7 +181,8 @@ def nearest_neighbours(
         if screen.usable:
             rows = _screened_neighbours(queries, screen, k, neighbours)
     if len(rows):
-        neighbours[rows] = _exact_neighbours(queries[rows], np.asarray(gallery, dtype=np.float64), k)
+        wide_queries = np.asarray(queries[rows], dtype=np.float64)
+        neighbours[rows] = _exact_neighbours(wide_queries, np.asarray(gallery, dtype=np.float64), k)
     return neighbours
 
 
