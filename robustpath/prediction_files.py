@@ -18,9 +18,10 @@ bytes for the same rows).  Files appear atomically (robustpath.atomic).
 from __future__ import annotations
 
 import gzip
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
 
 from robustpath.exports import (
     FLOAT_FORMAT, MISCLASSIFIED_FILE, PREDICTIONS_FILE, VARIANT_COLUMNS, RunExports, predictions_frame,
@@ -29,7 +30,7 @@ from robustpath.exports import (
 if TYPE_CHECKING:  # pragma: no cover
     from robustpath.outcomes import Outcomes
 
-PREDICTION_MODES = ("all", "changed", "none")
+from robustpath.config import PREDICTION_MODES  # noqa: E402  (the option's choices have one owner)
 MISCLASSIFIED_COLUMNS = ["task", *VARIANT_COLUMNS, "sample_id", "path", "true_label", "predicted_label",
                          "clean_predicted_label", "wrong", "changed"]
 
@@ -50,13 +51,13 @@ def prediction_columns(exports: RunExports, outcomes: "Mapping[tuple[str, str], 
 
 def _piece(exports: RunExports, key: tuple[str, str], outcome, columns: list[str]):
     frame = predictions_frame(exports, {key: outcome})
-    return frame.reindex(columns=columns)
+    return frame.reindex(columns=columns)  # the columns of other tasks stay empty, as in one table
 
 
-def _misclassified(piece, clean_piece, paths: dict) -> "object":
-    """The rows of ``piece`` whose prediction is wrong or differs from ``clean_piece`` (same images, same order)."""
+def _misclassified(piece, clean_labels: np.ndarray, paths: dict) -> "object":
+    """The rows of ``piece`` whose prediction is wrong or differs from ``clean_labels`` (same images, same order)."""
     frame = piece[["task", *VARIANT_COLUMNS, "sample_id", "true_label", "predicted_label"]].copy()
-    frame["clean_predicted_label"] = clean_piece["predicted_label"].to_numpy()
+    frame["clean_predicted_label"] = clean_labels
     frame["wrong"] = frame.predicted_label != frame.true_label
     frame["changed"] = frame.predicted_label != frame.clean_predicted_label
     frame["path"] = frame.sample_id.map(paths)
@@ -72,32 +73,48 @@ def write_predictions(
         raise ValueError(f"mode must be one of {PREDICTION_MODES}, got '{mode}'")
     if mode == "none":
         return {}
-    from robustpath.variants import CLEAN_VARIANT
-
     columns = prediction_columns(exports, outcomes)
-    paths = dict(zip(exports.samples.sample_ids, ("" if p is None else str(p) for p in exports.samples.paths)))
     suffix = ".gz" if compress else ""
     targets = {"predictions": Path(out_dir) / (PREDICTIONS_FILE + suffix),
                "misclassified": Path(out_dir) / (MISCLASSIFIED_FILE + suffix)}
+    existing = {name for name, path in targets.items() if path.exists()}
+    try:
+        _write_pieces(exports, outcomes, targets, mode, compress, columns)
+    except BaseException:
+        for name, path in targets.items():  # the other file, published before this one failed
+            if name not in existing and path.is_file():
+                path.unlink()
+        raise
+    return targets
+
+
+def _write_pieces(exports, outcomes, targets: dict[str, Path], mode: str, compress: bool, columns: list[str]) -> None:
+    from robustpath.variants import CLEAN_VARIANT
+
+    paths = dict(zip(exports.samples.sample_ids, ("" if p is None else str(p) for p in exports.samples.paths)))
     with _CsvPieces(targets["predictions"], compress) as predictions, \
             _CsvPieces(targets["misclassified"], compress) as misclassified:
         predictions.header(columns)
         misclassified.header(MISCLASSIFIED_COLUMNS)
         for key, outcome in outcomes.items():
             piece = _piece(exports, key, outcome, columns)
-            has_prediction = outcome.predictions is not None
-            clean_piece = piece
-            if has_prediction and key[1] != CLEAN_VARIANT.key and (key[0], CLEAN_VARIANT.key) in outcomes:
-                clean_piece = _piece(exports, (key[0], CLEAN_VARIANT.key), outcomes[(key[0], CLEAN_VARIANT.key)],
-                                     columns)
+            if outcome.predictions is None:
+                if mode == "all":
+                    predictions.rows(piece, float_format=FLOAT_FORMAT)
+                continue
+            clean_labels = _clean_labels(exports, outcomes.get((key[0], CLEAN_VARIANT.key)), len(piece))
             if mode == "all":
                 predictions.rows(piece, float_format=FLOAT_FORMAT)
-            elif has_prediction and key[1] != CLEAN_VARIANT.key:
-                changed = piece.predicted_label.to_numpy() != clean_piece.predicted_label.to_numpy()
-                predictions.rows(piece.loc[changed], float_format=FLOAT_FORMAT)
-            if has_prediction:
-                misclassified.rows(_misclassified(piece, clean_piece, paths))
-    return targets
+            elif key[1] != CLEAN_VARIANT.key:
+                predictions.rows(piece.loc[piece.predicted_label.to_numpy() != clean_labels], float_format=FLOAT_FORMAT)
+            misclassified.rows(_misclassified(piece, clean_labels, paths))
+
+
+def _clean_labels(exports: RunExports, clean, count: int) -> np.ndarray:
+    """(count,) object: the clean predicted class names of a task's test images (NaN without clean outcomes)."""
+    if clean is None or clean.predictions is None:
+        return np.full(count, np.nan, dtype=object)
+    return np.asarray(exports.samples.classes, dtype=object)[np.asarray(clean.predictions, dtype=np.int64)]
 
 
 class _CsvPieces:
@@ -131,11 +148,3 @@ class _CsvPieces:
         if self.compress:
             self.stream.close()  # writes the gzip trailer; the file itself stays open
         return self._context.__exit__(kind, error, trace)
-
-
-def csv_size(frame) -> int:
-    """Bytes of ``frame`` as predictions.csv writes it (for benchmarks)."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format=FLOAT_FORMAT)
-    return len(buffer.getvalue().encode())
-
