@@ -70,3 +70,28 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(OutputError, match="predictions.csv"):
         write_predictions(exports, outcomes, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+def test_the_options_reach_the_run_folder_and_the_dry_run(tiny_customvit_dir, tmp_path, monkeypatch):
+    import json
+
+    from engine_fixtures import cli
+
+    monkeypatch.setenv("ROBUSTPATH_CACHE_DIR", str(tmp_path / "cache"))
+    sweep = ["-c", "hue", "-s", "4", "--device", "cpu", "-b", "16", "--quiet", "-t", "linear_probe", "-f", "csv"]
+    plan = cli("eval", tiny_customvit_dir, "--out", tmp_path / "plan", *sweep, "--predictions", "changed",
+               "--compress-exports", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.stdout)["exports"] == ["predictions.csv.gz (changed rows only)", "misclassified.csv.gz"]
+    bad = cli("eval", tiny_customvit_dir, "--out", tmp_path / "bad", *sweep, "--predictions", "some")
+    assert bad.exit_code == 2 and "predictions mode" in bad.output and not (tmp_path / "bad").exists()
+    out = tmp_path / "out"
+    assert cli("eval", tiny_customvit_dir, "--out", out, *sweep, "--predictions", "changed", "--compress-exports").exit_code == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["exports"]["predictions"] == "predictions.csv.gz" and not (out / "predictions.csv").exists()
+    changed = pd.read_csv(out / "predictions.csv.gz")
+    assert (changed.corruption == "hue").all()
+    none = tmp_path / "none"
+    assert cli("eval", tiny_customvit_dir, "--out", none, *sweep, "--predictions", "none").exit_code == 0
+    assert not list(none.glob("predictions.csv*")) and not list(none.glob("misclassified.csv*"))
+    assert (none / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
