@@ -5,7 +5,7 @@ images, 8 × 8 px RGB in 4 classes (class colour + noise); a tiny open_clip ViT
 (random weights, 8 px input, patch 4, width 32, one layer) whose embedding is D
 wide (1,024 by default); corruptions ``hue`` at the first V severities (stage pre).
 Each N runs in a fresh process, as ``robustpath eval`` runs it: the sweep with the
-tasks scored beside it (robustpath.scoring.TaskScorer, variants released once
+tasks scored beside it (robustpath.tasks.scoring.TaskScorer, variants released once
 scored), then what is left to score after the last forward pass, then the per-sample
 export (predictions.csv.gz, every row).  Tasks: retrieval, and the linear probe at a
 fixed C = 1 (its cross-validation does not depend on N: benchmarks/probe_scale.py).
@@ -123,13 +123,13 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> d
 
     torch.set_num_threads(1)
     import corruptions
-    from robustpath.engine import compute_embeddings
-    from robustpath.exports import RunExports, SampleTable
+    from robustpath.embedding.engine import compute_embeddings
+    from robustpath.output.exports import RunExports, SampleTable
     from robustpath.models import load_encoder
-    from robustpath.outcomes import save_outcomes
-    from robustpath.progress import SilentProgress
-    from robustpath.prediction_files import write_predictions
-    from robustpath.scoring import TaskScorer
+    from robustpath.tasks.outcomes import save_outcomes
+    from robustpath.util.progress import SilentProgress
+    from robustpath.output.prediction_files import write_predictions
+    from robustpath.tasks.scoring import TaskScorer
     from robustpath.tasks import TaskContext
     from robustpath.tasks.linear_probe import LinearProbeTask
     from robustpath.tasks.retrieval import RetrievalTask

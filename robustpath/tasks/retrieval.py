@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, ScreenedGallery, query_blocks
 from robustpath.tasks.base import GALLERIES, OutcomeTask
 
