@@ -39,6 +39,7 @@ from robustpath.spec.run_spec import (
     GALLERIES,
     MAX_SEED,
     POOLINGS,
+    PREDICTION_MODES,
     STAGES,
 )
 from robustpath.embedding.distributed import is_main_process
@@ -208,6 +209,15 @@ def eval_command(
         str, choice_option("--embeddings-dtype", values=EMBEDDING_DTYPES, kind="embeddings dtype",
                            help="dtype of the saved embeddings (float16 halves the size).")
     ] = "float32",
+    predictions: Annotated[
+        str, choice_option("--predictions", values=PREDICTION_MODES, kind="predictions mode",
+                           help="Rows of predictions.csv: all (every task, variant and test image), changed (only "
+                           "predictions that differ from the clean one) or none (no predictions.csv or "
+                           "misclassified.csv).")
+    ] = "all",
+    compress_exports: Annotated[
+        bool, typer.Option("--compress-exports", help="Write predictions.csv.gz and misclassified.csv.gz (gzip).")
+    ] = False,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder (falls back with a notice if it fails).")
     ] = False,

@@ -77,6 +77,12 @@ class Embeddings:
     stats: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def release(self, key: str) -> None:
+        """Forget variant ``key``'s arrays (scored, and stored where a store is used): its memory
+        is freed once no other variant key shares them."""
+        self.variants.pop(key, None)
+        self.train_variants.pop(key, None)
+
 
 def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
     """True when ``resize_to_input`` returns images of ``native_size`` unchanged."""
@@ -338,6 +344,7 @@ class _Completion:
     def __init__(self, segments: list[_Segment], on_ready) -> None:
         self.on_ready = on_ready
         self.pipelines = {id(s.pipeline): s.pipeline for s in segments}
+        self.segments = segments
         self.left = {number: 0 for number in self.pipelines}
         for segment in segments:
             self.left[id(segment.pipeline)] += not segment.done
@@ -347,12 +354,21 @@ class _Completion:
         for number, left in self.left.items():
             if left == 0:
                 self.on_ready(list(self.pipelines[number].keys))
+        self.forget_targets(self.segments)
 
     def segment_done(self, segment: _Segment) -> None:
         number = id(segment.pipeline)
         self.left[number] -= 1
         if self.left[number] == 0:
             self.on_ready(list(self.pipelines[number].keys))
+            self.forget_targets([s for s in self.segments if s.pipeline is segment.pipeline])
+
+    def forget_targets(self, segments: list[_Segment]) -> None:
+        """Drop the segments' references to finished arrays: Embeddings alone keeps them, and the
+        caller of on_ready may release them (Embeddings.release) once scored."""
+        for segment in segments:
+            if segment.done:
+                segment.target = None
 
 
 class _Sweep:
@@ -643,6 +659,7 @@ def compute_embeddings(
             embeddings.variants[key] = test_targets[pipeline.name]
             if corrupt_training:
                 embeddings.train_variants[key] = train_targets[pipeline.name]
+    test_targets = train_targets = groups = targets = target = None  # embeddings and the segments hold the arrays
     notes: list[str] = []
     forward = _Forward(encoder, device, amp, compile, progress, notes)
     completion = _Completion(segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None

@@ -91,6 +91,15 @@ class RunExports:
     embeddings: "Embeddings | None" = None
     text_embeddings: np.ndarray | None = None
     embeddings_dtype: str = "float32"
+    predictions: str = "all"  # robustpath.output.prediction_files: all, changed or none
+    compress: bool = False  # gzip predictions.csv and misclassified.csv
+
+    def file_names(self) -> dict[str, str | None]:
+        """"predictions" / "misclassified" → the file name written (None with predictions "none")."""
+        suffix = ".gz" if self.compress else ""
+        if self.predictions == "none":
+            return {"predictions": None, "misclassified": None}
+        return {"predictions": PREDICTIONS_FILE + suffix, "misclassified": MISCLASSIFIED_FILE + suffix}
 
 
 def predictions_frame(exports: RunExports, outcomes: "Mapping[tuple[str, str], Outcomes]") -> "pd.DataFrame":
@@ -158,19 +167,12 @@ def misclassified_frame(predictions: "pd.DataFrame", samples: SampleTable) -> "p
 
 
 def write_exports(exports: RunExports, outcomes: "Mapping[tuple[str, str], Outcomes]", out_dir: Path) -> dict[str, Path]:
-    """Write predictions.csv, misclassified.csv and, when requested, embeddings/ → name → path."""
-    from robustpath.util.atomic import write_text_atomic
+    """Write predictions.csv, misclassified.csv (as ``exports.predictions`` and ``exports.compress`` say,
+    piece by piece: robustpath.output.prediction_files) and, when requested, embeddings/ → name → path."""
+    from robustpath.output.prediction_files import write_predictions
 
     out_dir = Path(out_dir)
-    predictions = predictions_frame(exports, outcomes)
-    paths = {
-        "predictions": write_text_atomic(
-            out_dir / PREDICTIONS_FILE, predictions.to_csv(index=False, float_format=FLOAT_FORMAT)
-        ),
-        "misclassified": write_text_atomic(
-            out_dir / MISCLASSIFIED_FILE, misclassified_frame(predictions, exports.samples).to_csv(index=False)
-        ),
-    }
+    paths = write_predictions(exports, outcomes, out_dir, mode=exports.predictions, compress=exports.compress)
     if exports.embeddings is not None:
         from robustpath.embedding.saved import write_embeddings
 

@@ -40,6 +40,7 @@ from robustpath.output.output_folder import PARTIAL_DIR, RECORD_FILE, OutputFold
 # Spec fields that cannot change results: a run may resume with other values.
 RESUME_IGNORED_FIELDS = frozenset({
     "out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "save_embeddings", "embeddings_dtype",
+    "predictions", "compress_exports",
 })
 _INCOMPLETE_NOTE = "incomplete run: re-run the same command with the same --out to resume it"
 

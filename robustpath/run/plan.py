@@ -75,7 +75,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     from robustpath.data import load_dataset
     from robustpath.util.device import resolve_device
     from robustpath.embedding.engine import resize_is_identity
-    from robustpath.output.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, check_export_options
+    from robustpath.output.exports import EMBEDDINGS_DIR, check_export_options
     from robustpath.run.runner import load_preset_or_fail
     from robustpath.models import resolve_model_spec
     from robustpath.models.registry import resolved_pooling
@@ -113,7 +113,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
         coinciding=len(variants) - distinct, input_size=tuple(prep.input_size) if prep is not None else None,
         embedded=embedded, pooling=resolved_pooling(spec.model, spec.pooling),
         pooling_source=("--pooling" if spec.pooling not in (None, CARD_POOLING) else "model card") if recipe else None,
-        exports=(PREDICTIONS_FILE, MISCLASSIFIED_FILE, *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
+        exports=(*_prediction_files(spec), *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
     )
 
 
@@ -169,3 +169,14 @@ def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, 
     lookup = run_lookup(spec, dataset_content_digest(dataset, sample_digests(dataset)), device,
                         precision_name(device, options.amp), options.compile, corrupt_training)
     return embedded_variants(roots, lookup, preset, variants)
+
+
+def _prediction_files(spec) -> tuple[str, ...]:
+    """The per-sample CSV files a run of ``spec`` writes (--predictions, --compress-exports)."""
+    from robustpath.output.exports import MISCLASSIFIED_FILE, PREDICTIONS_FILE
+
+    mode = getattr(spec, "predictions", "all")
+    if mode == "none":
+        return ()
+    suffix = ".gz" if getattr(spec, "compress_exports", False) else ""
+    return (PREDICTIONS_FILE + suffix + (" (changed rows only)" if mode == "changed" else ""), MISCLASSIFIED_FILE + suffix)

@@ -31,7 +31,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
 _TUPLES = {"tasks", "corruptions", "severities", "samples_per_class"}
 _PATHS = {"prompts", "out", "cache_dir"}
 _OPTIONAL_STRINGS = {"templates", "pooling"}
-_STRINGS = {"model", "data", "preset", "device", "stage", "on_bad_image", "gallery", "embeddings_dtype"}
+_STRINGS = {"model", "data", "preset", "device", "stage", "on_bad_image", "gallery", "embeddings_dtype", "predictions"}
 _SWEEP_KEYS = {"models", "datasets"}
 REMOTE_CODE = "trust_remote_code"
 

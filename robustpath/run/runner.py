@@ -86,7 +86,8 @@ def load_preset_or_fail(name_or_path: "str | tuple[str, ...]"):
 # preset values, the device type that "auto" became).
 _RUN_ID_IGNORED_FIELDS = frozenset(
     {"out", "batch_size", "num_workers", "overwrite", "no_cache", "cache_dir", "compile", "deterministic",
-     "save_embeddings", "embeddings_dtype", "model", "data", "prompts", "preset", "device", "mpp"}
+     "save_embeddings", "embeddings_dtype", "predictions", "compress_exports", "model", "data", "prompts", "preset",
+     "device", "mpp"}
 )
 
 
@@ -157,7 +158,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
     from robustpath.embedding.engine import compute_embeddings, precision_name, resize_is_identity
     from robustpath.util.heap import freeze_now
     from robustpath.output.exports import (
-        EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE, RunExports, SampleTable, check_export_options,
+        EMBEDDINGS_DIR, RunExports, SampleTable, check_export_options,
     )
     from robustpath.models import load_encoder
     from robustpath.tasks.prompts import load_prompts
@@ -281,10 +282,12 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             text_embeddings=text_embeddings,
             clean_test_embeddings=embeddings.clean[embeddings.test_indices],
             bootstrap=getattr(spec, "bootstrap", BOOTSTRAP_RESAMPLES),
+            device=device,
         )
 
     clock = time.perf_counter()
-    scorer = TaskScorer(task_objects, variants, make_context) if main else None
+    # without --save-embeddings a variant's embeddings are dropped once scored (they stay in the stores)
+    scorer = TaskScorer(task_objects, variants, make_context, release=not save_embeddings) if main else None
     try:
         embeddings = compute_embeddings(
             encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
@@ -317,6 +320,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
         samples=SampleTable.from_dataset(dataset), test_indices=embeddings.test_indices, train_indices=train_indices,
         variants=[CLEAN_VARIANT, *variants], embeddings=embeddings if save_embeddings else None,
         text_embeddings=text_embeddings if save_embeddings else None, embeddings_dtype=embeddings_dtype,
+        predictions=getattr(spec, "predictions", "all"), compress=bool(getattr(spec, "compress_exports", False)),
     )
     clock = time.perf_counter()
     gallery = build_run_gallery(dataset, preset, variants, seed=spec.seed)
@@ -370,8 +374,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
         "timings_seconds": {**timings, "per_variant_embedding": embeddings.seconds},
         "versions": package_versions(),
         "exports": {
-            "predictions": PREDICTIONS_FILE,
-            "misclassified": MISCLASSIFIED_FILE,
+            **exports.file_names(),
             "embeddings": {"folder": EMBEDDINGS_DIR, "dtype": embeddings_dtype} if save_embeddings else None,
         },
     }

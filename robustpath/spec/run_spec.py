@@ -14,6 +14,7 @@ DEVICES = ("auto", "cpu", "cuda")
 GALLERIES = ("clean", "corrupted")
 BAD_IMAGE_POLICIES = ("skip", "fail")
 EMBEDDING_DTYPES = ("float32", "float16")
+PREDICTION_MODES = ("all", "changed", "none")  # --predictions: rows of predictions.csv
 OUTPUT_FORMATS = ("csv", "markdown", "html", "json", "parquet")
 CARD_POOLING = "card"  # the model card's embedding (an alias's recipe), else the model's own pooled output
 POOLINGS = (CARD_POOLING, "cls", "mean", "cls+mean")
@@ -35,12 +36,14 @@ def check_bootstrap(value) -> int:
 
 
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and torch generators all take seeds below 2**32
-_SWITCHES = ("trust_remote_code", "overwrite", "no_cache", "compile", "save_embeddings", "deterministic")
+_SWITCHES = ("trust_remote_code", "overwrite", "no_cache", "compile", "save_embeddings", "deterministic",
+             "compress_exports")
 # whole-number fields: (lowest value, highest value or None, the command-line option)
 _WHOLE_NUMBERS = {"batch_size": (1, None, "--batch-size"), "num_workers": (0, None, "--workers"),
                   "seed": (0, MAX_SEED, "--seed"), "repeats": (1, None, "--repeats")}
 _CHOICES = {"stage": (STAGES, "--stage"), "on_bad_image": (BAD_IMAGE_POLICIES, "--on-bad-image"),
-            "gallery": (GALLERIES, "--gallery"), "embeddings_dtype": (EMBEDDING_DTYPES, "--embeddings-dtype")}
+            "gallery": (GALLERIES, "--gallery"), "embeddings_dtype": (EMBEDDING_DTYPES, "--embeddings-dtype"),
+            "predictions": (PREDICTION_MODES, "--predictions")}
 
 
 def _is_whole(value) -> bool:
@@ -61,6 +64,9 @@ class RunSpec:
     ``gallery`` "corrupted" corrupts the retrieval gallery like the queries.
     ``save_embeddings`` writes OUT/embeddings/ (clean, every variant, class texts)
     in ``embeddings_dtype`` "float32" or "float16" (robustpath.embedding.saved).
+    ``predictions`` "all" / "changed" / "none": the rows of predictions.csv (and
+    whether it and misclassified.csv are written); ``compress_exports`` gzips both
+    (robustpath.output.prediction_files).
     ``deterministic`` runs with deterministic torch algorithms, fp32 and no compile.
     ``bootstrap`` is the number of seeded resamples of the test images behind every
     interval and drop p-value (the same resamples for clean and every variant);
@@ -98,6 +104,8 @@ class RunSpec:
     embeddings_dtype: str = "float32"
     deterministic: bool = False
     bootstrap: int = BOOTSTRAP_RESAMPLES
+    predictions: str = "all"
+    compress_exports: bool = False
     mpp: float | None = None
 
     def __post_init__(self) -> None:

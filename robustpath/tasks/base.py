@@ -34,7 +34,8 @@ class TaskContext:
     ensembles) for vision-language models, else None;
     clean_test_embeddings: (N_test, D) float32 clean embeddings of the test split
     (for measures relative to clean, e.g. embedding drift, prediction flips);
-    bootstrap: resamples of the test images behind every interval and p-value.
+    bootstrap: resamples of the test images behind every interval and p-value;
+    device: the torch device (or its name) where tasks may compute (the model's).
     """
 
     train_embeddings: np.ndarray
@@ -45,6 +46,7 @@ class TaskContext:
     text_embeddings: np.ndarray | None = None
     clean_test_embeddings: np.ndarray | None = None
     bootstrap: int = BOOTSTRAP_RESAMPLES
+    device: object = "cpu"
 
 
 class Task(Protocol):

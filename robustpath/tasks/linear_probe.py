@@ -42,6 +42,7 @@ CV_SCORING = "neg_log_loss"
 TOLERANCE = 1e-8  # lbfgs gtol: stop when max |gradient| <= this
 CONVERGED_GRADIENT = 1e-6  # see has_converged
 MAX_ITER = 10_000
+PREDICT_ROWS = 8192  # test images predicted at once
 
 
 def class_balanced_subsample(labels: np.ndarray, samples_per_class: int, seed: int, repeat: int) -> np.ndarray:
@@ -250,11 +251,16 @@ class LinearProbeTask(OutcomeTask):
         return full
 
     def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
+        """Predictions in blocks of PREDICT_ROWS test images (bounded float64 copies for large test sets)."""
+        blocks = [test_embeddings[start : start + PREDICT_ROWS] for start in range(0, len(test_embeddings), PREDICT_ROWS)]
+        predictions = [np.asarray(self.predict(block), dtype=np.int64) for block in blocks]
+        probabilities = [self.predict_proba(block) for block in blocks]
+        classes = len(self.context.class_names)
         return Outcomes(
-            n_classes=len(self.context.class_names),
+            n_classes=classes,
             labels=np.asarray(self.context.test_labels, dtype=np.int64),
-            predictions=np.asarray(self.predict(test_embeddings), dtype=np.int64),
-            probabilities=self.predict_proba(test_embeddings),
+            predictions=np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64),
+            probabilities=np.concatenate(probabilities) if probabilities else np.zeros((0, classes)),
         )
 
     def describe(self) -> dict:

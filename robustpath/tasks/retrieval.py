@@ -15,7 +15,9 @@ evaluation instead (dimensions summed one after another, IEEE-754 float64
 operations only), so the bins, and hence the order, do not depend on the BLAS
 library, its thread count or which other queries share the batch.  The order
 is defined per query row: computing queries in any blocks gives the same
-neighbours.
+neighbours.  Large galleries are first screened in float32 on the model's
+device, and the rule above orders only the candidates that can enter the top k
+(robustpath.tasks.neighbour_screen states why the result is the same).
 
 Per query, with R = the number of gallery images of the query's class:
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
+from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, ScreenedGallery, query_blocks
 from robustpath.tasks.base import GALLERIES, OutcomeTask
 
 TOP_K = (1, 3, 5)
@@ -50,6 +53,7 @@ _TOP_BIN = 2 ** SIMILARITY_GRID_BITS + 1  # above the bin of any similarity ≤ 
 _UNDEFINED_BIN = -(2 ** SIMILARITY_GRID_BITS) - 2  # NaN similarities (non-finite embeddings) rank last
 _TINY_NORM = 1e-12
 _BLOCK_ELEMENTS = 1 << 22  # similarities held at once (query rows × gallery size)
+_CANDIDATE_ELEMENTS = 1 << 21  # float64 candidate coordinates held at once (queries × candidates × D)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -105,24 +109,80 @@ def _block_neighbours(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np
     return np.take_along_axis(candidates, order, axis=1)
 
 
-def nearest_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
-    """(Q, D), (G, D) float embeddings → (Q, min(k, G)) int64 gallery indices, most similar first.
+def _ordered_candidates(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """(B, D) float64 queries, (G, D) gallery, (B, C) candidate rows (C > k) → (B, k) in the documented order.
 
-    The order is the module's: descending bin of cosine similarity (bin width
-    2^-20), ties by ascending gallery index; a function of each query row and
-    the gallery only (any query batching gives the same rows).
+    The same rule as _block_neighbours, applied to each query's candidates only: any
+    accurate float64 cosine, the fixed-order value within 2^-33 of a bin edge, keys
+    (bin, gallery index).
     """
-    queries = np.asarray(queries, dtype=np.float64)  # exact for float32 / float16 embeddings
-    gallery = np.asarray(gallery, dtype=np.float64)
-    k = min(int(k), len(gallery))
-    neighbours = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
-    if k <= 0 or len(queries) == 0:
-        return neighbours
+    size = len(gallery)
+    rows = np.asarray(gallery[candidates.ravel()], dtype=np.float64).reshape(*candidates.shape, -1)
+    unit = rows / np.maximum(np.linalg.norm(rows, axis=2, keepdims=True), _TINY_NORM)
+    similarity = np.einsum("bd,bcd->bc", _unit_rows(queries), unit)
+    bins = similarity_bins(similarity)
+    scaled = similarity * 2.0 ** SIMILARITY_GRID_BITS
+    doubtful = np.abs(scaled - np.round(scaled)) < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS
+    query_rows, columns = np.nonzero(doubtful & np.isfinite(similarity))
+    if len(query_rows):
+        bins[query_rows, columns] = similarity_bins(fixed_order_similarity(queries[query_rows], rows[query_rows, columns]))
+    keys = (_TOP_BIN - bins) * size + candidates
+    order = np.argsort(keys, axis=1)[:, :k]
+    return np.take_along_axis(candidates, order, axis=1)
+
+
+def _exact_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
+    """(Q, D) float64 queries against the whole float64 gallery, in blocks of queries → (Q, k)."""
+    neighbours = np.zeros((len(queries), k), dtype=np.int64)
     unit_gallery = _unit_rows(gallery)
     block = max(1, _BLOCK_ELEMENTS // len(gallery))
     for start in range(0, len(queries), block):
         rows = slice(start, start + block)
         neighbours[rows] = _block_neighbours(queries[rows], gallery, unit_gallery, k)
+    return neighbours
+
+
+def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, neighbours: np.ndarray) -> np.ndarray:
+    """Fill ``neighbours`` for the queries the float32 screen settles; return the other query rows."""
+    unsettled = []
+    per_step = max(1, _CANDIDATE_ELEMENTS // (screen.candidates * queries.shape[1]))
+    starts = query_blocks(len(queries), len(screen.gallery))
+    for start in starts:
+        block = np.asarray(queries[start : start + starts.step], dtype=np.float64)
+        candidates, sufficient = screen.candidate_rows(block, k)
+        settled = np.flatnonzero(sufficient)
+        for begin in range(0, len(settled), per_step):
+            rows = settled[begin : begin + per_step]
+            neighbours[start + rows] = _ordered_candidates(block[rows], screen.gallery, candidates[rows], k)
+        unsettled.extend((start + np.flatnonzero(~sufficient)).tolist())
+    return np.asarray(unsettled, dtype=np.int64)
+
+
+def nearest_neighbours(
+    queries: np.ndarray, gallery: np.ndarray, k: int, *, device="cpu", screen: ScreenedGallery | None = None
+) -> np.ndarray:
+    """(Q, D), (G, D) float embeddings → (Q, min(k, G)) int64 gallery indices, most similar first.
+
+    The order is the module's: descending bin of cosine similarity (bin width
+    2^-20), ties by ascending gallery index; a function of each query row and
+    the gallery only (any query batching gives the same rows).  Large galleries
+    are screened in float32 on ``device`` first (robustpath.tasks.neighbour_screen:
+    the same order, proved there); ``screen``: that gallery prepared once, for
+    many calls.
+    """
+    queries = np.asarray(queries)  # converted to float64 (exactly) block by block
+    k = min(int(k), len(gallery))
+    neighbours = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
+    if k <= 0 or len(queries) == 0:
+        return neighbours
+    rows = np.arange(len(queries))
+    if k < SCREEN_CANDIDATES < len(gallery):
+        screen = screen if screen is not None else ScreenedGallery(gallery, device)
+        if screen.usable:
+            rows = _screened_neighbours(queries, screen, k, neighbours)
+    if len(rows):
+        wide_queries = np.asarray(queries[rows], dtype=np.float64)
+        neighbours[rows] = _exact_neighbours(wide_queries, np.asarray(gallery, dtype=np.float64), k)
     return neighbours
 
 
@@ -160,6 +220,10 @@ class RetrievalTask(OutcomeTask):
             raise ValueError(f"gallery must be one of {GALLERIES}, got '{gallery}'")
         self.gallery = gallery
         self.needs_corrupted_training = gallery == "corrupted"
+        self._screen: ScreenedGallery | None = None
+
+    def _fit(self, context) -> None:
+        self._screen = None  # the clean gallery is screened on first use
 
     def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
         context = self.context
@@ -169,10 +233,17 @@ class RetrievalTask(OutcomeTask):
             gallery = train_embeddings
         else:
             gallery = context.train_embeddings
+        screen = None
+        if self.gallery == "clean":  # prepared once, reused by every variant
+            if self._screen is None:
+                self._screen = ScreenedGallery(gallery, context.device)
+            screen = self._screen
         gallery_labels = np.asarray(context.train_labels)
         query_labels = np.asarray(context.test_labels, dtype=np.int64)
         n_classes = len(context.class_names)
-        neighbours = nearest_neighbours(test_embeddings, gallery, max(max(TOP_K), VOTE_K, RANK_K))
+        neighbours = nearest_neighbours(
+            test_embeddings, gallery, max(max(TOP_K), VOTE_K, RANK_K), device=context.device, screen=screen
+        )
         neighbour_labels = gallery_labels[neighbours]
         relevant = neighbour_labels == query_labels[:, None]
         n_relevant = np.bincount(gallery_labels, minlength=n_classes)[query_labels]

@@ -8,6 +8,12 @@ is left, waits, and returns the outcomes and metric values keyed by (task key,
 variant key), independent of the order they were computed in.  The thread only
 reads arrays that the sweep no longer writes, and computes exactly what a scoring
 loop after the sweep would.
+
+Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release) as
+soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
+are already waiting to be scored, so that a sweep faster than the scoring does not
+pile up embeddings.  Peak memory then holds the clean embeddings, the variants the
+sweep is filling, at most ``max_queued`` + 1 finished ones, and what the tasks keep.
 """
 from __future__ import annotations
 
@@ -35,8 +41,16 @@ class Scores:
 class TaskScorer:
     """Fits ``tasks`` on ``make_context(embeddings)`` and scores every variant of ``variants``."""
 
-    def __init__(self, tasks: dict, variants: list[Variant], make_context: Callable) -> None:
+    def __init__(
+        self, tasks: dict, variants: list[Variant], make_context: Callable, *, release: bool = False,
+        max_queued: int = 2,
+    ) -> None:
         self.tasks = tasks
+        self.release = release
+        self.max_queued = max(1, int(max_queued))
+        self._queued = 0  # variants submitted and not yet scored (the clean one not counted)
+        self._room = threading.Condition()
+        self._stopped = False  # the scoring thread ended (finished, failed or cancelled)
         self.variants = {v.key: v for v in [CLEAN_VARIANT, *variants]}
         self.make_context = make_context
         self.scores = Scores()
@@ -87,7 +101,22 @@ class TaskScorer:
         for key in keys:
             if key not in self._submitted:
                 self._submitted.add(key)
+                if key != CLEAN_VARIANT.key:
+                    self._wait_for_room()
                 self._jobs.put((embeddings, key))
+
+    def _wait_for_room(self) -> None:
+        """Block while ``max_queued`` variants wait to be scored (unless the scoring stopped)."""
+        with self._room:
+            self._room.wait_for(lambda: self._queued < self.max_queued or self._stopped)
+            self._queued += 1
+
+    def _scored(self, embeddings, key: str) -> None:
+        if self.release and key != CLEAN_VARIANT.key:
+            embeddings.release(key)
+        with self._room:
+            self._queued -= key != CLEAN_VARIANT.key
+            self._room.notify_all()
 
     def _work(self) -> None:
         try:
@@ -102,9 +131,14 @@ class TaskScorer:
                         task.fit(context)
                         self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
                 self._score(embeddings, self.variants[key], context)
+                self._scored(embeddings, key)
         except BaseException as exc:  # noqa: BLE001 - raised again by finish() in the caller's thread
             self._error = exc
             self._done.put(_STOP)
+        finally:
+            with self._room:
+                self._stopped = True
+                self._room.notify_all()  # a waiting ready() sees that the thread ended
 
     def _score(self, embeddings, variant: Variant, context) -> None:
         for task_key, task in self.tasks.items():

@@ -6,6 +6,7 @@ allows it.  ``output_path`` turns an --out value into a path, refusing an empty 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -85,6 +86,31 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
         raise
     return path
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path):
+    """A binary file handle whose content appears at ``path`` only when the block ends without error.
+
+    For files written in pieces (too large to hold at once); the same temporary-file,
+    fsync, mode and error rules as write_bytes_atomic.
+    """
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

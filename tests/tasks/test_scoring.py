@@ -126,3 +126,54 @@ def test_an_error_in_a_task_is_raised_by_finish(customvit, small_dataset):  # no
     embeddings = sweep(customvit, small_dataset, on_ready=scorer.ready)
     with pytest.raises(UsageError, match="the failing task fails"):
         scorer.finish(embeddings, SilentProgress())
+
+
+class SlowTask:
+    """Wraps a task: every call to outcomes() waits, so that the sweep outpaces the scoring."""
+
+    def __init__(self, task) -> None:
+        self.task = task
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def outcomes(self, test, train=None):
+        import time
+
+        time.sleep(0.2)
+        return self.task.outcomes(test, train)
+
+
+def test_released_variants_leave_memory_once_scored_with_the_same_scores(customvit, small_dataset):  # noqa: F811
+    import gc
+    import weakref
+
+    variants = [Variant("hue", severity, "pre") for severity in (1, 2, 3, 4)] + [Variant("contrast", 2, "pre"),
+                                                                                Variant("brightness", 2, "pre")]
+
+    def run(on_ready=None):
+        return engine.compute_embeddings(customvit, small_dataset, variants, preset=PRESET, seed=0, device=CPU,
+                                         batch_size=4, on_ready=on_ready)
+
+    make_context = context_of(small_dataset)
+    kept = TaskScorer(tasks(), variants, make_context)
+    expected = kept.finish(run(kept.ready), SilentProgress()).values
+    scorer = TaskScorer({key: SlowTask(task) for key, task in tasks().items()}, variants, make_context,
+                        release=True, max_queued=1)
+    alive, most_alive = {}, [0]
+
+    def on_ready(embeddings, keys):
+        for key in keys:
+            if key != CLEAN_VARIANT.key:
+                alive[key] = weakref.ref(embeddings.variants[key])
+        gc.collect()
+        most_alive[0] = max(most_alive[0], sum(ref() is not None for ref in alive.values()))
+        scorer.ready(embeddings, keys)
+
+    embeddings = run(on_ready)
+    scores = scorer.finish(embeddings, SilentProgress())
+    gc.collect()
+    assert scores.values == expected
+    assert embeddings.variants == {} and embeddings.clean.any()
+    assert all(ref() is None for ref in alive.values())  # nothing else holds a scored variant
+    assert len(alive) == 6 and most_alive[0] <= 3  # the ready one, one queued, one being scored

@@ -1,0 +1,105 @@
+"""Nearest neighbours at scale: a float32 screen on the device, the exact order on its candidates.
+
+The neighbour order of robustpath.tasks.retrieval (float64 cosine, bins of width
+2^-20, ties by gallery index, fixed-order evaluation near bin edges) costs a
+float64 product of every query with every gallery image.  Here a float32
+product on the model's device (torch) picks, per query, the SCREEN_CANDIDATES
+gallery images of highest float32 cosine; the documented float64 rule then
+orders those candidates only.  The result is the same as the full float64
+computation because the candidates provably contain every image that can
+enter the top k:
+
+- with unit rows rounded to float32 (relative error ≤ u per element) and a
+  float32 sum of D products, the float32 cosine differs from the exact one by
+  at most m = (D + 2) · u / (1 − (D + 2) · u) (Cauchy–Schwarz: Σ|q_i g_i| ≤ 1);
+  u = 2^-24 in float32, 2^-11 when torch lets float32 products use TF32, 2^-8
+  for bfloat16 ("medium" precision);
+- if t is the k-th largest float32 cosine of a query, k images have exact
+  cosine ≥ t − m, so the k-th exact bin is ≥ bin(t − m), and an image in the
+  top k has exact cosine ≥ t − m − h (h = 2^-20), hence float32 cosine
+  ≥ t − 2m − h;
+- a query whose SCREEN_CANDIDATES-th float32 cosine still reaches that
+  threshold (many near-ties), or whose embedding is not finite, is ordered by
+  the full float64 computation instead; so is every query when the gallery
+  has a non-finite value or the screen could not exclude anything.
+
+Within the candidates each similarity gets the same bin as in the full
+computation (its fast value is trusted only at least 2^-33 from a bin edge,
+else the fixed-order value decides), so the order is the documented one, for
+any device, BLAS library, thread count or query block.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SCREEN_CANDIDATES = 32  # float32 candidates per query kept for the exact order
+_SCREEN_ELEMENTS = 1 << 24  # float32 similarities held at once on the device (query rows × gallery)
+
+
+def unit_roundoff(device) -> float:
+    """The unit roundoff of torch float32 matrix products on ``device`` (TF32 / bf16 when allowed)."""
+    import torch
+
+    precision = torch.get_float32_matmul_precision()
+    if precision == "medium":
+        return 2.0 ** -8
+    tf32 = torch.backends.cuda.matmul.allow_tf32 if getattr(device, "type", str(device)) == "cuda" else False
+    if precision == "high" or tf32:
+        return 2.0 ** -11
+    return 2.0 ** -24
+
+
+def screen_margin(dim: int, roundoff: float) -> float | None:
+    """Bound on |float32 cosine − exact cosine| for ``dim``-dimensional unit rows; None when useless (≥ 1)."""
+    terms = (dim + 2) * roundoff
+    if terms >= 0.5:
+        return None
+    return 1.01 * terms / (1.0 - terms) + 2.0 ** -40
+
+
+class ScreenedGallery:
+    """A gallery prepared once for many query blocks: float32 unit rows on the device.
+
+    gallery: (G, D) float32 or float64 embeddings (kept by reference, not copied);
+    device: a torch device (or name).  ``usable`` is False when the gallery has a
+    non-finite value or the screen cannot exclude anything (then use the full computation).
+    """
+
+    def __init__(self, gallery: np.ndarray, device="cpu", candidates: int = SCREEN_CANDIDATES) -> None:
+        import torch
+
+        self.gallery = gallery
+        self.device = torch.device(device)
+        self.candidates = int(candidates)
+        self.margin = screen_margin(gallery.shape[1] if gallery.ndim == 2 else 0, unit_roundoff(self.device))
+        self.usable = bool(
+            self.margin is not None and len(gallery) > self.candidates and np.isfinite(gallery).all()
+        )
+        self.unit = None
+        if self.usable:
+            self.unit = torch.from_numpy(_unit_rows_float32(gallery)).to(self.device)
+
+    def candidate_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(B, D) float64 queries → (B, C) int64 candidate gallery rows and (B,) bool: screen sufficed."""
+        import torch
+
+        unit_queries = torch.from_numpy(_unit_rows_float32(queries)).to(self.device)
+        with torch.inference_mode():
+            similarity = unit_queries @ self.unit.T
+            values, rows = torch.topk(similarity, self.candidates, dim=1)
+        values = values.double().cpu().numpy()
+        threshold = values[:, k - 1] - 2.0 * self.margin - 2.0 ** -20 - 2.0 ** -30
+        sufficient = (values[:, -1] < threshold) & np.isfinite(queries).all(axis=1)
+        return rows.cpu().numpy().astype(np.int64), sufficient
+
+
+def _unit_rows_float32(vectors: np.ndarray) -> np.ndarray:
+    """(N, D) → float32 rows of the float64-normalised vectors (zero rows stay zero)."""
+    wide = np.asarray(vectors, dtype=np.float64)
+    norms = np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-12)
+    return (wide / norms).astype(np.float32)
+
+
+def query_blocks(n_queries: int, gallery_size: int) -> range:
+    """Start rows of the query blocks of the float32 screen."""
+    return range(0, n_queries, max(1, _SCREEN_ELEMENTS // max(gallery_size, 1)))
