@@ -14,7 +14,7 @@ The three renderings of a patch share its pair_id (the demo sample id) and class
 and keep demo-ihc's fixed train/test split (so the shipped customvit-demo, trained
 on that training split, never saw a test tissue).  The files are written as
 ``ROOT/group=<lab>/<class>/<pair>.png`` (the group folder layout of
-robustpath.data.folder) with ``ROOT/manifest.csv`` (path,label,split,group,pair_id).
+robustpath.data.folder) with ``ROOT/demo-ihc-labs.csv`` (path,label,split,group,pair_id).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ LABS: dict[str, dict[str, tuple[float, float, float]]] = {
     "lab-b": {"factors": (1.3, 1.0, 0.75), "angles": (0.0, 0.0, 0.0)},
     "lab-c": {"factors": (0.85, 1.0, 1.2), "angles": (8.0, 0.0, -10.0)},
 }
-MANIFEST_NAME = "manifest.csv"
+MANIFEST_NAME = "demo-ihc-labs.csv"
 
 
 def render_lab(images: np.ndarray, lab: str) -> np.ndarray:
