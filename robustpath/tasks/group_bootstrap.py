@@ -100,8 +100,10 @@ def score_cells(
 
 def _row_means(replicates: np.ndarray) -> np.ndarray:
     """(R, C) → (R,) mean over the cells of each replicate (NaN cells ignored)."""
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-        quiet.filter(RuntimeWarning)
+    import warnings
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": a replicate without any cell
         return np.nanmean(replicates, axis=1)
 
 
