@@ -1,0 +1,147 @@
+"""Groups and pairs in the data (manifests, group=<name> folders, the three-laboratory demo), and a run
+with groups end to end through the command line and the report."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from robustpath.cli import app
+from robustpath.data import load_dataset
+from robustpath.errors import DataError
+
+runner = CliRunner()
+
+
+def _images(folder, count):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        Image.fromarray(np.full((8, 8, 3), 20 * k, np.uint8)).save(folder / f"{k}.png")
+
+
+def _manifest(tmp_path, header, rows):
+    _images(tmp_path / "img", 8)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return str(manifest)
+
+
+GOOD = ["img/0.png,a,A,p0", "img/1.png,a,B,p0", "img/2.png,b,A,p1", "img/3.png,b,B,p1",
+        "img/4.png,a,A,p2", "img/5.png,a,B,p2", "img/6.png,b,A,p3", "img/7.png,b,B,p3"]
+
+
+def test_manifest_groups_and_pairs_split_by_pair(tmp_path):
+    dataset = load_dataset(_manifest(tmp_path, "path,label,group,pair_id", GOOD), test_fraction=0.5, seed=3)
+    assert dataset.groups.tolist() == ["A", "B"] * 4
+    assert dataset.pair_ids.tolist() == ["p0", "p0", "p1", "p1", "p2", "p2", "p3", "p3"]
+    for pair in ("p0", "p1", "p2", "p3"):  # both images of a pair in one split
+        assert len(set(dataset.splits[dataset.pair_ids == pair])) == 1
+    plain = load_dataset(_manifest(tmp_path, "path,label", [row.rsplit(",", 2)[0] for row in GOOD]))
+    assert plain.groups is None and plain.content_digest() != dataset.content_digest()
+
+
+@pytest.mark.parametrize("header, rows, message", [
+    ("path,label,pair_id", ["img/0.png,a,p0", "img/1.png,b,p1"], "pair_id column but no group column"),
+    ("path,label,group,pair_id", [*GOOD[:6], "img/6.png,b,A,p3", "img/7.png,b,A,p3"], "pair_id 'p3' appears twice in group 'A'"),
+    ("path,label,group,pair_id", [*GOOD[:7], "img/7.png,a,B,p3"], "pair_id 'p3' has classes 'b' and 'a'"),
+    ("path,label,group", [row.rsplit(",", 1)[0].replace(",B", ",A") for row in GOOD], "all images are in group 'A'"),
+    ("path,label,group", ["img/0.png,a,A", "img/1.png,b,", "img/2.png,a,B", "img/3.png,b,B"], "line 3: empty group"),
+    ("path,label,group", ["img/0.png,a,A->B", "img/1.png,b,A", "img/2.png,a,B", "img/3.png,b,B"], "contains '->'"),
+    ("path,label,split,group,pair_id", ["img/0.png,a,train,A,p0", "img/1.png,a,test,B,p0", "img/2.png,b,train,A,p1",
+                                        "img/3.png,b,test,B,p1", "img/4.png,a,test,A,p2", "img/5.png,b,train,B,p3"],
+     "pair_id 'p0' has images in both train and test"),
+])
+def test_manifest_group_errors_name_the_problem(tmp_path, header, rows, message):
+    with pytest.raises(DataError, match=message):
+        load_dataset(_manifest(tmp_path, header, rows))
+
+
+def test_group_folder_layout(tmp_path):
+    for group in ("scanner-1", "scanner-2"):
+        for label in ("tumour", "stroma"):
+            _images(tmp_path / f"group={group}" / label, 3)
+    dataset = load_dataset(str(tmp_path), test_fraction=0.34, seed=0)
+    assert sorted(set(dataset.groups.tolist())) == ["scanner-1", "scanner-2"]
+    assert set(dataset.pair_ids.tolist()) == {f"{label}/{k}" for label in ("tumour", "stroma") for k in range(3)}
+    for pair in set(dataset.pair_ids.tolist()):
+        assert len(set(dataset.splits[dataset.pair_ids == pair])) == 1
+    _images(tmp_path / "other", 2)
+    with pytest.raises(DataError, match="mixes group=<name> folders"):
+        load_dataset(str(tmp_path))
+
+
+def test_stain_labs_render_fixed_transforms(tmp_path):
+    from skimage.color import rgb_from_hed
+
+    from robustpath.data.stain_labs import LABS, render_lab, write_stain_lab_dataset
+
+    image = np.random.default_rng(0).integers(30, 230, (2, 6, 6, 3), dtype=np.uint8)
+    assert np.array_equal(render_lab(image, "lab-a"), image)
+    # lab-b scales the stain concentrations: Beer-Lambert in numpy with scikit-image's stain vectors
+    density = -np.log(np.maximum(image / 255.0, 1e-6))
+    concentrations = density @ np.linalg.inv(rgb_from_hed) * np.array(LABS["lab-b"]["factors"])
+    expected = np.clip(np.exp(-concentrations @ rgb_from_hed), 0, 1) * 255
+    assert np.abs(render_lab(image, "lab-b").astype(float) - expected).max() <= 0.51
+    assert np.abs(render_lab(image, "lab-c").astype(float) - image).max() > 5  # lab-c changes the colours
+    manifest = write_stain_lab_dataset(tmp_path, per_class=2)
+    dataset = load_dataset(str(manifest))
+    assert len(dataset) == 3 * 3 * 2 * 2 and sorted(set(dataset.groups.tolist())) == list(LABS)
+    for pair in set(dataset.pair_ids.tolist()):
+        members = dataset.pair_ids == pair
+        assert members.sum() == 3 and len(set(dataset.splits[members])) == 1 and len(set(dataset.labels[members])) == 1
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory):
+    from robustpath.data.stain_labs import write_stain_lab_dataset
+
+    root = tmp_path_factory.mktemp("labs")
+    manifest = write_stain_lab_dataset(root / "data", per_class=4)
+    out = root / "run"
+    result = runner.invoke(app, ["eval", "--data", str(manifest), "-t", "linear_probe", "-t", "embedding_drift",
+                                 "--preset", "slide-artefacts", "-c", "stain_vector", "-s", "2", "-s", "4",
+                                 "--bootstrap", "200", "--out", str(out), "--device", "cpu", "--quiet", "--no-cache"])
+    return result, out
+
+
+def test_groups_end_to_end_through_the_command_line(lab_run):
+    result, out = lab_run
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    pairs = {f"group:{a}->{b}" for a in ("lab-a", "lab-b", "lab-c") for b in ("lab-a", "lab-b", "lab-c") if a != b}
+    identity = table[table.task == "cross_group_retrieval"]
+    assert set(identity.corruption) == pairs | {"group:mean"} and set(identity.metric) == {"top1_accuracy", "top10_accuracy"}
+    assert set(table[table.task == "robustness_index"].corruption) == {"group:all"}
+    probe = table[(table.task == "group_probe") & (table.metric == "accuracy_drop")]
+    accuracy = table[(table.task == "group_probe") & (table.metric == "accuracy")].set_index("corruption").value
+    for row in probe[probe.corruption != "group:mean"].itertuples():
+        target = row.corruption.split("->")[1]
+        assert row.value == pytest.approx(accuracy[row.corruption] - accuracy[f"group:{target}->{target}"])
+    distances = table[table.task == "shift_distance"]
+    assert set(distances.corruption) == {"group:lab-a->lab-b", "group:lab-a->lab-c", "group:lab-b->lab-c", "stain_vector"}
+    drift = table[(table.task == "embedding_drift") & (table.corruption == "stain_vector")].set_index("severity").value
+    synthetic = distances[distances.corruption == "stain_vector"].set_index("severity").value
+    assert synthetic.to_numpy() == pytest.approx(1 - drift.loc[synthetic.index].to_numpy())  # 1 − drift cosine
+    assert (table[table.task.isin(["shift_distance"])].higher_is_better == False).all()  # noqa: E712
+    record = json.loads((out / "run.json").read_text())
+    assert record["groups"]["pairs_by_groups_present"] == {"3": 24}
+    report = (out / "report.md").read_text()
+    assert "## Real shifts between groups" in report and "Which corruption moves the embeddings" in report
+    assert "Real shifts between groups" in (out / "report.html").read_text()
+
+
+def test_merged_report_shows_group_tables(lab_run, tmp_path):
+    result, out = lab_run
+    assert result.exit_code == 0, result.output
+    merged = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "merged"), "--no-plots"])
+    assert merged.exit_code == 0, merged.output
+    match = pd.read_csv(tmp_path / "merged" / "robustness_group_shift_match.csv")
+    assert len(match) == 3 and set(match.closest_corruption) == {"stain_vector"}
+    distances = pd.read_csv(out / "results.csv").query("task == 'shift_distance'")
+    synthetic = distances[distances.corruption == "stain_vector"]
+    for row in match.itertuples():
+        real = distances[distances.corruption == f"group:{row.group_pair}"].value.iloc[0]
+        closest = synthetic.iloc[int(np.argmin(np.abs(synthetic.value.to_numpy() - real)))]
+        assert row.closest_severity == closest.severity and row.group_distance == pytest.approx(real)
