@@ -129,3 +129,35 @@ def test_spearman_matches_scipy():
             assert spearman_rho(x, y) == pytest.approx(spearmanr(x, y).statistic)
     assert average_ranks(np.array([2.0, 1.0, 2.0])).tolist() == [2.5, 1.0, 2.5]
     assert np.isnan(spearman_rho(np.ones(4), np.arange(4.0)))
+
+
+def test_shift_correlation_across_models_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from robustpath.metrics import MetricValue
+    from robustpath.results import build_results_table, metric_rows
+    from robustpath.tasks.group_summary import shift_correlation_table
+    from robustpath.variants import Variant
+
+    probe_clean, probe_blurred = [0.9, 0.8, 0.95, 0.7], [0.6, 0.7, 0.5, 0.65]
+    within, across = [0.9, 0.85, 0.9, 0.8], [0.5, 0.8, 0.45, 0.7]
+    rows = []
+    for index in range(4):
+        model = f"model-{index}"
+
+        def add(task, metric, variant, value):
+            rows.extend(metric_rows(f"run{index}", model, "labs", task, variant, {metric: MetricValue(value, value, value, 10)}))
+
+        add("linear_probe", "accuracy", Variant("none", 0, "none"), probe_clean[index])
+        add("linear_probe", "accuracy", Variant("gaussian_blur", 2, "pre"), probe_blurred[index])
+        add("group_probe", "accuracy", Variant("group:mean", 0, "none"), across[index])
+        add("group_probe", "accuracy", Variant("group:within", 0, "none"), within[index])
+    table = build_results_table(rows)
+    correlation = shift_correlation_table(table)
+    row = correlation[(correlation.synthetic_measure == "probe_retention")
+                      & (correlation.real_measure == "group_probe_retention")].iloc[0]
+    synthetic = np.array(probe_blurred) / np.array(probe_clean)
+    real = np.array(across) / np.array(within)
+    assert row.models == 4 and row.spearman_rho == pytest.approx(spearmanr(synthetic, real).statistic)
+    few = shift_correlation_table(table[~table.model.isin(["model-2", "model-3"])])
+    assert few.spearman_rho.isna().all() and set(few.models) == {2}  # fewer than 3 models: undefined
