@@ -161,3 +161,21 @@ def test_shift_correlation_across_models_matches_scipy():
     assert row.models == 4 and row.spearman_rho == pytest.approx(spearmanr(synthetic, real).statistic)
     few = shift_correlation_table(table[~table.model.isin(["model-2", "model-3"])])
     assert few.spearman_rho.isna().all() and set(few.models) == {2}  # fewer than 3 models: undefined
+
+
+def test_robustness_index_agrees_with_croma_where_installed():
+    """croma (PyPI, optional, not a dependency): RI at a fixed k, its group_id column set to the pair."""
+    croma = pytest.importorskip("croma")
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    labels, groups = rng.integers(0, 2, 60), np.array([f"c{g}" for g in rng.integers(0, 3, 60)])
+    features = (rng.standard_normal((60, 8)) + labels[:, None] * 0.8 + (groups == "c1")[:, None] * 0.6).astype(np.float32)
+    pairs = np.array([f"p{i // 2}" for i in range(60)])
+    ids = [f"s{i}" for i in range(60)]
+    manifest = pd.DataFrame({"sample_id": ids, "image_path": ids, "label": labels.astype(str), "group_id": pairs,
+                             "centre": groups})
+    for k in (3, 10):
+        so, os_ = robustness_index_counts(features, labels, groups, pairs, k)
+        expected = croma.RI.compute_curve(features, manifest, confounder_column="centre", k_values=[k])[k]
+        assert so.sum() / (so.sum() + os_.sum()) == pytest.approx(expected)
