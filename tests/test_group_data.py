@@ -40,6 +40,11 @@ def test_manifest_groups_and_pairs_split_by_pair(tmp_path):
         assert len(set(dataset.splits[dataset.pair_ids == pair])) == 1
     plain = load_dataset(_manifest(tmp_path, "path,label", [row.rsplit(",", 2)[0] for row in GOOD]))
     assert plain.groups is None and plain.content_digest() != dataset.content_digest()
+    from robustpath.exports import SampleTable
+
+    samples = SampleTable.from_dataset(dataset).frame()  # samples.csv of --save-embeddings
+    assert samples.group.tolist() == ["A", "B"] * 4 and samples.pair_id.tolist()[:2] == ["p0", "p0"]
+    assert "group" not in SampleTable.from_dataset(plain).frame()
 
 
 @pytest.mark.parametrize("header, rows, message", [
