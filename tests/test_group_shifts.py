@@ -179,3 +179,7 @@ def test_robustness_index_agrees_with_croma_where_installed():
         so, os_ = robustness_index_counts(features, labels, groups, pairs, k)
         expected = croma.RI.compute_curve(features, manifest, confounder_column="centre", k_values=[k])[k]
         assert so.sum() / (so.sum() + os_.sum()) == pytest.approx(expected)
+
+
+def test_score_cells_without_images_gives_nothing():
+    assert score_cells({"a->b": (np.zeros(0), np.zeros(0, np.int64))}, seed=0, resamples=50) == ({}, {})

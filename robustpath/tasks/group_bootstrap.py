@@ -70,6 +70,8 @@ def score_cells(
     """
     cells = {name: cell for name, cell in cells.items() if len(cell[0])}
     names = list(cells)
+    if not names:
+        return {}, {}
     renumbered, n_units = compact_units(*[cells[n][1] for n in names])
     cells = {n: (np.asarray(cells[n][0], dtype=np.float64), units) for n, units in zip(names, renumbered)}
     replicate_blocks, reference_blocks = [], []
@@ -77,13 +79,13 @@ def score_cells(
         replicate_blocks.append(np.stack([weighted_mean(weights, cells[n][1], cells[n][0]) for n in names], axis=1))
         if reference is not None:
             reference_blocks.append(np.stack([weighted_mean(weights, cells[n][1], reference[n]) for n in names], axis=1))
-    replicates = np.concatenate(replicate_blocks) if names else np.zeros((resamples, 0))
+    replicates = np.concatenate(replicate_blocks)
     points = np.array([cells[n][0].mean() for n in names])
     sizes = [len(cells[n][0]) for n in names]
     values = _summarise(names, points, replicates, sizes, n_units)
     if reference is None:
         return values, {}
-    reference_replicates = np.concatenate(reference_blocks) if names else np.zeros((resamples, 0))
+    reference_replicates = np.concatenate(reference_blocks)
     reference_points = np.array([np.mean(reference[n]) for n in names])
     differences = {}
     for column, name in enumerate([*names, MEAN_CELL]):
@@ -112,9 +114,8 @@ def _summarise(names, points, replicates, sizes, n_units) -> dict[str, MetricVal
     for column, name in enumerate(names):
         low, high = percentile_interval(replicates[:, column])
         values[name] = MetricValue(float(points[column]), low, high, int(sizes[column]))
-    if names:
-        low, high = percentile_interval(_row_means(replicates))
-        values[MEAN_CELL] = MetricValue(float(points.mean()), low, high, int(n_units))
+    low, high = percentile_interval(_row_means(replicates))
+    values[MEAN_CELL] = MetricValue(float(points.mean()), low, high, int(n_units))
     return values
 
 
