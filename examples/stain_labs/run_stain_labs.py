@@ -54,7 +54,7 @@ def run(arguments: argparse.Namespace):
 
 def summarise(table) -> str:
     """The group-shift tables as text."""
-    from robustpath.robustness import summarise_results
+    from robustpath.results.robustness import summarise_results
 
     summary = summarise_results(table)
     overview = summary.group_shifts.drop(columns=["run_id", "dataset"])

@@ -56,7 +56,9 @@ class Dataset:
     (``identical_images``; empty when there are none); groups: (N,) str group of each
     image (centre, scanner, staining protocol) or None; pair_ids: (N,) str, images of
     one pair_id show one tissue in different groups ("" = no pair), or None
-    (robustpath.data.groups).
+    (robustpath.data.groups); mpp: microns per pixel of the
+    native images as (smallest, largest) when the data states it (a manifest ``mpp``
+    column), else None.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Dataset:
     identical: dict = field(default_factory=dict)
     groups: np.ndarray | None = None
     pair_ids: np.ndarray | None = None
+    mpp: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for array in (self.labels, self.splits, self.groups, self.pair_ids):

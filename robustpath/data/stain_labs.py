@@ -59,7 +59,7 @@ def write_stain_lab_dataset(root: Path, *, per_class: int | None = None) -> Path
     """
     from PIL import Image
 
-    from robustpath.atomic import write_bytes_atomic, write_text_atomic
+    from robustpath.util.atomic import write_bytes_atomic, write_text_atomic
     from robustpath.data.demo import load_demo_dataset
 
     demo = load_demo_dataset()

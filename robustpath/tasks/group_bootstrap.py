@@ -19,7 +19,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from robustpath.metrics import (
+from robustpath.tasks.metrics import (
     MetricValue,
     bootstrap_index_blocks,
     paired_drop_interval,

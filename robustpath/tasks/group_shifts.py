@@ -106,7 +106,7 @@ def probe_values(embeddings, dataset, units, seed, resamples) -> tuple[dict, lis
 def distance_values(embeddings, dataset, units, seed, resamples, variants, corrupted: dict, test: np.ndarray) -> dict:
     """shift_distance: Variant → {'embedding_distance': MetricValue} for group pairs and corruptions.
     corrupted: variant key → (len(test), D) embeddings of the test images ``test`` (indices), in that order."""
-    from robustpath.metrics import MetricValue
+    from robustpath.tasks.metrics import MetricValue
     from robustpath.tasks.group_bootstrap import score_cells
     from robustpath.tasks.shift_distance import corruption_distances, group_pair_distances
 
@@ -139,7 +139,7 @@ def evaluate_group_shifts(dataset, embeddings, variants, *, seed: int, resamples
     whenever the dataset has groups.
     """
     from robustpath.data.groups import describe_groups
-    from robustpath.progress import SilentProgress
+    from robustpath.util.progress import SilentProgress
     from robustpath.tasks.group_neighbours import IDENTITY_K, RI_K
 
     progress = progress or SilentProgress()
