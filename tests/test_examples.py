@@ -43,3 +43,15 @@ def test_small_patch_protocol(tmp_path, tiny_hf_dinov2):
     assert all(len(summaries) == 2 for summaries in rows.values())
     text = protocol.summarise(rows)
     assert "±" in text and "blur drop, post" in text
+
+
+def test_stain_labs_example(tmp_path):
+    example = _load("stain_labs/run_stain_labs.py")
+    arguments = example.parse_arguments([
+        "--per-class", "3", "--corruption", "stain_vector", "--bootstrap", "100", "--out", str(tmp_path), "--device", "cpu",
+    ])
+    table = example.run(arguments)
+    assert {"cross_group_retrieval", "robustness_index", "group_probe", "shift_distance"} <= set(table.task)
+    text = example.summarise(table)
+    assert "lab-a->lab-b" in text and "stain_vector" in text
+    assert (tmp_path / "runs" / "customvit-demo" / "report.md").is_file()

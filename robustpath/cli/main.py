@@ -56,7 +56,7 @@ app = typer.Typer(
 
 
 DataOption = Annotated[
-    str, typer.Option("--data", "-d", help="'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest (path,label[,split]).")
+    str, typer.Option("--data", "-d", help="'demo-ihc', an image folder ROOT/<class>/… or a CSV manifest (path,label[,split][,group[,pair_id]]); ROOT/group=<group>/<class>/… for groups.")
 ]
 DeviceOption = Annotated[
     str, choice_option("--device", values=DEVICES, kind="device", envvar="ROBUSTPATH_DEVICE",

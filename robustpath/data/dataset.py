@@ -53,7 +53,10 @@ class Dataset:
     out because they could not be decoded (policy ``on_bad_image="skip"``);
     file_digests: SHA-256 of each file's bytes as read when the data was loaded (None
     for in-memory images); identical: byte-identical files under different names
-    (``identical_images``; empty when there are none); mpp: microns per pixel of the
+    (``identical_images``; empty when there are none); groups: (N,) str group of each
+    image (centre, scanner, staining protocol) or None; pair_ids: (N,) str, images of
+    one pair_id show one tissue in different groups ("" = no pair), or None
+    (robustpath.data.groups); mpp: microns per pixel of the
     native images as (smallest, largest) when the data states it (a manifest ``mpp``
     column), else None.
     """
@@ -69,11 +72,21 @@ class Dataset:
     skipped: tuple[tuple[str, str], ...] = ()
     file_digests: tuple[bytes, ...] | None = None
     identical: dict = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    pair_ids: np.ndarray | None = None
     mpp: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        self.labels.setflags(write=False)
-        self.splits.setflags(write=False)
+        for array in (self.labels, self.splits, self.groups, self.pair_ids):
+            if array is not None:
+                array.setflags(write=False)
+
+    def group_digest_text(self, index: int) -> str:
+        """The image's group and pair id for content digests ('' without groups: digests stay as before)."""
+        if self.groups is None:
+            return ""
+        pair = self.pair_ids[index] if self.pair_ids is not None else ""
+        return f"group\0{self.groups[index]}\0{pair}\0"
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -112,6 +125,7 @@ class Dataset:
         digest = hashlib.sha256()
         for index, sample_id in enumerate(self.sample_ids):
             digest.update(f"{sample_id}\0{self.classes[self.labels[index]]}\0{self.splits[index]}\0".encode())
+            digest.update(self.group_digest_text(index).encode())
             digest.update(hashlib.sha256(self.reader.digest_bytes(index)).digest())
         return digest.hexdigest()
 
@@ -170,15 +184,18 @@ def identical_images(paths: list[str], digests: list[bytes], splits: np.ndarray)
 def build_file_dataset(
     name: str, root: Path, paths: list[str], labels: list[str], splits: np.ndarray | None, *,
     where: str, test_fraction: float, seed: int, on_bad_image: str,
+    groups: list[str] | None = None, pair_ids: list[str] | None = None,
 ) -> Dataset:
     """Assemble a Dataset from absolute file paths and string labels.
 
     Two paths of one file (links) are refused; undecodable files (dangling links
     included) are skipped or fatal (``on_bad_image``); ``splits`` None means a seeded
     stratified split of what remains.  Images of another size than the most common
-    one are resized to it when read.
+    one are resized to it when read.  ``groups`` / ``pair_ids`` (one per path, or
+    None): see robustpath.data.groups; with pairs, the seeded split keeps each pair
+    in one split.
     """
-    from robustpath.data.split import stratified_split
+    from robustpath.data.groups import check_groups, check_pair_splits, grouped_split
 
     check_distinct_files(paths, where)
     kept, sizes, skipped, digests = validate_images(paths, on_bad_image)
@@ -186,6 +203,13 @@ def build_file_dataset(
         raise DataError(f"{where}: none of the {len(paths)} images can be decoded, e.g. {skipped[0][1]}")
     paths = [str(Path(paths[i]).resolve()) for i in kept]
     labels = [labels[i] for i in kept]
+    group_array = pair_array = None
+    if groups is not None:
+        groups = [groups[i] for i in kept]
+        pair_ids = [pair_ids[i] for i in kept] if pair_ids is not None else None
+        check_groups(groups, pair_ids, labels, paths, where)
+        group_array = np.array(groups, dtype=str)
+        pair_array = np.array(pair_ids, dtype=str) if pair_ids is not None else None
     check_class_sizes(labels, where)
     classes = tuple(sorted(set(labels)))
     if len(classes) < 2:
@@ -193,9 +217,11 @@ def build_file_dataset(
     index = {c: k for k, c in enumerate(classes)}
     label_array = np.array([index[label] for label in labels], dtype=np.int64)
     if splits is None:
-        split_array = stratified_split(label_array, test_fraction, seed)
+        split_array = grouped_split(label_array, pair_array, test_fraction, seed)
     else:
         split_array = np.asarray(splits, dtype="<U5")[kept]
+        if pair_array is not None:
+            check_pair_splits(pair_array, split_array, where)
         for split in ("train", "test"):
             present = set(label_array[split_array == split].tolist())
             if len(present) < len(classes):
@@ -214,6 +240,8 @@ def build_file_dataset(
         skipped=tuple(skipped),
         file_digests=tuple(digests),
         identical=identical_images(paths, digests, split_array),
+        groups=group_array,
+        pair_ids=pair_array,
     )
 
 

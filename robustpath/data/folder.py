@@ -1,4 +1,11 @@
-"""Image folders: ROOT/<class>/* or ROOT/train/<class>/* + ROOT/test/<class>/*."""
+"""Image folders: ROOT/<class>/*, ROOT/train/<class>/* + ROOT/test/<class>/*, or ROOT/group=<group>/<class>/*.
+
+In the group layout every top folder is ``group=<name>`` (a centre, scanner or
+staining protocol); files with the same path below their group folder, apart from
+the extension (``tumour/tile_001.png`` and ``tumour/tile_001.tif``), show the same
+tissue: their pair_id is that path without the extension (robustpath.data.groups).
+The split is seeded and keeps each pair in one split.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +17,7 @@ from robustpath.data.images import IMAGE_EXTENSIONS
 from robustpath.errors import DataError
 
 SPLIT_FOLDERS = ("train", "test")
+GROUP_PREFIX = "group="
 
 
 def _visible_dirs(path: Path) -> list[Path]:
@@ -44,6 +52,8 @@ def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, 
     if not root.is_dir():
         raise DataError(f"'{root}' is not a folder (expected ROOT/<class>/images or a .csv manifest)")
     names = {p.name for p in _visible_dirs(root)}
+    if any(name.startswith(GROUP_PREFIX) for name in names):
+        return _load_group_folders(root, names, test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image)
     if set(SPLIT_FOLDERS) <= names and names != set(SPLIT_FOLDERS):
         others = sorted(names - set(SPLIT_FOLDERS))
         raise DataError(
@@ -78,4 +88,26 @@ def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, 
     return build_file_dataset(
         root.resolve().name, root, paths, labels, splits,
         where=f"'{root}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+    )
+
+
+def _load_group_folders(root: Path, names: set[str], *, test_fraction: float, seed: int, on_bad_image: str) -> Dataset:
+    """ROOT/group=<group>/<class>/*: groups from the top folders, pair ids from the paths below them."""
+    others = sorted(name for name in names if not name.startswith(GROUP_PREFIX))
+    if others:
+        raise DataError(f"'{root}' mixes group=<name> folders with {others}; in the group layout every top folder is group=<name>")
+    paths, labels, groups, pair_ids = [], [], [], []
+    for group_dir in _visible_dirs(root):
+        group = group_dir.name[len(GROUP_PREFIX):]
+        found, classes = _collect(group_dir)
+        if not found:
+            raise DataError(f"'{group_dir}' holds no images in class folders; expected {group_dir.name}/<class>/*.png|jpg|…")
+        paths += found
+        labels += classes
+        groups += [group] * len(found)
+        pair_ids += [Path(path).relative_to(group_dir.absolute()).with_suffix("").as_posix() for path in found]
+    return build_file_dataset(
+        root.resolve().name, root, paths, labels, None,
+        where=f"'{root}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+        groups=groups, pair_ids=pair_ids,
     )

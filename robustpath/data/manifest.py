@@ -1,4 +1,9 @@
-"""CSV manifests: columns path,label[,split][,mpp]; paths relative to the CSV's folder."""
+"""CSV manifests: columns path,label[,split][,mpp][,group[,pair_id]]; paths relative to the CSV's folder.
+
+``group`` names the centre, scanner or staining protocol of each image and
+``pair_id`` the piece of tissue an image shows in several groups (rules in
+robustpath.data.groups).
+"""
 from __future__ import annotations
 
 import csv
@@ -72,9 +77,11 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, 
                 raise DataError(f"manifest '{manifest}' has no '{split}' rows")
     else:
         split_array = None
+    groups, pair_ids = _group_columns(manifest, fields, rows)
     dataset = build_file_dataset(
         manifest.stem, base, paths, labels, split_array,
         where=f"manifest '{manifest}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+        groups=groups, pair_ids=pair_ids,
     )
     mpp = _read_mpp(manifest, fields, rows)
     return dataclasses.replace(dataset, mpp=mpp) if mpp is not None else dataset
@@ -95,3 +102,17 @@ def _read_mpp(manifest: Path, fields: list[str], rows: list[dict]) -> tuple[floa
                             "microns per pixel (e.g. 0.25 for a 40x scan)")
         values.append(value)
     return min(values), max(values)
+
+
+def _group_columns(manifest: Path, fields: list[str], rows: list[dict]) -> tuple[list[str] | None, list[str] | None]:
+    """The optional group and pair_id columns (None when absent); a pair_id column needs a group column."""
+    if "pair_id" in fields and "group" not in fields:
+        raise DataError(f"manifest '{manifest}' has a pair_id column but no group column; a pair links images of different groups")
+    if "group" not in fields:
+        return None, None
+    for line, row in enumerate(rows, start=2):
+        if not row["group"]:
+            raise DataError(f"manifest '{manifest}' line {line}: empty group (every row needs one when the column is there)")
+    groups = [row["group"] for row in rows]
+    pair_ids = [row["pair_id"] for row in rows] if "pair_id" in fields else None
+    return groups, pair_ids

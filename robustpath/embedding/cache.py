@@ -340,6 +340,8 @@ def dataset_content_digest(dataset, digests: Sequence[bytes]) -> str:
     digest = hashlib.sha256()
     for index, sample_id in enumerate(dataset.sample_ids):
         digest.update(f"{sample_id}\0{dataset.classes[dataset.labels[index]]}\0{dataset.splits[index]}\0".encode())
+        if getattr(dataset, "groups", None) is not None:  # groups and pairs change the results, not the images
+            digest.update(dataset.group_digest_text(index).encode())
         digest.update(digests[index])
     return digest.hexdigest()
 

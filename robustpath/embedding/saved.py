@@ -3,7 +3,8 @@
 Layout of ``OUT/embeddings/``::
 
     manifest.json              dtype, dim, classes, variant key → file, rows per file
-    samples.csv                sample_id, path, label, label_index, split (every sample, dataset order)
+    samples.csv                sample_id, path, label, label_index, split (+ group, pair_id for data with
+                               groups) (every sample, dataset order)
     clean.safetensors          embeddings (N, D) of every sample, rows in samples.csv order
     <corruption>_<severity>_<stage>.safetensors
                                embeddings (N_test, D) of the test samples under that variant

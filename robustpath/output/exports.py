@@ -56,23 +56,31 @@ class SampleTable:
     labels: np.ndarray
     splits: np.ndarray
     classes: tuple[str, ...]
+    groups: np.ndarray | None = None  # (N,) str, data with groups only (robustpath.data.groups)
+    pair_ids: np.ndarray | None = None
 
     @classmethod
     def from_dataset(cls, dataset) -> "SampleTable":
         return cls(tuple(dataset.sample_ids), tuple(dataset.paths), np.asarray(dataset.labels),
-                   np.asarray(dataset.splits), tuple(dataset.classes))
+                   np.asarray(dataset.splits), tuple(dataset.classes),
+                   getattr(dataset, "groups", None), getattr(dataset, "pair_ids", None))
 
     def frame(self) -> "pd.DataFrame":
-        """sample_id, path, label (class name), label_index, split — one row per sample, dataset order."""
+        """sample_id, path, label (class name), label_index, split (+ group, pair_id for data with groups) —
+        one row per sample, dataset order."""
         import pandas as pd
 
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "sample_id": list(self.sample_ids),
             "path": ["" if path is None else str(path) for path in self.paths],
             "label": [self.classes[k] for k in self.labels.tolist()],
             "label_index": self.labels.astype(np.int64),
             "split": [str(split) for split in self.splits],
         })
+        if self.groups is not None:
+            frame["group"] = [str(group) for group in self.groups]
+            frame["pair_id"] = [str(pair) for pair in self.pair_ids] if self.pair_ids is not None else ""
+        return frame
 
 
 @dataclass

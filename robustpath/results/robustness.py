@@ -23,6 +23,7 @@ training images):
   evaluated at; mCE / relative mCE = mean over the conditions both share (a
   corruption at two stages counts as two conditions).  Several runs of the
   baseline on one dataset are averaged.
+- group shifts (tables group_shift_match and shift_correlation): robustpath.tasks.group_summary;
 - ranking: per dataset and task, models ordered by the mean normalised AUC of
   the task's primary metric (higher = more robust); models whose normalised AUC
   is undefined come after the others (by clean value), with the reason shown.
@@ -37,6 +38,7 @@ import numpy as np
 from robustpath.results.chance_summary import chance_table, summary_notes, undefines_retention
 from robustpath.errors import UsageError, unknown_name_message
 from robustpath.results.table import PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
+from robustpath.tasks.group_summary import group_shift_table, shift_correlation_table, shift_match_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,6 +76,9 @@ class RobustnessSummary:
     data_scale_overview: "pd.DataFrame"  # per training-set size: clean and mean-over-corruptions, mean ± sd
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)  # runs whose chance levels were assumed or unknown
+    group_shifts: "pd.DataFrame | None" = None  # robustpath.tasks.group_summary: measures per group pair
+    group_shift_match: "pd.DataFrame | None" = None  # robustpath.tasks.group_summary: closest corruption per group shift
+    shift_correlation: "pd.DataFrame | None" = None  # Spearman's rho of synthetic vs real robustness across models
 
     def tables(self) -> dict[str, "pd.DataFrame"]:
         """Name → table, as written to files (robustness_<name>.csv, report.json "tables")."""
@@ -81,6 +86,9 @@ class RobustnessSummary:
             "ranking": self.ranking, "models": self.models, "conditions": self.conditions,
             "worst_conditions": self.worst, "blur_stages": self.blur_stages,
             "data_scale": self.data_scale, "data_scale_overview": self.data_scale_overview,
+            **{name: frame for name, frame in (("group_shifts", self.group_shifts),
+                                               ("group_shift_match", self.group_shift_match),
+                                               ("shift_correlation", self.shift_correlation)) if frame is not None},
         }
 
 
@@ -106,6 +114,7 @@ def summarise_results(
         worst=worst_conditions(conditions), blur_stages=blur_stage_comparison(table, chances),
         data_scale=data_scale_summary(table), data_scale_overview=data_scale_overview(table), baseline=baseline,
         notes=summary_notes(models),
+        group_shifts=group_shift_table(table), group_shift_match=shift_match_table(table), shift_correlation=shift_correlation_table(table),
     )
 
 

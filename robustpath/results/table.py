@@ -50,7 +50,7 @@ RESULT_COLUMNS = (
 )
 ADDED_IN_VERSION_2 = ("drop_ci_low", "drop_ci_high", "drop_significant", *SCALE_COLUMNS, "schema_version")
 ADDED_IN_VERSION_3 = ("drop_p_value",)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate"})
+LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate", "embedding_distance"})
 TASK_ORDER = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
 PRIMARY_METRIC = {
     "linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
@@ -190,5 +190,8 @@ def _check_complete_rows(table: "pd.DataFrame", source: str) -> None:
 
 
 def main_rows(table: "pd.DataFrame") -> "pd.DataFrame":
-    """Rows of the main evaluation: the probe on all training images (samples_per_class 0)."""
-    return table[(table["samples_per_class"] == 0) & (table["repeat"] == 0)]
+    """Rows of the main evaluation: the probe on all training images (samples_per_class 0), without the
+    group-shift tasks (robustpath.tasks.group_shifts: summarised by robustpath.tasks.group_summary)."""
+    from robustpath.tasks.group_shifts import GROUP_TASKS
+
+    return table[(table["samples_per_class"] == 0) & (table["repeat"] == 0) & ~table["task"].isin(GROUP_TASKS)]

@@ -315,6 +315,19 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             values = scores.values[(key, variant.key)]
             rows.extend(metric_rows(run_id, encoder.name, dataset.name, task.name, variant, values, **task.row_fields))
     task_records = {key: scores.records[key] for key in task_objects}
+    group_record = None
+    if getattr(dataset, "groups", None) is not None:  # real shifts between centres, scanners, stains
+        from robustpath.tasks.group_shifts import evaluate_group_shifts
+
+        clock = time.perf_counter()
+        group_results, group_record = evaluate_group_shifts(
+            dataset, embeddings, variants, seed=spec.seed,
+            resamples=getattr(spec, "bootstrap", BOOTSTRAP_RESAMPLES), progress=progress,
+        )
+        for task_name, by_variant in group_results.items():
+            for variant, values in by_variant.items():
+                rows.extend(metric_rows(run_id, encoder.name, dataset.name, task_name, variant, values))
+        timings["group_shifts"] = time.perf_counter() - clock
     table = build_results_table(rows)
     exports = RunExports(
         samples=SampleTable.from_dataset(dataset), test_indices=embeddings.test_indices, train_indices=train_indices,
@@ -361,9 +374,11 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             ],
         },
         "tasks": task_records,
+        "groups": group_record,
         "prompts": prompts.as_dict() if prompts is not None and "zeroshot" in tasks else None,
         "notes": notes + embeddings.notes + _task_notes(tasks, spec.gallery)
-        + [record["note"] for record in task_records.values() if record.get("note")],
+        + [record["note"] for record in task_records.values() if record.get("note")]
+        + (group_record["notes"] if group_record else []),
         "gallery": gallery.describe() if gallery is not None else None,
         "embedding": {
             **embeddings.stats,

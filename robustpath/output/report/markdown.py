@@ -306,6 +306,9 @@ def render_report(
     single = len(records) == 1
     lines = _header(records, table)
     lines += _summary_sections(summary, records, plots) + _data_scale_section(summary, plots)
+    from robustpath.output.report.group_sections import group_shift_markdown
+
+    lines += group_shift_markdown(summary, plots)
     lines += _corruption_parameters(records)
     lines += _gallery_section(records, plots)
     lines += ["## Results", ""]

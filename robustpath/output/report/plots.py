@@ -341,7 +341,8 @@ def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: 
     from robustpath.results.robustness import series_labels
 
     labels = series_labels(table)
-    written: dict[str, list[str]] = {"degradation": [], "retention": [], "blur_stages": [], "data_scale": []}
+    written: dict[str, list[str]] = {"degradation": [], "retention": [], "blur_stages": [], "data_scale": [],
+                                     "group_shifts": []}
     jobs = []
 
     def emit(section: str, plot, data, *keys: str) -> None:
@@ -362,6 +363,10 @@ def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: 
         scale = summary.data_scale_overview
         if ((scale.dataset == dataset) & (scale.samples_per_class > 0)).any():
             emit("data_scale", plot_data_scale, scale, dataset)
+    from robustpath.output.report.group_plots import plot_shift_distances, runs_with_group_shifts
+
+    for run_id in runs_with_group_shifts(table):
+        emit("group_shifts", plot_shift_distances, table, run_id)
     if gallery is not None:
         relative = f"{PLOTS_DIR}/{GALLERY_FILE}"
         written["gallery"] = [relative]

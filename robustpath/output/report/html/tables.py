@@ -116,7 +116,9 @@ def summary_tables(summary: "RobustnessSummary", several: bool) -> list[Table]:
         tables.append(frame_table(overview, None, id="data-scale", caption="Linear probe: data scale",
                                   source="robustness_data_scale_overview.csv",
                                   note="Mean ± sd over repeats (seeded subsamples); samples_per_class 0 = all."))
-    return tables
+    from robustpath.output.report.html.group_tables import group_shift_tables
+
+    return tables + group_shift_tables(summary)
 
 
 def retention_table(summary: "RobustnessSummary", labels: Mapping[str, str]) -> Table | None:
