@@ -437,3 +437,12 @@ def _register_corruption_commands() -> None:
 
 
 _register_corruption_commands()
+
+
+def _register_training_commands() -> None:
+    from robustpath.cli_training import register as register_training
+
+    register_training(app)  # robustpath finetune / pretrain (robustpath/cli_training.py)
+
+
+_register_training_commands()

@@ -166,13 +166,19 @@ class TimmEncoder:
         import torch
 
         with torch.no_grad():
-            if self.pooling is None:
-                return self.model(images)
-            tokens = self.model.forward_features(images)
-            cls, mean = tokens[:, 0], tokens[:, self.prefix_tokens:].mean(dim=1)
-            if self.pooling == "cls":
-                return cls
-            return mean if self.pooling == "mean" else torch.cat([cls, mean], dim=-1)
+            return self.image_features(images)
+
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        import torch
+
+        if self.pooling is None:
+            return self.model(images)
+        tokens = self.model.forward_features(images)
+        cls, mean = tokens[:, 0], tokens[:, self.prefix_tokens:].mean(dim=1)
+        if self.pooling == "cls":
+            return cls
+        return mean if self.pooling == "mean" else torch.cat([cls, mean], dim=-1)
 
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         raise ModelError(f"model '{self.name}' has no text encoder")
