@@ -26,6 +26,7 @@ from robustpath.cli_support import (
     stderr_console,
     stdout_console,
 )
+from robustpath.models.mae_training import DEFAULT_MASK_RATIO, DEFAULT_PATCH_SIZE  # noqa: E402  (no torch)
 from robustpath.config import BOOTSTRAP_RESAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_PRESET, POOLINGS, STAGES
 from robustpath.report.html import DEFAULT_MAX_IMAGES
 
@@ -120,6 +121,50 @@ def render_comparison(comparison) -> None:
     stdout_console().print(table)
 
 
+def pretrain_command(
+    data: DataOption = DEFAULT_DATA,
+    images: Annotated[Optional[Path], typer.Option("--images", metavar="DIR", help="Pretrain on every image file below "
+                                                   "DIR (unlabelled, any layout) instead of --data's training split.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", parser=parse_output_folder, metavar="DIR",
+                                      help="Folder for the encoder (config.json + model.safetensors).")] = Path("customvit-mae"),
+    patch_size: Annotated[int, typer.Option("--patch-size", min=1, help="Patch side in pixels (small for small objects).")] = DEFAULT_PATCH_SIZE,
+    mask_ratio: Annotated[float, typer.Option("--mask-ratio", min=0.0, max=1.0, help="Share of patches hidden per image.")] = DEFAULT_MASK_RATIO,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate.")] = 1e-3,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Model input size; default: the images' size.")] = None,
+    width: Annotated[int, typer.Option("--width", min=8)] = 128,
+    depth: Annotated[int, typer.Option("--depth", min=1)] = 6,
+    heads: Annotated[int, typer.Option("--heads", min=1)] = 4,
+    decoder_width: Annotated[int, typer.Option("--decoder-width", min=8)] = 64,
+    decoder_depth: Annotated[int, typer.Option("--decoder-depth", min=1)] = 2,
+    holdout_fraction: Annotated[float, typer.Option("--holdout-fraction", help="Images kept out of training for the PSNR.")] = 0.1,
+    device: DeviceOption = "auto",
+    seed: SeedOption = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Pretrain a CustomViT encoder as a masked autoencoder on unlabelled images.
+
+    Reports the reconstruction PSNR of held-out images and saves the encoder to --out,
+    loadable by every command like any CustomViT (`robustpath train --init DIR` fine-tunes it).
+    """
+    from robustpath.models.mae_training import PretrainSpec, pretrain_mae
+
+    spec = PretrainSpec(data=data, images=images, out=out, patch_size=patch_size, mask_ratio=mask_ratio, epochs=epochs,
+                        batch_size=batch_size, learning_rate=learning_rate, image_size=image_size, width=width,
+                        depth=depth, heads=heads, decoder_width=decoder_width, decoder_depth=decoder_depth,
+                        holdout_fraction=holdout_fraction, seed=seed, device=device, overwrite=overwrite)
+    with RichProgress(enabled=not quiet) as progress:
+        result = pretrain_mae(spec, progress)
+    stdout_console().print(
+        f"Saved the MAE encoder to {result.path} ({result.train_images} training images; held-out reconstruction "
+        f"PSNR {result.holdout_psnr:.2f} dB on {result.holdout_images} images, mask ratio {mask_ratio:g}, "
+        f"patch {patch_size} px)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `finetune` (and `pretrain`) to ``app``."""
+    """Add `finetune` and `pretrain` to ``app``."""
     app.command("finetune", cls=PlainUsageCommand)(handle_errors(finetune_command))
+    app.command("pretrain", cls=PlainUsageCommand)(handle_errors(pretrain_command))
