@@ -83,22 +83,22 @@ def image_parameters(encoder) -> list[tuple[str, "torch.nn.Parameter"]]:
 
 
 def transformer_blocks(encoder) -> list[str]:
-    """Module names of the image tower's blocks (its longest list of same-class modules)."""
+    """Module names of the image tower's blocks: its longest list of same-class modules with
+    parameters (ties: the one with more parameters)."""
     from torch import nn
 
     image_names = {name for name, _ in image_parameters(encoder)}
-    best: list[str] = []
+    best: tuple = (0, 0, [])
     for name, module in encoder.model.named_modules():
-        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 2:
+        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 1:
             continue
         children = list(module.named_children())
         if len({type(child) for _, child in children}) != 1 or not any(p.startswith(f"{name}.") for p in image_names):
             continue
-        if not any(True for _ in children[0][1].parameters()):
-            continue
-        if len(children) > len(best):
-            best = [f"{name}.{child}" for child, _ in children]
-    return best
+        size = sum(p.numel() for p in module.parameters())
+        if size and (len(children), size) > best[:2]:
+            best = (len(children), size, [f"{name}.{child}" for child, _ in children])
+    return best[2]
 
 
 def trainable_parameters(encoder, blocks: int) -> list[tuple[str, "torch.nn.Parameter"]]:
