@@ -142,6 +142,35 @@ class _Batches:
         return (self.resize(x.contiguous(), self.prep) - self.mean) / self.std
 
 
+def _trainable_copy(encoder, blocks: int, num_classes: int, device):
+    """A copy of ``encoder`` on ``device`` with only the fine-tuned parameters trainable, and a new head."""
+    import torch
+
+    model = copy.deepcopy(encoder).to(device)
+    trained = trainable_parameters(model, blocks)
+    trained_ids = {id(p) for _, p in trained}
+    for parameter in model.model.parameters():
+        parameter.requires_grad_(id(parameter) in trained_ids)
+    return model, trained, torch.nn.Linear(model.embed_dim, num_classes).to(device)
+
+
+def _train_epoch(model, head, batches, images, labels, spec: FineTuneSpec, epoch: int, run) -> None:
+    """One pass over ``images`` (CPU float) / ``labels`` (CPU int64 tensor) in a seeded order."""
+    import torch
+
+    model.model.train()
+    order = torch.randperm(len(images), generator=run["order"])
+    for step, start in enumerate(range(0, len(images), spec.batch_size)):
+        batch = order[start: start + spec.batch_size]
+        x = batches(images[batch], epoch, step)
+        with run["precision"].autocast():
+            logits = head(model.image_features(x).float())
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels[batch].to(x.device))
+        run["precision"].step(loss, run["optimiser"])
+        run["schedule"].step()
+        run["bar"].step(loss.item(), len(batch))
+
+
 def fine_tune(encoder, images, labels: np.ndarray, num_classes: int, spec: FineTuneSpec, *, device,
               progress=None, title: str = "Fine-tuning") -> FineTuned:
     """Fine-tune a copy of ``encoder`` (see the module docstring); ``encoder`` itself is not changed.
@@ -157,54 +186,36 @@ def fine_tune(encoder, images, labels: np.ndarray, num_classes: int, spec: FineT
     labels = np.asarray(labels, dtype=np.int64)
     kept, held_out = stratified_holdout(labels, spec.validation_fraction, spec.seed)
     torch.manual_seed(spec.seed)
-    model = copy.deepcopy(encoder).to(device)
-    trained = trainable_parameters(model, spec.blocks)
-    trained_ids = {id(p) for _, p in trained}
-    for parameter in model.model.parameters():
-        parameter.requires_grad_(id(parameter) in trained_ids)
-    head = torch.nn.Linear(model.embed_dim, num_classes).to(device)
+    model, trained, head = _trainable_copy(encoder, spec.blocks, num_classes, device)
     optimiser = torch.optim.AdamW(
         [{"params": [p for _, p in trained], "lr": spec.learning_rate},
          {"params": list(head.parameters()), "lr": spec.head_learning_rate}], weight_decay=spec.weight_decay)
     steps = int(np.ceil(len(kept) / spec.batch_size))
-    schedule = cosine_schedule(optimiser, spec.epochs * steps, steps)
-    precision = MixedPrecision(device, spec.amp)
+    run = {"optimiser": optimiser, "schedule": cosine_schedule(optimiser, spec.epochs * steps, steps),
+           "precision": MixedPrecision(device, spec.amp), "order": torch.Generator().manual_seed(int(spec.seed) + 1),
+           "bar": LossBar(progress, f"fine-tune:{title}", title, spec.epochs * steps)}
     batches = _Batches(model, device, create_augmenter(spec.augment, spec.seed), spec.seed)
-    order_generator = torch.Generator().manual_seed(int(spec.seed) + 1)
-    train_x, train_y = images[kept], torch.from_numpy(labels[kept])
-    bar = LossBar(progress, f"fine-tune:{title}", title, spec.epochs * steps)
-    best = (float("inf"), 0, None)
-    history: list[dict] = []
+    best, history = (float("inf"), 0, None), []
     for epoch in range(1, spec.epochs + 1):
-        bar.new_epoch(epoch)
-        model.model.train()
-        order = torch.randperm(len(kept), generator=order_generator)
-        for step, start in enumerate(range(0, len(kept), spec.batch_size)):
-            batch = order[start: start + spec.batch_size]
-            x = batches(train_x[batch], epoch, step)
-            with precision.autocast():
-                logits = head(model.image_features(x).float())
-                loss = torch.nn.functional.cross_entropy(logits.float(), train_y[batch].to(device))
-            precision.step(loss, optimiser)
-            schedule.step()
-            bar.step(loss.item(), len(batch))
-        log = {"epoch": epoch, "train_loss": bar.mean_loss, **_validate(model, head, batches, images[held_out],
-                                                                           labels[held_out], spec.batch_size, precision)}
+        run["bar"].new_epoch(epoch)
+        _train_epoch(model, head, batches, images[kept], torch.from_numpy(labels[kept]), spec, epoch, run)
+        log = {"epoch": epoch, "train_loss": run["bar"].mean_loss,
+               **_validate(model, head, batches, images[held_out], labels[held_out], spec.batch_size, run["precision"])}
         history.append(log)
         score = log.get("validation_loss", -epoch)  # without a validation split: the last epoch
         if score < best[0]:
             best = (score, epoch, _snapshot(trained, head))
-        bar.show(f"epoch {epoch} · loss {bar.mean_loss:.4f}" + (
+        run["bar"].show(f"epoch {epoch} · loss {log['train_loss']:.4f}" + (
             f" · validation {log['validation_loss']:.4f}" if "validation_loss" in log else ""))
         if epoch - best[1] >= spec.patience:
             break
-    bar.finish()
+    run["bar"].finish()
     _restore(best[2], trained, head)
     for parameter in model.model.parameters():
         parameter.requires_grad_(False)
     model.model.eval()
     model.to(torch.device("cpu"))
-    facts = {"spec": asdict(spec), "best_epoch": best[1], "epochs_run": len(history), "precision": precision.name,
+    facts = {"spec": asdict(spec), "best_epoch": best[1], "epochs_run": len(history), "precision": run["precision"].name,
              "trained_parameters": int(sum(p.numel() for _, p in trained)),
              "blocks": spec.blocks or "all", "train_images": int(len(kept)), "validation_images": int(len(held_out)),
              "augmentation": batches.augmenter.describe() if batches.augmenter is not None else None}
