@@ -138,7 +138,8 @@ def eval_command(
     severity: SeverityOption = None,
     task: Annotated[
         Optional[list[str]],
-        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift (repeatable); default: all that the model supports."),
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift, fine_tune (the head of a finetuned: model) "
+                     "(repeatable); default: all but fine_tune that the model supports."),
     ] = None,
     samples_per_class: Annotated[
         Optional[list[str]],
@@ -411,7 +412,7 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Train a CustomViT from scratch (or from --init) on small patches.
+    """Train a CustomViT on small patches (from scratch or --init).
 
     The model (config.json + model.safetensors) is saved to --out.
     """

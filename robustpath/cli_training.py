@@ -74,7 +74,7 @@ def finetune_command(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Fine-tune MODEL with a linear head and compare it with the linear probe.
+    """Fine-tune MODEL with a linear head, beside its linear probe.
 
     Fine-tunes on the clean training images (seeded, early stopping on a validation
     split), evaluates the fine-tuned model on the clean and every corrupted test set with
@@ -145,9 +145,9 @@ def pretrain_command(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Pretrain a CustomViT encoder as a masked autoencoder on unlabelled images.
+    """Pretrain a CustomViT encoder as a masked autoencoder (MAE).
 
-    Reports the reconstruction PSNR of held-out images and saves the encoder to --out,
+    Trains on unlabelled images, reports the reconstruction PSNR of held-out images and saves the encoder to --out,
     loadable by every command like any CustomViT (`robustpath train --init DIR` fine-tunes it).
     """
     from robustpath.models.mae_training import PretrainSpec, pretrain_mae

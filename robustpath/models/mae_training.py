@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from robustpath.errors import DataError, UsageError
 
 DEFAULT_PATCH_SIZE = 4
@@ -70,6 +68,7 @@ class PretrainResult:
 
 def load_unlabelled_images(spec: PretrainSpec):
     """(N, 3, S, S) float in [0, 1] on the CPU, and a description of where they came from."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -136,6 +135,7 @@ def holdout_psnr(model, images, mean, std, mask_ratio: float, seed: int, batch_s
 
 def pretrain_mae(spec: PretrainSpec, progress=None) -> PretrainResult:
     """Pretrain and save (see the module docstring)."""
+    import numpy as np
     import torch
 
     from robustpath.device import resolve_device
