@@ -71,8 +71,8 @@ def _sweep(arguments) -> dict:
 
 def fine_tuning_comparison(arguments, model: str, out: Path, augment: str | None = None, probe: bool = True):
     """``robustpath finetune MODEL`` → its FineTuneOutcome (``.comparison``: the side-by-side table)."""
-    from robustpath.config import RunSpec
-    from robustpath.fine_tuning import FineTuneRequest, run_fine_tuning
+    from robustpath.spec.run_spec import RunSpec
+    from robustpath.run.fine_tuning import FineTuneRequest, run_fine_tuning
     from robustpath.models.finetune import FineTuneSpec
 
     spec = RunSpec(model=model, tasks=("fine_tune",), overwrite=True, **_sweep(arguments))
@@ -110,7 +110,7 @@ def _trained_accuracies(arguments, out: Path, init: Path | None) -> dict[int, li
     import numpy as np
 
     from robustpath.data import load_dataset
-    from robustpath.training import TrainSpec, train_customvit
+    from robustpath.models.training import TrainSpec, train_customvit
 
     dataset = load_dataset("demo-ihc")
     smallest = int(np.bincount(dataset.labels[dataset.indices("train")]).min())
@@ -172,8 +172,8 @@ def part_b(arguments) -> list[dict]:
 
 
 def _robustness(run_dirs: list[Path], baseline: str) -> list[dict]:
-    from robustpath.report.inputs import load_runs
-    from robustpath.robustness import summarise_results
+    from robustpath.output.report.inputs import load_runs
+    from robustpath.results.robustness import summarise_results
 
     runs = load_runs(run_dirs)
     summary = summarise_results(runs.table, runs.records, baseline)
@@ -183,10 +183,10 @@ def _robustness(run_dirs: list[Path], baseline: str) -> list[dict]:
 
 
 def part_c(arguments) -> list[dict]:
-    from robustpath.config import RunSpec
-    from robustpath.report.files import write_run_outputs
-    from robustpath.runner import run_evaluation
-    from robustpath.training import TrainSpec, train_customvit
+    from robustpath.spec.run_spec import RunSpec
+    from robustpath.output.report.files import write_run_outputs
+    from robustpath.run.runner import run_evaluation
+    from robustpath.models.training import TrainSpec, train_customvit
 
     out = arguments.out / "c"
     runs = []

@@ -46,11 +46,12 @@ class CorruptionAugmenter:
     def __init__(self, preset: str, seed: int, probability: float = DEFAULT_PROBABILITY) -> None:
         import corruptions
 
-        from robustpath.runner import load_preset_or_fail
-
         if not 0 < probability <= 1:
             raise UsageError(f"augmentation probability must be in (0, 1], got {probability}")
-        self.preset = load_preset_or_fail(preset)
+        try:
+            self.preset = corruptions.load_preset(preset)
+        except corruptions.CorruptionError as exc:  # an unknown name says so itself; a bad file gets the option
+            raise UsageError(str(exc) if str(exc).startswith("unknown preset") else f"--augment: {exc}") from None
         self.seed = int(seed)
         self.probability = float(probability)
         self.bound = [corruptions.get_corruption(name, self.preset) for name in self.preset.corruptions]

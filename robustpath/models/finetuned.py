@@ -59,7 +59,7 @@ def save_fine_tuned_set(settings: list[tuple[str, dict, object]], out: Path, *, 
     """
     from safetensors.torch import save
 
-    from robustpath.atomic import ensure_writable_dir, replace_dir, write_bytes_atomic, write_json_atomic
+    from robustpath.util.atomic import ensure_writable_dir, replace_dir, write_bytes_atomic, write_json_atomic
 
     out = Path(out)
     ensure_writable_dir(out.parent)

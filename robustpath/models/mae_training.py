@@ -12,7 +12,7 @@ patches (4 px: a 40 px cell patch is a 10 × 10 grid) and a small mask ratio (0.
 The saved model is the encoder alone, as an ordinary CustomViT folder (config.json +
 model.safetensors, no head): every robustpath command loads it like any CustomViT, and
 ``robustpath train --init DIR`` fine-tunes it.  The folder is swapped in whole at the end
-(robustpath.training.save_model_folder): Ctrl-C leaves nothing half-written.
+(robustpath.models.training.save_model_folder): Ctrl-C leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -138,12 +138,12 @@ def pretrain_mae(spec: PretrainSpec, progress=None) -> PretrainResult:
     import numpy as np
     import torch
 
-    from robustpath.device import resolve_device
+    from robustpath.util.device import resolve_device
     from robustpath.models.corruption_augment import random_flips_and_turns
     from robustpath.models.customvit_net import CustomViTConfig
     from robustpath.models.mae import draw_masks
     from robustpath.models.training_loop import LossBar, MixedPrecision, cosine_schedule
-    from robustpath.training import check_model_folder, save_model_folder
+    from robustpath.models.training import check_model_folder, save_model_folder
 
     spec.check()
     check_model_folder(spec.out, spec.overwrite)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustpath.progress import ProgressReporter, SilentProgress, describe_progress
+from robustpath.util.progress import ProgressReporter, SilentProgress, describe_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -48,7 +48,7 @@ class MixedPrecision:
     def __init__(self, device: "torch.device", enabled: bool = True) -> None:
         import torch
 
-        from robustpath.device import autocast_dtype
+        from robustpath.util.device import autocast_dtype
 
         self.device = device
         self.dtype = autocast_dtype(device) if enabled else None

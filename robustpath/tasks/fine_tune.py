@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from robustpath.errors import UsageError
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 
 
