@@ -99,7 +99,7 @@ def train_fine_tuned_set(request: FineTuneRequest, progress=None) -> Path:
     record = _request_record(request)
     if _reusable(folder, record) and not spec.overwrite:
         return folder
-    check_fine_tuned_out(folder, overwrite=True)
+    check_fine_tuned_out(folder, overwrite=spec.overwrite)  # another request's set: only with --overwrite
     request.training.check()
     device = resolve_device(spec.device)
     dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed,

@@ -135,3 +135,11 @@ def test_fine_tuning_an_hf_dinov2(tmp_path, tiny_hf_dinov2):
 
     encoder = load_encoder(f"finetuned:{tmp_path / 'out' / 'fine-tuned'}")
     assert encoder.name == "finetuned:hf:" + tiny_hf_dinov2.path.name + "@out"
+
+
+def test_a_set_from_other_options_is_replaced_only_with_overwrite(fine_tuned_run, tiny_customvit_dir):
+    weights = fine_tuned_run / "fine-tuned" / "fine_tune.safetensors"
+    before = weights.read_bytes()
+    result = cli("finetune", f"customvit:{tiny_customvit_dir}", "--out", fine_tuned_run, *FAST, "--epochs", "3")
+    assert result.exit_code == 2 and "fine-tuned' already holds files; pass --overwrite" in result.output
+    assert weights.read_bytes() == before
