@@ -196,3 +196,25 @@ def tiny_hf_dinov2_resized(tmp_path_factory) -> Checkpoint:
 @pytest.fixture(scope="session")
 def tiny_timm(tmp_path_factory) -> Checkpoint:
     return _once("timm", build_timm, tmp_path_factory)
+
+
+def build_fine_tuned(folder: Path, base_dir: Path) -> Checkpoint:
+    """A fine-tuned set (one setting, one epoch on 8 random images) of the tiny CustomViT at ``base_dir``."""
+    import numpy as np
+    import torch
+
+    from robustpath.models import load_encoder
+    from robustpath.models.finetune import FineTuneSpec, fine_tune
+    from robustpath.models.finetuned import save_fine_tuned_set
+
+    images = torch.rand(8, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    tuned = fine_tune(load_encoder(f"customvit:{base_dir}"), images, np.repeat([0, 1], 4), 2,
+                      FineTuneSpec(epochs=1, batch_size=4), device=torch.device("cpu"))
+    target = save_fine_tuned_set([("fine_tune", {"samples_per_class": 0, "repeat": 0}, tuned)], folder / "set",
+                                 base_model=f"customvit:{base_dir}", pooling=None, class_names=("a", "b"), request={})
+    return Checkpoint(f"finetuned:{target}", target, tuned, {})
+
+
+@pytest.fixture(scope="session")
+def tiny_fine_tuned(tmp_path_factory, tiny_customvit_dir) -> Checkpoint:
+    return _once("fine_tuned", lambda folder: build_fine_tuned(folder, tiny_customvit_dir), tmp_path_factory)

@@ -55,3 +55,24 @@ def test_stain_labs_example(tmp_path):
     text = example.summarise(table)
     assert "lab-a->lab-b" in text and "stain_vector" in text
     assert (tmp_path / "runs" / "customvit-demo" / "report.md").is_file()
+
+
+def test_training_protocols(tmp_path, tiny_hf_dinov2):
+    protocol = _load("training_protocols.py")
+    arguments = protocol.parse_arguments([
+        "--out", str(tmp_path), "--dinov2", tiny_hf_dinov2.spec, "--fine-tune-epochs", "1", "--mae-epochs", "1",
+        "--train-epochs", "1", "--width", "16", "--depth", "1", "--heads", "2", "--samples-per-class", "4",
+        "--repeats", "2", "--corruption", "gaussian_blur", "--severity", "2", "--device", "cpu",
+    ])
+    results = protocol.run(arguments)
+    assert [(r["model"], r["protocol"]) for r in results["a"]] == [
+        ("customvit-demo", "linear probe"), ("customvit-demo", "fine-tuning"), ("DINOv2", "linear probe"),
+        ("DINOv2", "fine-tuning")]
+    assert [r["encoder"] for r in results["b"]][:3] == ["untrained (random init)", "MAE, mask 0.25, patch 4",
+                                                        "MAE, mask 0.75, patch 4"]
+    assert all(len(values) == 2 for r in results["b"] for values in (r.get("probe") or r["trained"]).values())
+    by_model = {(r["setting"], r["model"]): r["mce"] for r in results["c"]}
+    assert by_model[("CustomViT from scratch", "customvit:no-augment")] == 1.0
+    assert by_model[("fine-tuning customvit-demo", "finetuned:customvit-demo@ft-no-augment")] == 1.0
+    text = protocol.summarise(results)
+    assert "(a) probe vs fine-tuning" in text and "PSNR" in text and "mCE" in text

@@ -140,7 +140,8 @@ def eval_command(
     severity: SeverityOption = None,
     task: Annotated[
         Optional[list[str]],
-        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift (repeatable); default: all that the model supports."),
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift, fine_tune (the head of a finetuned: model) "
+                     "(repeatable); default: all but fine_tune that the model supports."),
     ] = None,
     samples_per_class: Annotated[
         Optional[list[str]],
@@ -416,10 +417,18 @@ def train_command(
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
+    init: Annotated[
+        Optional[Path], typer.Option("--init", metavar="PRETRAINED", help="Start from a CustomViT folder (e.g. from "
+                                     "`robustpath pretrain`): its architecture, normalisation and weights.")
+    ] = None,
+    augment: Annotated[
+        Optional[str], typer.Option("--augment", metavar="PRESET", help="Hardening: corrupt each training image with "
+                                    "probability 0.5 by a random corruption and severity of PRESET (seeded).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Train a CustomViT from scratch on small patches.
+    """Train a CustomViT on small patches (from scratch or --init).
 
     The model (config.json + model.safetensors) is saved to --out.
     """
@@ -428,15 +437,10 @@ def train_command(
     spec = TrainSpec(
         data=data, out=out, samples_per_class=samples_per_class, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, image_size=image_size, patch_size=patch_size, width=width, depth=depth,
-        heads=heads, seed=seed, device=device, overwrite=overwrite,
+        heads=heads, seed=seed, device=device, overwrite=overwrite, init=init, augment=augment,
     )
     with RichProgress(enabled=not quiet) as progress:
-        progress.start("train", "Training CustomViT", epochs)
-
-        def on_epoch(log: dict) -> None:
-            progress.advance("train")
-
-        result = train_customvit(spec, on_epoch=on_epoch)
+        result = train_customvit(spec, progress=progress)
     accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
     stdout_console().print(
         f"Saved CustomViT to {result.path} ({result.train_samples} training images, test accuracy {accuracy})"
@@ -453,3 +457,12 @@ def _register_corruption_commands() -> None:
 
 
 _register_corruption_commands()
+
+
+def _register_training_commands() -> None:
+    from robustpath.cli.training import register as register_training
+
+    register_training(app)  # robustpath finetune / pretrain (robustpath/cli/training.py)
+
+
+_register_training_commands()

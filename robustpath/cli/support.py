@@ -204,6 +204,10 @@ class RichProgress:
     def advance(self, key: str, amount: int = 1) -> None:
         self._progress.advance(self._tasks[key], amount)
 
+    def describe(self, key: str, description: str) -> None:
+        """New text for bar ``key`` (training loops show their running loss here)."""
+        self._progress.update(self._tasks[key], description=description)
+
     def finish(self, key: str) -> None:
         task = self._tasks[key]
         self._progress.update(task, completed=self._progress.tasks[task].total)

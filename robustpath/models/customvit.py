@@ -130,6 +130,10 @@ class CustomViTEncoder:
     def encode_image(self, images: "torch.Tensor") -> "torch.Tensor":
         return self.model.forward_features(images)
 
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        return self.model.forward_features(images)
+
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         raise ModelError(f"model '{self.name}' has no text encoder")
 

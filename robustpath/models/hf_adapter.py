@@ -227,7 +227,11 @@ class HFClipEncoder(_HFEncoder):
         import torch
 
         with torch.no_grad():
-            return _features(self.model.get_image_features(pixel_values=images))
+            return self.image_features(images)
+
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        return _features(self.model.get_image_features(pixel_values=images))
 
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         import torch
@@ -273,16 +277,20 @@ class HFVisionEncoder(_HFEncoder):
         import torch
 
         with torch.no_grad():
-            output = self.model(pixel_values=images)
-            if self.pooling == "pooler":
-                pooled = getattr(output, "pooler_output", None)
-                if pooled is None:
-                    raise ModelError(f"model '{self.name}' has no pooled output; choose pooling 'mean'")
-                return pooled.flatten(1)
-            hidden = output.last_hidden_state
-            if hidden.ndim == 4:  # (B, C, H, W) feature maps
-                return hidden.mean(dim=(2, 3))
-            return card.pool_tokens(hidden, self.pooling, self.prefix_tokens)
+            return self.image_features(images)
+
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        output = self.model(pixel_values=images)
+        if self.pooling == "pooler":
+            pooled = getattr(output, "pooler_output", None)
+            if pooled is None:
+                raise ModelError(f"model '{self.name}' has no pooled output; choose pooling 'mean'")
+            return pooled.flatten(1)
+        hidden = output.last_hidden_state
+        if hidden.ndim == 4:  # (B, C, H, W) feature maps
+            return hidden.mean(dim=(2, 3))
+        return card.pool_tokens(hidden, self.pooling, self.prefix_tokens)
 
     def describe(self) -> dict:
         return dict(super().describe(), **card.pooling_facts(self.pooling, self.pooling_chosen, self.recipe))

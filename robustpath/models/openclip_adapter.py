@@ -247,7 +247,11 @@ class OpenClipEncoder:
         import torch
 
         with torch.no_grad():
-            return self.model.encode_image(images)
+            return self.image_features(images)
+
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        return self.model.encode_image(images)
 
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         """texts -> (T, embed_dim) on the model's device, not L2-normalised."""

@@ -3,6 +3,7 @@
 Grammar (``SOURCE:ARGUMENT``; an ``@`` separates an architecture from its weights)::
 
     customvit:DIR                         a CustomViT folder (config.json + model.safetensors)
+    finetuned:DIR                         a fine-tuned set written by `robustpath finetune` (fine_tune.json)
     open_clip:ARCH@TAG                    a pretrained tag of open_clip (ViT-B-16@openai)
     open_clip:ARCH@FILE                   local weights (.safetensors, or a weights-only .pt/.bin)
     open_clip:ARCH@hf-hub:ORG/REPO/FILE   one weights file from a Hub repository
@@ -59,6 +60,7 @@ _SOURCES = {
         "timm", "robustpath.models.timm_adapter:TimmEncoder",
         "timm:NAME[@FILE], timm:hf-hub:ORG/REPO, timm:local-dir:DIR", ("pooling", "model_kwargs", "recipe"),
     ),
+    "finetuned": ModelSource("finetuned", "robustpath.models.finetuned:FineTunedEncoder", "finetuned:DIR"),
 }
 _ALIASES = {alias.name: alias for alias in ALIASES}
 
@@ -126,7 +128,7 @@ def _hub_repo(text: str, spec: str, example: str) -> str:
 def parse_source_argument(source: str, argument: str, spec: str | None = None) -> SpecParts:
     """Take apart the argument of ``source``; raises UsageError / ModelError naming the spec."""
     spec = spec or f"{source}:{argument}"
-    if source == "customvit":
+    if source in ("customvit", "finetuned"):
         return SpecParts("dir", argument)
     if source == "hf":
         if Path(argument).expanduser().exists():
@@ -172,6 +174,8 @@ def _recognise_folder(path: Path, spec: str) -> tuple[str, str]:
 
     if is_customvit_dir(path):
         return "customvit", str(path)
+    if _json(path / "fine_tune.json").get("format") == "robustpath-fine-tuned":
+        return "finetuned", str(path)
     config = _json(path / "config.json")
     found = []
     if (path / "open_clip_config.json").is_file():
@@ -240,7 +244,7 @@ def _display_name(source: ModelSource, argument: str) -> str:
     for schema in ("local-dir:", "hf-hub:"):
         if argument.startswith(schema):
             return f"{source.name}:{schema}{short(argument[len(schema):])}"
-    if source.name in ("customvit", "hf"):
+    if source.name in ("customvit", "hf", "finetuned"):
         return f"{source.name}:{short(argument)}"
     name, sep, weights = argument.partition("@")
     return f"{source.name}:{name}{sep}{short(weights) if weights else ''}"

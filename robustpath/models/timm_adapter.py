@@ -191,9 +191,13 @@ class TimmEncoder:
         import torch
 
         with torch.no_grad():
-            if self.pooling is None:
-                return self.model(images)
-            return card.pool_tokens(self.model.forward_features(images), self.pooling, self.prefix_tokens)
+            return self.image_features(images)
+
+    def image_features(self, images: "torch.Tensor") -> "torch.Tensor":
+        """encode_image with gradients (fine-tuning)."""
+        if self.pooling is None:
+            return self.model(images)
+        return card.pool_tokens(self.model.forward_features(images), self.pooling, self.prefix_tokens)
 
     def encode_text(self, texts: list[str]) -> "torch.Tensor":
         raise ModelError(f"model '{self.name}' has no text encoder")

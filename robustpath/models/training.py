@@ -10,6 +10,13 @@ The model folder (config.json + model.safetensors) is built beside ``out`` and s
 in as a whole (robustpath.util.atomic.replace_dir), so a killed run leaves either the old
 model or the new one, complete.  A model already in ``out`` is replaced only with
 ``overwrite``; a folder holding anything else is never replaced.
+
+``init`` starts from a saved CustomViT (e.g. an MAE encoder from ``robustpath pretrain``):
+its architecture and normalisation are kept (the size options are then ignored), its
+weights loaded, and a new classification head is trained with it.  ``augment`` names a
+corruption preset: each training image is corrupted with probability 0.5 by a random
+corruption and severity of it (seeded; robustpath.models.corruption_augment), at the
+model's input size, before the flips and turns.
 """
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ class TrainSpec:
     device: str = "auto"
     test_fraction: float = 0.3
     overwrite: bool = False
+    init: Path | None = None  # a CustomViT folder (e.g. from `robustpath pretrain`) to start from
+    augment: str | None = None  # a corruption preset for hardening (robustpath.models.corruption_augment)
 
 
 @dataclass
@@ -168,13 +177,42 @@ def _accuracy(model, images, labels, mean, std, device, batch_size: int) -> floa
     return correct / max(1, len(images))
 
 
-def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train and save a CustomViT to ``spec.out``; ``on_epoch`` gets each epoch's log."""
+def _initial_model(spec: TrainSpec, size: int, dataset, mean, std):
+    """A new CustomViT for ``dataset``, or one started from ``spec.init`` (its architecture, normalisation and weights)."""
+    from dataclasses import replace
+
+    from robustpath.models.customvit import load_customvit
+    from robustpath.models.customvit_net import CustomViT, CustomViTConfig
+
+    classes = dict(num_classes=len(dataset.classes), class_names=tuple(dataset.classes))
+    if spec.init is None:
+        config = CustomViTConfig(
+            image_size=size, patch_size=spec.patch_size, width=spec.width, depth=spec.depth, heads=spec.heads,
+            mean=tuple(mean.flatten().tolist()), std=tuple(std.flatten().tolist()), **classes,
+        )
+        return CustomViT(config)
+    start = load_customvit(spec.init)
+    if start.config.image_size != size:
+        raise UsageError(f"--init '{spec.init}' takes {start.config.image_size} px images; the training images are "
+                         f"{size} px (pass --image-size {start.config.image_size})")
+    model = CustomViT(replace(start.config, training={}, **classes))
+    weights = {k: v for k, v in start.state_dict().items() if not k.startswith("head.")}
+    result = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys or any(not key.startswith("head.") for key in result.missing_keys):
+        raise UsageError(f"--init '{spec.init}': its weights do not fit its own config.json")
+    return model
+
+
+def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = None, progress=None) -> TrainResult:
+    """Train and save a CustomViT to ``spec.out``; ``on_epoch`` gets each epoch's log, ``progress`` a
+    bar over the steps showing the running loss."""
     import torch
 
     from robustpath.data import load_dataset
     from robustpath.util.device import resolve_device
-    from robustpath.models.customvit_net import CustomViT, CustomViTConfig
+    from robustpath.models.corruption_augment import create_augmenter
+    from robustpath.models.customvit_net import CustomViTConfig
+    from robustpath.models.training_loop import LossBar
 
     if spec.epochs < 1 or spec.batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
@@ -192,14 +230,13 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     try:
-        config = CustomViTConfig(
-            image_size=size, patch_size=spec.patch_size, width=spec.width, depth=spec.depth, heads=spec.heads,
-            num_classes=len(dataset.classes), class_names=tuple(dataset.classes),
-            mean=tuple(mean.flatten().tolist()), std=tuple(std.flatten().tolist()),
-        )
-        model = CustomViT(config).to(device)
+        model = _initial_model(spec, size, dataset, mean, std).to(device)
     except ValueError as exc:
         raise UsageError(f"CustomViT settings: {exc}") from None
+    config = model.config
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    augmenter = create_augmenter(spec.augment, spec.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / spec.batch_size)
     total_steps, warmup = spec.epochs * steps_per_epoch, steps_per_epoch
@@ -209,28 +246,33 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     history = []
+    bar = LossBar(progress, "train", "Training CustomViT", total_steps)
     for epoch in range(1, spec.epochs + 1):
         model.train()
+        bar.new_epoch(epoch)
         order = torch.randperm(len(train_x), generator=generator)
-        running = 0.0
-        for start in range(0, len(order), spec.batch_size):
+        for step, start in enumerate(range(0, len(order), spec.batch_size)):
             batch = order[start : start + spec.batch_size]
-            x = ((_augment(train_x[batch], generator) - mean) / std).to(device)
+            images = train_x[batch] if augmenter is None else augmenter(train_x[batch], epoch, step)
+            x = ((_augment(images, generator) - mean) / std).to(device)
             loss = loss_fn(model(x), train_y[batch].to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
-            running += loss.item() * len(batch)
-        log = {"epoch": epoch, "loss": running / len(train_x)}
+            bar.step(loss.item(), len(batch))
+        log = {"epoch": epoch, "loss": bar.mean_loss}
         if epoch == spec.epochs or epoch % 5 == 0:
             log["test_accuracy"] = _accuracy(model, test_x, test_y, mean, std, device, 256)
         history.append(log)
         if on_epoch is not None:
             on_epoch(log)
+    bar.finish()
     test_accuracy = history[-1].get("test_accuracy")
     training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items() if k != "overwrite"}
     training.update(train_samples=len(train_x), dataset=dataset.name, final_test_accuracy=test_accuracy)
+    if augmenter is not None:
+        training["augmentation"] = augmenter.describe()
     model.config = CustomViTConfig(**{**asdict(config), "training": training})
     save_model_folder(model.cpu(), spec.out, spec.overwrite)
     return TrainResult(Path(spec.out), len(train_x), test_accuracy, history)

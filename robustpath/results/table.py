@@ -51,9 +51,9 @@ RESULT_COLUMNS = (
 ADDED_IN_VERSION_2 = ("drop_ci_low", "drop_ci_high", "drop_significant", *SCALE_COLUMNS, "schema_version")
 ADDED_IN_VERSION_3 = ("drop_p_value",)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate", "embedding_distance"})
-TASK_ORDER = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+TASK_ORDER = ("linear_probe", "fine_tune", "retrieval", "zeroshot", "embedding_drift")
 PRIMARY_METRIC = {
-    "linear_probe": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
+    "linear_probe": "accuracy", "fine_tune": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
     "embedding_drift": "cosine_similarity",
 }
 RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]  # one metric of one run (summaries)

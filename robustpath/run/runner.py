@@ -283,6 +283,7 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
             clean_test_embeddings=embeddings.clean[embeddings.test_indices],
             bootstrap=getattr(spec, "bootstrap", BOOTSTRAP_RESAMPLES),
             device=device,
+            classifier_heads=getattr(encoder, "classifier_heads", None),
         )
 
     clock = time.perf_counter()
@@ -463,6 +464,8 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
         if gallery == "clean" else "Retrieval: corrupted test queries against the training gallery under the same corruption.",
         "zeroshot": "Zero-shot: class text embeddings (prompt ensembles) are computed once from clean prompts.",
         "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
+        "fine_tune": "Fine-tuning: the encoder and a linear head were trained together on clean training images; "
+        "the fine-tuned head is scored on corrupted test images.",
     }
     return [notes[name] for name in tasks if name in notes]
 

@@ -36,6 +36,7 @@ class TaskContext:
     (for measures relative to clean, e.g. embedding drift, prediction flips);
     bootstrap: resamples of the test images behind every interval and p-value;
     device: the torch device (or its name) where tasks may compute (the model's).
+    classifier_heads: the fine-tuned heads of a ``finetuned:`` model, else None.
     """
 
     train_embeddings: np.ndarray
@@ -47,6 +48,7 @@ class TaskContext:
     clean_test_embeddings: np.ndarray | None = None
     bootstrap: int = BOOTSTRAP_RESAMPLES
     device: object = "cpu"
+    classifier_heads: dict | None = None  # task key → ClassifierHead of a fine-tuned model (robustpath.models.finetuned)
 
 
 class Task(Protocol):
@@ -141,6 +143,7 @@ _TASKS = {
     "retrieval": "robustpath.tasks.retrieval:RetrievalTask",
     "zeroshot": "robustpath.tasks.zeroshot:ZeroShotTask",
     "embedding_drift": "robustpath.tasks.embedding_drift:EmbeddingDriftTask",
+    "fine_tune": "robustpath.tasks.fine_tune:FineTuneTask",
 }
 TEXT_TASKS = frozenset({"zeroshot"})
 DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
@@ -170,10 +173,10 @@ def create_tasks(
 
     linear_probe: the probe on all training images (samples_per_class 0, repeat 0),
     then one probe per (samples_per_class, repeat) of the data-scale sweep, each on
-    a seeded class-balanced subsample.  retrieval: one task with the chosen gallery.
+    a seeded class-balanced subsample; fine_tune: the same settings, one fine-tuned head each.  retrieval: one task with the chosen gallery.
     Other tasks: one instance.
     """
-    if name == "linear_probe":
+    if name in ("linear_probe", "fine_tune"):
         sizes = sorted({int(size) for size in samples_per_class} - {0})
         if any(size < 1 for size in sizes):
             raise UsageError(f"--samples-per-class values must be positive, got {list(samples_per_class)}")

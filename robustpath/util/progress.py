@@ -32,6 +32,13 @@ class SilentProgress:
         pass
 
 
+def describe_progress(progress: ProgressReporter | None, key: str, description: str) -> None:
+    """Change the text of bar ``key`` (e.g. to show the running loss); reporters without ``describe`` are skipped."""
+    describe = getattr(progress, "describe", None)
+    if callable(describe):
+        describe(key, description)
+
+
 def notify(progress: ProgressReporter | None, message: str) -> None:
     """Send ``message`` to ``progress.notice``; reporters written before notice() existed are skipped."""
     notice = getattr(progress, "notice", None)

@@ -15,7 +15,7 @@ from robustpath.errors import unknown_name_message
 from robustpath.preview.gallery import gallery_file_name
 
 WIDTH = 80
-COMMANDS = ["eval", "models", "cache", "train", "report", "corruptions", "corrupt"]
+COMMANDS = ["eval", "models", "cache", "train", "finetune", "pretrain", "report", "corruptions", "corrupt"]
 ERROR = re.compile(r"^error: unknown ([a-z][a-z -]*) '([^']*)'\.(?: Did you mean '([^']+)'\?)? Valid [a-z -]+: .+$")
 
 

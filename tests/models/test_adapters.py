@@ -16,6 +16,7 @@ from model_fixtures import (  # noqa: E402,F401
     OPEN_CLIP_ARCH,
     TIMM_ARCH,
     tiny_hf_clip,
+    tiny_fine_tuned,
     tiny_hf_dinov2,
     tiny_open_clip,
     tiny_timm,
@@ -49,7 +50,7 @@ def check_contract(encoder, embed_dim: int, has_text: bool, weights) -> None:
 
 
 SOURCE_FIXTURES = {"customvit": "tiny_customvit_dir", "open_clip": "tiny_open_clip", "hf": "tiny_hf_clip",
-                   "timm": "tiny_timm"}
+                   "timm": "tiny_timm", "finetuned": "tiny_fine_tuned"}
 
 
 @pytest.mark.parametrize("source", [s.name for s in list_model_sources()])

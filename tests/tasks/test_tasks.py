@@ -31,9 +31,34 @@ def context():
     test_x, test_y = _blobs(rng, centres, 20)
     text = centres / np.linalg.norm(centres, axis=1, keepdims=True)
     ctx = TaskContext(train_x, train_y, test_y, ("a", "b", "c"), seed=0, text_embeddings=text.astype(np.float32),
-                      clean_test_embeddings=test_x)
+                      clean_test_embeddings=test_x, classifier_heads={"fine_tune": _fitted_head(train_x, train_y)})
     noisy = test_x + np.random.default_rng(2).normal(0, 2.5, test_x.shape).astype(np.float32)
     return ctx, test_x, noisy
+
+
+def _fitted_head(train_x, train_y):
+    """A linear head as a fine-tuned model carries one: a multinomial logistic regression's weights."""
+    from robustpath.models.finetuned import ClassifierHead
+
+    model = LogisticRegression(C=1.0, max_iter=10_000).fit(train_x.astype(np.float64), train_y)
+    return ClassifierHead(0, train_x.shape[1], model.coef_, model.intercept_)
+
+
+def test_fine_tune_applies_the_models_head(context):
+    """The fine_tune task's probabilities are the head's softmax: scikit-learn's predict_proba for the same weights."""
+    ctx, test_x, noisy = context
+    head = ctx.classifier_heads["fine_tune"]
+    reference = LogisticRegression().fit(ctx.train_embeddings, ctx.train_labels)
+    reference.coef_, reference.intercept_ = head.weight, head.bias
+    task = create_task("fine_tune")
+    task.fit(ctx)
+    assert task.predict_proba(noisy) == pytest.approx(reference.predict_proba(noisy.astype(np.float64)), abs=1e-12)
+    outcomes = task.outcomes(noisy)
+    assert (outcomes.predictions == reference.predict(noisy.astype(np.float64))).all()
+    assert task.evaluate(noisy)["accuracy"].value == pytest.approx(accuracy_score(ctx.test_labels, outcomes.predictions))
+    other = create_task("fine_tune", samples_per_class=4, repeat=1)
+    with pytest.raises(UsageError, match="no head fine-tuned on 4 per class, repeat 1; its heads: fine_tune"):
+        other.fit(ctx)
 
 
 def _reference_probe(train_x, train_y, c):
