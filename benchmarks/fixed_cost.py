@@ -65,7 +65,7 @@ def _timed(command: list[str], env: dict, cwd: Path) -> float:
 
 
 def eval_command(python: str, data: Path, out: Path) -> list[str]:
-    return [python, "-m", "robustpath", "eval", str(data), "--model", MODEL, "-t", "linear_probe", "-t", "retrieval",
+    return [python, "-m", "robustpath", "eval", MODEL, "--data", str(data), "-t", "linear_probe", "-t", "retrieval",
             "--device", "cpu", "--no-cache", "--quiet", "-f", "csv", "-b", str(BATCH_SIZE), "--out", str(out),
             "--overwrite"]
 
