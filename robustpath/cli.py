@@ -138,7 +138,7 @@ def eval_command(
     severity: SeverityOption = None,
     task: Annotated[
         Optional[list[str]],
-        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift (repeatable); default: all that the model supports."),
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift, identity, detectability (repeatable); default: all that the model supports."),
     ] = None,
     samples_per_class: Annotated[
         Optional[list[str]],

@@ -25,7 +25,12 @@ training images):
   baseline on one dataset are averaged.
 - ranking: per dataset and task, models ordered by the mean normalised AUC of
   the task's primary metric (higher = more robust); models whose normalised AUC
-  is undefined come after the others (by clean value), with the reason shown.
+  is undefined come after the others (by clean value), with the reason shown;
+- silent failures: per run and variant, the harm (drop of the main task's primary
+  metric) beside the detectability AUROC (robustpath.silent_failures).
+
+Detection tasks (results.DETECTION_TASKS: detectability) measure whether a corruption
+can be noticed, not a loss, and are left out of every summary but the last.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import numpy as np
 
 from robustpath.chance_summary import chance_table, summary_notes, undefines_retention
 from robustpath.errors import UsageError, unknown_name_message
-from robustpath.results import PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
+from robustpath.results import DETECTION_TASKS, PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,6 +79,7 @@ class RobustnessSummary:
     data_scale_overview: "pd.DataFrame"  # per training-set size: clean and mean-over-corruptions, mean ± sd
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)  # runs whose chance levels were assumed or unknown
+    silent_failures: "pd.DataFrame | None" = None  # harm beside detectability per variant (robustpath.silent_failures)
 
     def tables(self) -> dict[str, "pd.DataFrame"]:
         """Name → table, as written to files (robustness_<name>.csv, report.json "tables")."""
@@ -81,6 +87,7 @@ class RobustnessSummary:
             "ranking": self.ranking, "models": self.models, "conditions": self.conditions,
             "worst_conditions": self.worst, "blur_stages": self.blur_stages,
             "data_scale": self.data_scale, "data_scale_overview": self.data_scale_overview,
+            **({"silent_failures": self.silent_failures} if self.silent_failures is not None else {}),
         }
 
 
@@ -97,7 +104,11 @@ def summarise_results(
     table: "pd.DataFrame", records: list[dict] | None = None, baseline: str | None = None
 ) -> RobustnessSummary:
     """Every summary table; ``records`` (run.json contents) give each run's chance levels."""
+    from robustpath.silent_failures import silent_failure_table
+
     baseline = check_baseline(table, baseline)
+    silent_failures = silent_failure_table(table)
+    table = table[~table.task.isin(DETECTION_TASKS)]
     chances = chance_table(table, {r.get("run_id"): r for r in records or []})
     conditions = condition_summary(table, chances, baseline)
     models = model_summary(table, conditions, chances)
@@ -105,7 +116,7 @@ def summarise_results(
         conditions=conditions, models=models, ranking=robustness_ranking(models),
         worst=worst_conditions(conditions), blur_stages=blur_stage_comparison(table, chances),
         data_scale=data_scale_summary(table), data_scale_overview=data_scale_overview(table), baseline=baseline,
-        notes=summary_notes(models),
+        notes=summary_notes(models), silent_failures=silent_failures,
     )
 
 

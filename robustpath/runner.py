@@ -441,6 +441,10 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
         if gallery == "clean" else "Retrieval: corrupted test queries against the training gallery under the same corruption.",
         "zeroshot": "Zero-shot: class text embeddings (prompt ensembles) are computed once from clean prompts.",
         "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
+        "identity": "Identity retrieval: rank of each corrupted test image's own clean embedding among all clean test "
+                    "embeddings (no labels).",
+        "detectability": "Detectability: AUROC of the mean cosine distance to the 10 nearest clean training embeddings, "
+                         "corrupted vs clean test images (no labels).",
     }
     return [notes[name] for name in tasks if name in notes]
 

@@ -139,9 +139,11 @@ _TASKS = {
     "retrieval": "robustpath.tasks.retrieval:RetrievalTask",
     "zeroshot": "robustpath.tasks.zeroshot:ZeroShotTask",
     "embedding_drift": "robustpath.tasks.embedding_drift:EmbeddingDriftTask",
+    "identity": "robustpath.tasks.identity:IdentityTask",
+    "detectability": "robustpath.tasks.detectability:DetectabilityTask",
 }
 TEXT_TASKS = frozenset({"zeroshot"})
-DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
 from robustpath.config import GALLERIES  # noqa: E402  (the option's choices have one owner)
 
 
