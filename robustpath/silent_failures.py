@@ -24,7 +24,7 @@ HARM_TASKS = ("linear_probe", "retrieval", "zeroshot", "identity")  # the main t
 DETECTION = ("detectability", "ood_auroc")
 VARIANT = ["corruption", "severity", "stage"]
 COLUMNS = [
-    "run_id", "model", "dataset", "task", "metric", *VARIANT, "condition", "clean_value", "value", "drop",
+    "run_id", "model", "dataset", "task", "metric", *VARIANT, "condition", "clean_value", "value", "drop_from_clean",
     "drop_significant", "harmful", "ood_auroc", "ood_auroc_ci_low", "ood_auroc_ci_high", "hard_to_detect",
     "silent_failure",
 ]
@@ -61,7 +61,7 @@ def silent_failure_table(table: "pd.DataFrame", threshold: float = DETECTABLE_AU
     worse = rows.drop_from_clean.where(rows.higher_is_better, -rows.drop_from_clean) < 0
     rows = rows.assign(
         condition=[condition_label(c, s) for c, s in zip(rows.corruption, rows.stage)],
-        clean_value=rows.value - rows.drop_from_clean, drop=rows.drop_from_clean,
+        clean_value=rows.value - rows.drop_from_clean,
         drop_significant=rows.drop_significant.astype(bool),
         harmful=rows.drop_significant.astype(bool) & worse,
         hard_to_detect=rows.ood_auroc < threshold,
