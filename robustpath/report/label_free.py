@@ -28,6 +28,8 @@ DRIFT_IDENTITY_METRICS = {
     ("identity", "identity_top10_accuracy"): "identity top-10",
     ("identity", "identity_median_rank"): "median rank",
 }
+NO_HARM_TASK = ("No silent-failure table: it sets the detectability AUROC beside the drop of a task that measures "
+                "harm (linear_probe, retrieval, zeroshot or identity), and this run has none.")
 HARMFUL_HIDDEN = "harmful, hard to detect"
 HARMFUL_SEEN = "harmful, detectable"
 
@@ -68,12 +70,12 @@ def silent_failure_summary(frame: "pd.DataFrame") -> str:
             f"to detect (AUROC < {DETECTABLE_AUROC:g}).")
 
 
-def _markdown_drift_identity(frame: "pd.DataFrame", several: bool) -> list[str]:
+def _markdown_drift_identity(frame: "pd.DataFrame", several: bool, labels: Mapping[str, str]) -> list[str]:
     from robustpath.report.markdown import markdown_table, number
 
     metrics = [c for c in frame.columns if c in DRIFT_IDENTITY_METRICS.values()]
     header = [*(["model"] if several else []), "condition", "severity", *metrics]
-    rows = [[*([r["model"]] if several else []), r["condition"], int(r["severity"]),
+    rows = [[*([labels.get(r["run_id"], r["model"])] if several else []), r["condition"], int(r["severity"]),
              *[number(r[m], 1 if m == "median rank" else 3) for m in metrics]]
             for r in frame.to_dict("records")]
     lines = ["## Embedding drift beside identity retrieval", "",
@@ -84,7 +86,8 @@ def _markdown_drift_identity(frame: "pd.DataFrame", several: bool) -> list[str]:
     return lines + markdown_table(header, rows)
 
 
-def _markdown_silent_failures(frame: "pd.DataFrame", several: bool, plots: Mapping | None) -> list[str]:
+def _markdown_silent_failures(frame: "pd.DataFrame", several: bool, plots: Mapping | None,
+                              labels: Mapping[str, str]) -> list[str]:
     from robustpath.report.markdown import markdown_table, number
 
     task, metric = frame.task.iloc[0], frame.metric.iloc[0]
@@ -95,7 +98,7 @@ def _markdown_silent_failures(frame: "pd.DataFrame", several: bool, plots: Mappi
              "training embeddings) separating the corrupted test images from the same images clean (0.5 = "
              f"indistinguishable, 1 = always detected). Flagged *{HARMFUL_HIDDEN}*: a significant drop with AUROC "
              f"below {DETECTABLE_AUROC:g}. " + silent_failure_summary(frame), ""]
-    rows = [[*([r.model] if several else []), r.condition, int(r.severity),
+    rows = [[*([labels.get(r.run_id, r.model)] if several else []), r.condition, int(r.severity),
              f"{r.drop_from_clean:+.3f}{'*' if r.drop_significant else ''}",
              f"{number(r.ood_auroc)} ({number(r.ood_auroc_ci_low)}–{number(r.ood_auroc_ci_high)})", flag_text(r)]
             for r in frame.itertuples(index=False)]
@@ -108,13 +111,19 @@ def _markdown_silent_failures(frame: "pd.DataFrame", several: bool, plots: Mappi
 
 def markdown_sections(table: "pd.DataFrame", summary, plots: Mapping | None, several: bool) -> list[str]:
     """report.md's label-free sections (each only when the runs have its tasks)."""
+    from robustpath.robustness import series_labels
+
+    labels = series_labels(table)
     lines: list[str] = []
     drift_identity = drift_identity_frame(table)
     if not drift_identity.empty:
-        lines += _markdown_drift_identity(drift_identity, several)
+        lines += _markdown_drift_identity(drift_identity, several, labels)
     silent = getattr(summary, "silent_failures", None)
     if silent is not None and not silent.empty:
-        lines += _markdown_silent_failures(silent, several, plots)
+        lines += _markdown_silent_failures(silent, several, plots, labels)
+    elif (table.task == "detectability").any():
+        lines += ["## Silent failures: harm against detectability", "",
+                  f"> {NO_HARM_TASK}", ""]
     return lines
 
 

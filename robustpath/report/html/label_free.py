@@ -19,11 +19,12 @@ WIDTH, HEIGHT = 560, 320
 LEFT, RIGHT, TOP, BOTTOM = 52, 170, 28, 40
 
 
-def label_free_tables(table: "pd.DataFrame", summary) -> list[Table]:
+def label_free_tables(table: "pd.DataFrame", summary, labels: Mapping[str, str]) -> list[Table]:
     """Drift beside identity (when a run has either task) and silent failures (when a run has detectability)."""
     tables = []
     drift = drift_identity_frame(table)
     if not drift.empty:
+        drift = drift.assign(model=[labels.get(run, model) for run, model in zip(drift.run_id, drift.model)])
         columns = [(c, c) for c in drift.columns if c not in ("run_id", "dataset")]
         tables.append(frame_table(drift, columns, id="drift-identity", caption="Embedding drift beside identity retrieval",
                                   note="Drift: mean cosine similarity to the clean embedding. Identity: share of corrupted "
@@ -42,7 +43,7 @@ def label_free_tables(table: "pd.DataFrame", summary) -> list[Table]:
         for row in silent.itertuples(index=False):
             drop = number_cell(row.drop_from_clean, signed=True)
             result.rows.append([
-                Cell(row.model), Cell(f"{row.task} · {row.metric}"), Cell(row.condition), Cell(str(int(row.severity))),
+                Cell(labels.get(row.run_id, row.model)), Cell(f"{row.task} · {row.metric}"), Cell(row.condition), Cell(str(int(row.severity))),
                 Cell(drop.text + ("*" if row.drop_significant else ""), drop.value), number_cell(row.ood_auroc),
                 Cell(f"{row.ood_auroc_ci_low:.3f}–{row.ood_auroc_ci_high:.3f}"),
                 Cell(flag_text(row), css="bad" if row.silent_failure else ""),

@@ -43,7 +43,7 @@ def page_context(
     labels = series_labels(table)
     several = len(records) > 1
     pool = ImagePool()
-    tables = summary_tables(summary, several) + label_free_tables(table, summary)
+    tables = summary_tables(summary, several) + label_free_tables(table, summary, labels)
     context = {
         "title": _title(table, records), "several": several, "records": records,
         "robustpath_version": __version__, "schema_version": SCHEMA_VERSION,
