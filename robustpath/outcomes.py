@@ -23,9 +23,9 @@ from robustpath.metrics import (
     bootstrap_index_blocks,
     confusion_matrices,
     expected_calibration_error,
+    paired_auroc,
     paired_drop_interval,
     paired_drop_p_value,
-    paired_auroc,
     percentile_interval,
 )
 

@@ -145,8 +145,8 @@ def test_shifts_that_keep_the_distribution_are_undetectable():
 
 
 def results_rows(metric_values: dict, task: str, metric: str) -> list[dict]:
-    from robustpath.results import metric_rows
     from robustpath.metrics import MetricValue
+    from robustpath.results import metric_rows
     from robustpath.variants import CLEAN_VARIANT, Variant
 
     rows = []

@@ -10,8 +10,8 @@ import math
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from robustpath.gallery import format_parameter
-from robustpath.report.label_free import markdown_sections as label_free_sections
 from robustpath.report.grid import MetricGrid, build_grids, cell_legend, cell_text, grid_title, mean_over_severities
+from robustpath.report.label_free import markdown_sections as label_free_sections
 from robustpath.results import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
