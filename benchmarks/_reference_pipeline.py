@@ -167,7 +167,7 @@ def run_reference(spec, mode: str = "per-variant-dataset") -> dict:
     import torch
 
     from robustpath.data import load_dataset
-    from robustpath.runner import load_preset_or_fail
+    from robustpath.run.runner import load_preset_or_fail
     from robustpath.models import load_encoder
     from robustpath.tasks import TaskContext, create_task
     from robustpath.variants import plan_variants

@@ -214,7 +214,7 @@ FORWARD_SCRIPT = """
 import json, sys, time
 started = time.perf_counter()
 import torch
-from robustpath.device import autocast_dtype
+from robustpath.util.device import autocast_dtype
 from robustpath.models import load_encoder
 device = torch.device(sys.argv[2])
 images, batch = int(sys.argv[3]), int(sys.argv[4])

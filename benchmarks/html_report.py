@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=None, help="--html-max-images (default: the CLI's)")
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
-    from robustpath.report.html import DEFAULT_MAX_IMAGES, find_run_folders, render_html_report
-    from robustpath.report.writer import load_runs
-    from robustpath.robustness import summarise_results
+    from robustpath.output.report.html import DEFAULT_MAX_IMAGES, find_run_folders, render_html_report
+    from robustpath.output.report.writer import load_runs
+    from robustpath.results.robustness import summarise_results
 
     with tempfile.TemporaryDirectory(prefix="robustpath-html-") as scratch:
         run = arguments.run
@@ -67,7 +67,7 @@ def main() -> None:
 
 
 def _gallery_png(run: Path):
-    from robustpath.report.writer import run_gallery_png
+    from robustpath.output.report.writer import run_gallery_png
 
     return run_gallery_png([run])
 

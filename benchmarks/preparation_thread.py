@@ -1,5 +1,5 @@
 """Does preparing the next batch in a background thread pay off?  End-to-end runs with the
-thread (robustpath.prefetch) and with preparation in the main thread, interleaved.
+thread (robustpath.embedding.prefetch) and with preparation in the main thread, interleaved.
 
 Prints per repeat and as medians: end-to-end wall time, embedding phase, forward passes
 inside it, writing outputs; and the bare forward passes for the same images.
@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def in_main_thread():
     """A Prefetch that prepares each pass when it is taken, in the caller's thread."""
-    from robustpath import prefetch
+    from robustpath.embedding import prefetch
 
     class InMainThread(prefetch.Prefetch):
         def __enter__(self):
@@ -57,7 +57,8 @@ def main() -> None:
 
     import sweep_speed
     from _workloads import workloads
-    from robustpath import engine, prefetch
+    from robustpath.embedding import engine
+    from robustpath.embedding import prefetch
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ TASKS = ("linear_probe", "retrieval")
 
 
 def make_spec(workload, out: Path, batch_size: int, device: str, cache_dir: Path, **extra):
-    from robustpath.config import RunSpec
+    from robustpath.spec.run_spec import RunSpec
 
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     options = {"no_cache": True} if "no_cache" in fields else {}
@@ -63,9 +63,9 @@ def run_e2e(workload, batch_size: int, device: str, scratch: Path, **extra) -> t
     Timing the forward passes inside the run itself gives an overhead figure that load
     from other processes affects alike (both parts are measured at the same moments).
     """
-    from robustpath import engine
-    from robustpath.runner import run_evaluation
-    from robustpath.report.files import write_run_outputs
+    from robustpath.embedding import engine
+    from robustpath.run.runner import run_evaluation
+    from robustpath.output.report.files import write_run_outputs
 
     out = Path(tempfile.mkdtemp(prefix="e2e-", dir=scratch))
     spec = make_spec(workload, out, batch_size, device, Path(tempfile.mkdtemp(prefix="cache-", dir=scratch)), **extra)
@@ -100,7 +100,7 @@ def run_forward_only(workload, images: int, batch_size: int, device: str) -> tup
     """Bare encode_image on preprocessed tensors: images // batch_size full passes + the rest."""
     import torch
 
-    from robustpath.device import autocast_dtype, resolve_device
+    from robustpath.util.device import autocast_dtype, resolve_device
     from robustpath.models import load_encoder
 
     torch_device = resolve_device(device)
@@ -131,7 +131,7 @@ def run_forward_only(workload, images: int, batch_size: int, device: str) -> tup
 def run_reference(workload, batch_size: int, device: str, mode: str) -> tuple[float, float, dict]:
     from _reference_pipeline import run_reference as reference
 
-    from robustpath.config import RunSpec
+    from robustpath.spec.run_spec import RunSpec
 
     spec = RunSpec(model=workload.model, data=workload.data, tasks=TASKS, device=device, batch_size=batch_size)
     return timed(lambda: reference(spec, mode))
@@ -141,8 +141,8 @@ def peak_rss_child(arguments: dict) -> None:
     """Subprocess body: one e2e run, then print peak RSS (VmHWM) and embedding sizes as JSON."""
     from _workloads import apply_setup
 
-    from robustpath.runner import run_evaluation
-    from robustpath.report.files import write_run_outputs
+    from robustpath.run.runner import run_evaluation
+    from robustpath.output.report.files import write_run_outputs
 
     apply_setup(arguments["setup"])
     if arguments.get("threads"):

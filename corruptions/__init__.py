@@ -44,7 +44,7 @@ from corruptions import artefacts, defocus, jpeg, stain  # noqa: F401  (registra
 from corruptions.corruption import Corruption, get_corruption, list_corruptions
 from corruptions.errors import CorruptionError
 from corruptions.native import equivalent_native_sigma, native_equivalent
-from corruptions.preset import Preset, PresetEntry, list_presets, load_preset
+from corruptions.preset import Preset, PresetEntry, combine_presets, list_presets, load_preset
 from corruptions.randomness import sample_generators
 from corruptions.registry import (
     Operation,
@@ -58,6 +58,7 @@ __all__ = [
     "CorruptionError",
     "Operation",
     "Preset",
+    "combine_presets",
     "PresetEntry",
     "equivalent_native_sigma",
     "get_corruption",

@@ -108,6 +108,39 @@ def load_preset(name_or_path: str | Path = "pathology") -> Preset:
     return _load_preset_uncached(str(name_or_path))
 
 
+def combine_presets(presets: "list[Preset] | tuple[Preset, ...]") -> Preset:
+    """One preset holding every corruption of ``presets``, in order (one preset is returned as it is).
+
+    The combination is named ``"a+b"`` after its parts and its ``path`` lists their
+    files separated by ``"; "``. A corruption name that two presets both define
+    raises a :class:`CorruptionError` naming it and both presets: the rows of one
+    sweep must be told apart by name.
+
+    >>> combined = combine_presets([load_preset("pathology"), load_preset("slide-artefacts")])
+    >>> combined.name, "jpeg" in combined.corruptions, "hue" in combined.corruptions
+    ('pathology+slide-artefacts', True, True)
+    """
+    if not presets:
+        raise CorruptionError("no preset given: expected at least one preset name or file")
+    if len(presets) == 1:
+        return presets[0]
+    entries: dict[str, PresetEntry] = {}
+    owners: dict[str, str] = {}
+    for preset in presets:
+        for name, entry in preset.corruptions.items():
+            if name in entries:
+                raise CorruptionError(
+                    f"corruption '{name}' is in both preset '{owners[name]}' and preset '{preset.name}'; "
+                    "combine presets whose corruption names differ")
+            entries[name], owners[name] = entry, preset.name
+    return Preset(
+        name="+".join(preset.name for preset in presets),
+        description=" | ".join(preset.description for preset in presets if preset.description),
+        path="; ".join(str(preset.path) for preset in presets),
+        corruptions=MappingProxyType(entries),
+    )
+
+
 @functools.cache
 def _load_builtin_preset(name: str) -> Preset:
     return _load_preset_uncached(name)

@@ -19,16 +19,16 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     default 1,000; 10,000 for publication) (sequences may be lists).  With ``out`` the run also writes
     results.csv, predictions.csv, misclassified.csv, report.md, report.html and run.json there
     (and embeddings/ with ``save_embeddings=True``).
-    The DataFrame has the results schema (robustpath.results.SCHEMA_COLUMNS
+    The DataFrame has the results schema (robustpath.results.table.SCHEMA_COLUMNS
     plus derived columns); its ``attrs["record"]`` holds the run.json record.
     In a script started by torchrun the processes share the work; rank 0 gets the
     table (and writes ``out``), the other ranks get None.
     """
     import dataclasses
 
-    from robustpath.config import RunSpec
+    from robustpath.spec.run_spec import RunSpec
     from robustpath.errors import UsageError
-    from robustpath.runner import run_evaluation
+    from robustpath.run.runner import run_evaluation
 
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     unknown = sorted(set(options) - fields)
@@ -39,14 +39,14 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
             options[key] = tuple([options[key]] if isinstance(options[key], (str, int)) else options[key])
     if options.get("save_embeddings") and out is None:
         raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
-    from robustpath.atomic import output_path
+    from robustpath.util.atomic import output_path
 
     spec = RunSpec(model=model, data=data, out=output_path(out, "out") if out is not None else None, **options)
     result = run_evaluation(spec, progress=progress)
     if result is None:  # not rank 0 of a torchrun launch
         return None
     if out is not None:
-        from robustpath.report.files import write_run_outputs
+        from robustpath.output.report.files import write_run_outputs
 
         write_run_outputs(result, spec.out)
     table = result.table.copy()
@@ -57,22 +57,22 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
 def load_embeddings(run_dir: str | Path):
     """The embeddings a run saved (``save_embeddings=True`` / ``--save-embeddings``).
 
-    Returns a robustpath.embedding_files.RunEmbeddings: ``.samples`` (DataFrame of
+    Returns a robustpath.embedding.saved.RunEmbeddings: ``.samples`` (DataFrame of
     every sample), ``.variants`` (keys such as "gaussian_blur/2/pre"), ``[key]`` →
     (torch tensor (n, D), DataFrame of those n samples in the same order; "clean"
     for the clean set), ``.text`` (zero-shot class embeddings (K, D) or None),
     ``.classes`` and ``.dtype``.
     """
-    from robustpath.embedding_files import load_embeddings as _load
+    from robustpath.embedding.saved import load_embeddings as _load
 
     return _load(run_dir)
 
 
 def train(data: str = "demo-ihc", out: str | Path = "customvit", **options) -> Path:
-    """Train a CustomViT (see robustpath.training.TrainSpec for options, ``overwrite=True`` to
+    """Train a CustomViT (see robustpath.models.training.TrainSpec for options, ``overwrite=True`` to
     replace a model already in ``out``); returns its folder."""
-    from robustpath.atomic import output_path
-    from robustpath.training import TrainSpec, train_customvit
+    from robustpath.util.atomic import output_path
+    from robustpath.models.training import TrainSpec, train_customvit
 
     result = train_customvit(TrainSpec(data=data, out=output_path(out, "out"), **options))
     return result.path

@@ -45,7 +45,7 @@ def plan_variants(preset, corruptions: tuple[str, ...], severities: tuple[int, .
     """
     import corruptions as corruption_library
 
-    from robustpath.config import STAGES
+    from robustpath.spec.run_spec import STAGES
 
     if stage not in STAGES:
         raise UsageError(unknown_name_message("stage", stage, STAGES))

@@ -52,7 +52,7 @@ def cli(*args):
     """The robustpath command line in-process; a traceback in its output fails the test."""
     from typer.testing import CliRunner
 
-    from robustpath.cli import app
+    from robustpath.cli.main import app
 
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output

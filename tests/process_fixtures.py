@@ -32,7 +32,7 @@ def environment(tmp_path: Path, **extra) -> dict:
 
 
 def fault(tmp_path: Path, step: str, action: str, seconds: float = 60) -> dict:
-    """Environment variables of the private testing hook (robustpath.fault_points): stop at ``step``."""
+    """Environment variables of the private testing hook (robustpath.util.fault_points): stop at ``step``."""
     return {"ROBUSTPATH_TEST_FAULT": f"{step}:{action}", "ROBUSTPATH_TEST_FAULT_MARKER": str(tmp_path / f"{step}.reached"),
             "ROBUSTPATH_TEST_FAULT_SECONDS": str(seconds)}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from robustpath.metrics import MetricValue
-from robustpath.report.formats import table_csv
-from robustpath.results import DERIVED_COLUMNS, SCHEMA_COLUMNS, build_results_table, metric_rows
+from robustpath.tasks.metrics import MetricValue
+from robustpath.output.report.formats import table_csv
+from robustpath.results.table import DERIVED_COLUMNS, SCHEMA_COLUMNS, build_results_table, metric_rows
 from robustpath.variants import CLEAN_VARIANT, Variant
 
 CONDITIONS = (("gaussian_blur", "pre"), ("gaussian_blur", "post"), ("hue", "pre"))

@@ -53,7 +53,9 @@ class Dataset:
     out because they could not be decoded (policy ``on_bad_image="skip"``);
     file_digests: SHA-256 of each file's bytes as read when the data was loaded (None
     for in-memory images); identical: byte-identical files under different names
-    (``identical_images``; empty when there are none).
+    (``identical_images``; empty when there are none); mpp: microns per pixel of the
+    native images as (smallest, largest) when the data states it (a manifest ``mpp``
+    column), else None.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Dataset:
     skipped: tuple[tuple[str, str], ...] = ()
     file_digests: tuple[bytes, ...] | None = None
     identical: dict = field(default_factory=dict)
+    mpp: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.labels.setflags(write=False)

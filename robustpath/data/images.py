@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustpath.config import BAD_IMAGE_POLICIES
+from robustpath.spec.run_spec import BAD_IMAGE_POLICIES
 from robustpath.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})

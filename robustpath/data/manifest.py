@@ -1,8 +1,10 @@
-"""CSV manifests: columns path,label[,split]; paths relative to the CSV's folder."""
+"""CSV manifests: columns path,label[,split][,mpp]; paths relative to the CSV's folder."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,26 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, 
                 raise DataError(f"manifest '{manifest}' has no '{split}' rows")
     else:
         split_array = None
-    return build_file_dataset(
+    dataset = build_file_dataset(
         manifest.stem, base, paths, labels, split_array,
         where=f"manifest '{manifest}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
     )
+    mpp = _read_mpp(manifest, fields, rows)
+    return dataclasses.replace(dataset, mpp=mpp) if mpp is not None else dataset
+
+
+def _read_mpp(manifest: Path, fields: list[str], rows: list[dict]) -> tuple[float, float] | None:
+    """The optional ``mpp`` column (microns per pixel, every row a positive number) as (smallest, largest)."""
+    if "mpp" not in fields:
+        return None
+    values = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            value = float(row["mpp"])
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise DataError(f"manifest '{manifest}' line {line}: mpp '{row['mpp']}' is not a positive number of "
+                            "microns per pixel (e.g. 0.25 for a 40x scan)")
+        values.append(value)
+    return min(values), max(values)

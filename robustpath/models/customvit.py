@@ -94,7 +94,7 @@ def save_customvit(model: "CustomViT", path: Path) -> Path:
     """Write ``config.json`` and ``model.safetensors`` atomically into ``path``."""
     from safetensors.torch import save
 
-    from robustpath.atomic import write_bytes_atomic, write_json_atomic
+    from robustpath.util.atomic import write_bytes_atomic, write_json_atomic
 
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

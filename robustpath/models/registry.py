@@ -31,7 +31,7 @@ from robustpath.models.aliases import ALIASES, DEMO_MODEL, ModelAlias
 __all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "list_model_aliases",
            "list_model_sources", "load_encoder", "parse_source_argument", "resolve_model_spec"]
 
-from robustpath.config import POOLINGS  # noqa: E402  (the option's choices have one owner)
+from robustpath.spec.run_spec import POOLINGS  # noqa: E402  (the option's choices have one owner)
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 

@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from robustpath.errors import UsageError, unknown_name_message
-from robustpath.metrics import BOOTSTRAP_RESAMPLES, MetricValue
-from robustpath.outcomes import Outcomes, PairedScorer
+from robustpath.tasks.metrics import BOOTSTRAP_RESAMPLES, MetricValue
+from robustpath.tasks.outcomes import Outcomes, PairedScorer
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,9 @@ class OutcomeTask:
         return {}
 
     def chance_levels(self) -> dict:
-        """Each metric's chance level for the fitted context's class counts (robustpath.chance):
+        """Each metric's chance level for the fitted context's class counts (robustpath.tasks.chance):
         test labels for the images classified or queried, training labels for the retrieval gallery."""
-        from robustpath.chance import chance_record
+        from robustpath.tasks.chance import chance_record
 
         if self.context is None:
             raise RuntimeError("fit() must be called before chance_levels()")
@@ -144,7 +144,7 @@ _TASKS = {
 }
 TEXT_TASKS = frozenset({"zeroshot"})
 DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
-from robustpath.config import GALLERIES  # noqa: E402  (the option's choices have one owner)
+from robustpath.spec.run_spec import GALLERIES  # noqa: E402  (the option's choices have one owner)
 
 
 def list_tasks() -> list[str]:

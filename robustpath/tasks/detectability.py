@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 from robustpath.tasks.retrieval import SIMILARITY_GRID_BITS, nearest_neighbour_bins
 

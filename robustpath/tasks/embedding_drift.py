@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 
 

@@ -11,7 +11,7 @@ Metrics (means or median over the test images, bootstrap intervals and paired dr
 as every task):
 
 - ``identity_top1_accuracy`` / ``identity_top10_accuracy``: share of images whose
-  rank is at most 1 / 10 (chance k/N: a uniformly random ranking, robustpath.chance);
+  rank is at most 1 / 10 (chance k/N: a uniformly random ranking, robustpath.tasks.chance);
 - ``identity_median_rank`` (lower is better): median rank (chance (N + 1)/2).
 
 Embedding drift (cosine similarity to the clean embedding) says how far an image
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 from robustpath.tasks.retrieval import neighbour_ranks
 

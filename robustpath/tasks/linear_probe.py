@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 
 DEFAULT_C = 1.0

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import GALLERIES, OutcomeTask
 
 TOP_K = (1, 3, 5)

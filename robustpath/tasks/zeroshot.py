@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustpath.outcomes import Outcomes
+from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 
 TEXT_BATCH = 256
@@ -23,7 +23,7 @@ LOGIT_SCALE = 100.0
 
 
 def class_text_embeddings(encoder, prompts, device) -> np.ndarray:
-    """prompts: robustpath.prompts.ClassPrompts → (K, D) float32, rows L2-normalised."""
+    """prompts: robustpath.tasks.prompts.ClassPrompts → (K, D) float32, rows L2-normalised."""
     import torch
 
     flat = [text for class_prompts in prompts.prompts for text in class_prompts]

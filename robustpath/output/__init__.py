@@ -1,0 +1,1 @@
+"""Output folders: locking, owned files, run folder life (start, resume, finish), per-sample exports, and the report."""

@@ -1,0 +1,1 @@
+"""Corruption galleries: the `corrupt` command's galleries and copies, and the gallery of a run."""

@@ -1,0 +1,1 @@
+"""The tidy results table and the summaries computed from it (robustness, chance levels, the JSON run summary)."""

@@ -1,0 +1,1 @@
+"""What defines a run: RunSpec, a frozen dataclass that validates its own values."""

@@ -1,0 +1,118 @@
+"""Score tasks beside the sweep: each variant as soon as its embeddings are complete.
+
+The engine calls ``TaskScorer.ready`` when a variant's embeddings are complete (the
+clean ones come first: the training images are embedded first).  A background thread
+fits every task on the clean context, then scores the variants in the order they
+became ready, while the forward passes of the others go on; ``finish`` scores what
+is left, waits, and returns the outcomes and metric values keyed by (task key,
+variant key), independent of the order they were computed in.  The thread only
+reads arrays that the sweep no longer writes, and computes exactly what a scoring
+loop after the sweep would.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from robustpath.util.progress import ProgressReporter
+from robustpath.variants import CLEAN_VARIANT, Variant
+
+_STOP = object()
+
+
+@dataclass
+class Scores:
+    """outcomes / values: (task key, variant key) → Outcomes / {metric: MetricValue};
+    records: task key → task.describe() after fitting, with "chance": task.chance_levels()."""
+
+    outcomes: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
+
+
+class TaskScorer:
+    """Fits ``tasks`` on ``make_context(embeddings)`` and scores every variant of ``variants``."""
+
+    def __init__(self, tasks: dict, variants: list[Variant], make_context: Callable) -> None:
+        self.tasks = tasks
+        self.variants = {v.key: v for v in [CLEAN_VARIANT, *variants]}
+        self.make_context = make_context
+        self.scores = Scores()
+        self._submitted: set[str] = set()
+        self._waiting: list[str] = []  # ready before the clean embeddings
+        self._jobs: queue.Queue = queue.Queue()
+        self._done: queue.Queue = queue.Queue()
+        self._cancelled = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="robustpath-scoring", daemon=True)
+        self._thread.start()
+
+    @property
+    def total(self) -> int:
+        return len(self.tasks) * len(self.variants)
+
+    def ready(self, embeddings, keys: list[str]) -> None:
+        """The embeddings of variant ``keys`` are complete (on_ready of compute_embeddings)."""
+        if CLEAN_VARIANT.key in keys:
+            self._submit(embeddings, [CLEAN_VARIANT.key])
+            keys, self._waiting = [*self._waiting, *[k for k in keys if k != CLEAN_VARIANT.key]], []
+        if CLEAN_VARIANT.key not in self._submitted:
+            self._waiting.extend(keys)
+            return
+        self._submit(embeddings, keys)
+
+    def finish(self, embeddings, progress: ProgressReporter) -> Scores:
+        """Score what was not announced, wait for everything, and return the scores."""
+        self.ready(embeddings, [key for key in self.variants if key not in self._submitted])
+        self._jobs.put(_STOP)
+        progress.start("tasks", "Scoring tasks", self.total)
+        for _ in range(self.total):
+            if self._done.get() is _STOP:  # the thread failed
+                break
+            progress.advance("tasks")
+        self._thread.join()
+        progress.finish("tasks")
+        if self._error is not None:
+            raise self._error
+        return self.scores
+
+    def cancel(self) -> None:
+        """Stop after the current job (the run failed or was interrupted)."""
+        self._cancelled.set()
+        self._jobs.put(_STOP)
+
+    def _submit(self, embeddings, keys: list[str]) -> None:
+        for key in keys:
+            if key not in self._submitted:
+                self._submitted.add(key)
+                self._jobs.put((embeddings, key))
+
+    def _work(self) -> None:
+        try:
+            while not self._cancelled.is_set():
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                embeddings, key = job
+                if key == CLEAN_VARIANT.key:
+                    context = self.make_context(embeddings)
+                    for task_key, task in self.tasks.items():
+                        task.fit(context)
+                        self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
+                self._score(embeddings, self.variants[key], context)
+        except BaseException as exc:  # noqa: BLE001 - raised again by finish() in the caller's thread
+            self._error = exc
+            self._done.put(_STOP)
+
+    def _score(self, embeddings, variant: Variant, context) -> None:
+        for task_key, task in self.tasks.items():
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            train = None
+            if task.needs_corrupted_training:  # retrieval with --gallery corrupted
+                train = context.train_embeddings if variant.is_clean else embeddings.train_variants[variant.key]
+            outcome = task.outcomes(test, train)
+            self.scores.outcomes[(task_key, variant.key)] = outcome
+            self.scores.values[(task_key, variant.key)] = task.score(outcome)
+            self._done.put(None)

@@ -1,0 +1,128 @@
+"""Scoring beside the sweep: variants are announced once, complete, clean first, before the sweep
+ends; the scores equal those of a plain loop over the finished embeddings; errors reach the caller."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
+
+import corruptions
+from robustpath.embedding import engine
+from robustpath.errors import UsageError
+from robustpath.util.progress import SilentProgress
+from robustpath.tasks.scoring import TaskScorer
+from robustpath.tasks import TaskContext, create_tasks
+from robustpath.variants import CLEAN_VARIANT, Variant
+
+CPU = torch.device("cpu")
+PRESET = corruptions.load_preset("pathology")
+VARIANTS = [Variant("hue", 2, "pre"), Variant("gaussian_blur", 2, "pre"), Variant("gaussian_blur", 2, "post"),
+            Variant("contrast", 4, "post")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_thread):  # noqa: F811
+    """Every test of this module on one torch thread."""
+
+
+def sweep(encoder, dataset, **options):
+    return engine.compute_embeddings(encoder, dataset, VARIANTS, preset=PRESET, seed=0, device=CPU, batch_size=4,
+                                     **options)
+
+
+def context_of(dataset):
+    train = dataset.indices("train")
+
+    def make_context(embeddings):
+        return TaskContext(
+            train_embeddings=embeddings.clean[train], train_labels=dataset.labels[train],
+            test_labels=dataset.labels[embeddings.test_indices], class_names=dataset.classes, seed=0,
+            clean_test_embeddings=embeddings.clean[embeddings.test_indices],
+        )
+
+    return make_context
+
+
+def tasks():
+    return {task.key: task for name in ("linear_probe", "retrieval", "embedding_drift") for task in create_tasks(name)}
+
+
+def test_variants_are_announced_complete_clean_first_and_before_the_sweep_ends(customvit, small_dataset):  # noqa: F811
+    announced, passes = [], []
+    forward = engine._Forward.__call__
+
+    def counting_forward(self, x):
+        passes.append(len(x))
+        return forward(self, x)
+
+    def on_ready(embeddings, keys):
+        arrays = [embeddings.clean] if keys == [CLEAN_VARIANT.key] else [embeddings.variants[k] for k in keys]
+        announced.append((keys, len(passes), [array.copy() for array in arrays]))
+
+    engine._Forward.__call__ = counting_forward
+    try:
+        final = sweep(customvit, small_dataset, on_ready=on_ready)
+    finally:
+        engine._Forward.__call__ = forward
+    keys = [key for batch, _, _ in announced for key in batch]
+    assert keys[0] == CLEAN_VARIANT.key and sorted(keys) == sorted([CLEAN_VARIANT.key, *(v.key for v in VARIANTS)])
+    # 20 training + 10 test images clean, then 10 test images for each of 3 pipelines (blur pre = post at
+    # 40 px): the clean embeddings are complete after 30 images, i.e. with the 8th of 15 passes of 4
+    assert announced[0][1] == 8 and len(passes) == 15
+    for batch, _, arrays in announced:
+        finals = [final.clean] if batch == [CLEAN_VARIANT.key] else [final.variants[k] for k in batch]
+        for early, late in zip(arrays, finals):
+            np.testing.assert_array_equal(early, late)  # nothing changed after the announcement
+
+
+def test_scores_equal_a_loop_over_the_finished_embeddings(customvit, small_dataset):  # noqa: F811
+    make_context = context_of(small_dataset)
+    scorer = TaskScorer(tasks(), VARIANTS, make_context)
+    embeddings = sweep(customvit, small_dataset, on_ready=scorer.ready)
+    scores = scorer.finish(embeddings, SilentProgress())
+    context = make_context(embeddings)
+    for key, task in tasks().items():
+        task.fit(context)
+        assert scores.records[key] == {**task.describe(), "chance": task.chance_levels()}
+        for variant in [CLEAN_VARIANT, *VARIANTS]:
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            outcome = task.outcomes(test)
+            early = scores.outcomes[(key, variant.key)]
+            for name in ("predictions", "probabilities", "neighbours"):
+                np.testing.assert_array_equal(getattr(early, name), getattr(outcome, name), err_msg=name)
+            assert early.per_sample.keys() == outcome.per_sample.keys()
+            for name, values in outcome.per_sample.items():
+                np.testing.assert_array_equal(early.per_sample[name], values, err_msg=name)
+            assert scores.values[(key, variant.key)] == task.score(outcome), (key, variant.key)
+
+
+def test_without_announcements_finish_scores_everything(customvit, small_dataset):  # noqa: F811
+    embeddings = sweep(customvit, small_dataset)
+    scorer = TaskScorer(tasks(), VARIANTS, context_of(small_dataset))
+    scores = scorer.finish(embeddings, SilentProgress())
+    assert len(scores.values) == len(tasks()) * (len(VARIANTS) + 1)
+
+
+class FailingTask:
+    key = name = "failing"
+    needs_corrupted_training = False
+
+    def fit(self, context):
+        pass
+
+    def describe(self):
+        return {}
+
+    def chance_levels(self):
+        return {}
+
+    def outcomes(self, test, train=None):
+        raise UsageError("the failing task fails")
+
+
+def test_an_error_in_a_task_is_raised_by_finish(customvit, small_dataset):  # noqa: F811
+    scorer = TaskScorer({"failing": FailingTask()}, VARIANTS, context_of(small_dataset))
+    embeddings = sweep(customvit, small_dataset, on_ready=scorer.ready)
+    with pytest.raises(UsageError, match="the failing task fails"):
+        scorer.finish(embeddings, SilentProgress())
