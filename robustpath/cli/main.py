@@ -140,8 +140,9 @@ def eval_command(
     severity: SeverityOption = None,
     task: Annotated[
         Optional[list[str]],
-        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift, fine_tune (the head of a finetuned: model) "
-                     "(repeatable); default: all but fine_tune that the model supports."),
+        typer.Option("--task", "-t", help="linear_probe, retrieval, zeroshot, embedding_drift, identity, detectability, "
+                     "fine_tune (the head of a finetuned: model) (repeatable); default: all but fine_tune that the "
+                     "model supports."),
     ] = None,
     samples_per_class: Annotated[
         Optional[list[str]],

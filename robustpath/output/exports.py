@@ -4,7 +4,10 @@ predictions.csv has one row per (task, variant, test image): the true label, the
 predicted label, the class probabilities ``p_<class>`` where the task has them
 (linear probe, zero-shot), the ids and labels of the nearest training images for
 retrieval (``neighbours``, ``neighbour_labels``: ``;``-separated, nearest first)
-and, for embedding drift (no prediction), the image's ``cosine_similarity``.
+and, for the label-free tasks (no prediction), the image's value: ``cosine_similarity``
+(embedding drift), ``identity_rank`` (identity retrieval: the rank of its own clean
+embedding among the clean test embeddings, 1 = nearest) and ``ood_score``
+(detectability: mean cosine distance to the 10 nearest clean training embeddings).
 misclassified.csv keeps the rows whose prediction is wrong or differs from the
 clean prediction of the same task and image, with the source path of the image.
 Both are always written; the embeddings only with ``--save-embeddings``
@@ -34,6 +37,7 @@ from robustpath.spec.run_spec import EMBEDDING_DTYPES  # noqa: E402  (the option
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
+PER_SAMPLE_COLUMNS = ("cosine_similarity", "identity_rank", "ood_score")  # per-sample values of label-free tasks
 
 
 def check_export_options(spec) -> tuple[bool, str]:
@@ -136,8 +140,9 @@ def predictions_frame(exports: RunExports, outcomes: "Mapping[tuple[str, str], O
         if outcome.neighbours is not None:
             columns["neighbours"] = _joined(gallery_ids[outcome.neighbours])
             columns["neighbour_labels"] = _joined(gallery_labels[outcome.neighbours])
-        if "cosine_similarity" in outcome.per_sample:
-            columns["cosine_similarity"] = np.asarray(outcome.per_sample["cosine_similarity"], dtype=np.float64)
+        for name in PER_SAMPLE_COLUMNS:
+            if name in outcome.per_sample:
+                columns[name] = np.asarray(outcome.per_sample[name], dtype=np.float64)
         frames.append(pd.DataFrame(columns))
     if not frames:
         return pd.DataFrame(columns=["task", *VARIANT_COLUMNS, "sample_id", "true_label", "predicted_label"])
@@ -146,7 +151,7 @@ def predictions_frame(exports: RunExports, outcomes: "Mapping[tuple[str, str], O
         table["predicted_label"] = np.nan
     first = ["task", *VARIANT_COLUMNS, "sample_id", "true_label", "predicted_label"]
     probabilities = [f"p_{name}" for name in samples.classes if f"p_{name}" in table]
-    rest = [name for name in ("neighbours", "neighbour_labels", "cosine_similarity") if name in table]
+    rest = [name for name in ("neighbours", "neighbour_labels", *PER_SAMPLE_COLUMNS) if name in table]
     return table[first + probabilities + rest]
 
 

@@ -26,7 +26,12 @@ training images):
 - group shifts (tables group_shift_match and shift_correlation): robustpath.tasks.group_summary;
 - ranking: per dataset and task, models ordered by the mean normalised AUC of
   the task's primary metric (higher = more robust); models whose normalised AUC
-  is undefined come after the others (by clean value), with the reason shown.
+  is undefined come after the others (by clean value), with the reason shown;
+- silent failures: per run and variant, the harm (drop of the main task's primary
+  metric) beside the detectability AUROC (robustpath.results.silent_failures).
+
+Detection tasks (results.DETECTION_TASKS: detectability) measure whether a corruption
+can be noticed, not a loss, and are left out of every summary but the last.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ import numpy as np
 
 from robustpath.results.chance_summary import chance_table, summary_notes, undefines_retention
 from robustpath.errors import UsageError, unknown_name_message
-from robustpath.results.table import PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
+from robustpath.results.table import DETECTION_TASKS, PRIMARY_METRIC, RUN_KEYS, TASK_ORDER, main_rows
 from robustpath.tasks.group_summary import group_shift_table, shift_correlation_table, shift_match_table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,6 +84,7 @@ class RobustnessSummary:
     group_shifts: "pd.DataFrame | None" = None  # robustpath.tasks.group_summary: measures per group pair
     group_shift_match: "pd.DataFrame | None" = None  # robustpath.tasks.group_summary: closest corruption per group shift
     shift_correlation: "pd.DataFrame | None" = None  # Spearman's rho of synthetic vs real robustness across models
+    silent_failures: "pd.DataFrame | None" = None  # harm beside detectability per variant (robustpath.results.silent_failures)
 
     def tables(self) -> dict[str, "pd.DataFrame"]:
         """Name → table, as written to files (robustness_<name>.csv, report.json "tables")."""
@@ -89,6 +95,7 @@ class RobustnessSummary:
             **{name: frame for name, frame in (("group_shifts", self.group_shifts),
                                                ("group_shift_match", self.group_shift_match),
                                                ("shift_correlation", self.shift_correlation)) if frame is not None},
+            **({"silent_failures": self.silent_failures} if self.silent_failures is not None else {}),
         }
 
 
@@ -105,7 +112,11 @@ def summarise_results(
     table: "pd.DataFrame", records: list[dict] | None = None, baseline: str | None = None
 ) -> RobustnessSummary:
     """Every summary table; ``records`` (run.json contents) give each run's chance levels."""
+    from robustpath.results.silent_failures import silent_failure_table
+
     baseline = check_baseline(table, baseline)
+    silent_failures = silent_failure_table(table)
+    table = table[~table.task.isin(DETECTION_TASKS)]
     chances = chance_table(table, {r.get("run_id"): r for r in records or []})
     conditions = condition_summary(table, chances, baseline)
     models = model_summary(table, conditions, chances)
@@ -113,8 +124,9 @@ def summarise_results(
         conditions=conditions, models=models, ranking=robustness_ranking(models),
         worst=worst_conditions(conditions), blur_stages=blur_stage_comparison(table, chances),
         data_scale=data_scale_summary(table), data_scale_overview=data_scale_overview(table), baseline=baseline,
-        notes=summary_notes(models),
-        group_shifts=group_shift_table(table), group_shift_match=shift_match_table(table), shift_correlation=shift_correlation_table(table),
+        notes=summary_notes(models), silent_failures=silent_failures,
+        group_shifts=group_shift_table(table), group_shift_match=shift_match_table(table),
+        shift_correlation=shift_correlation_table(table),
     )
 
 

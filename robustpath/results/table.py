@@ -50,12 +50,16 @@ RESULT_COLUMNS = (
 )
 ADDED_IN_VERSION_2 = ("drop_ci_low", "drop_ci_high", "drop_significant", *SCALE_COLUMNS, "schema_version")
 ADDED_IN_VERSION_3 = ("drop_p_value",)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"expected_calibration_error", "flip_rate", "embedding_distance"})
-TASK_ORDER = ("linear_probe", "fine_tune", "retrieval", "zeroshot", "embedding_drift")
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"expected_calibration_error", "flip_rate", "embedding_distance", "identity_median_rank"})
+TASK_ORDER = ("linear_probe", "fine_tune", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
 PRIMARY_METRIC = {
     "linear_probe": "accuracy", "fine_tune": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
-    "embedding_drift": "cosine_similarity",
+    "embedding_drift": "cosine_similarity", "identity": "identity_top1_accuracy", "detectability": "ood_auroc",
 }
+# Tasks that measure whether a corruption can be noticed, not what it costs: left out of the
+# robustness summaries (retention, normalised AUC, ranking), reported beside the harm instead.
+DETECTION_TASKS = frozenset({"detectability"})
 RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]  # one metric of one run (summaries)
 GROUP_COLUMNS = ["run_id", "model", "dataset", "task", "samples_per_class", "repeat", "metric"]
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]

@@ -466,6 +466,10 @@ def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
         "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
         "fine_tune": "Fine-tuning: the encoder and a linear head were trained together on clean training images; "
         "the fine-tuned head is scored on corrupted test images.",
+        "identity": "Identity retrieval: rank of each corrupted test image's own clean embedding among all clean test "
+                    "embeddings (no labels).",
+        "detectability": "Detectability: AUROC of the mean cosine distance to the 10 nearest clean training embeddings, "
+                         "corrupted vs clean test images (no labels).",
     }
     return [notes[name] for name in tasks if name in notes]
 

@@ -77,7 +77,7 @@ class RunSpec:
 
     model: str
     data: str = DEFAULT_DATA
-    tasks: tuple[str, ...] = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+    tasks: tuple[str, ...] = ("linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
     corruptions: tuple[str, ...] = ()
     severities: tuple[int, ...] = ()
     stage: str = "default"

@@ -144,9 +144,11 @@ _TASKS = {
     "zeroshot": "robustpath.tasks.zeroshot:ZeroShotTask",
     "embedding_drift": "robustpath.tasks.embedding_drift:EmbeddingDriftTask",
     "fine_tune": "robustpath.tasks.fine_tune:FineTuneTask",
+    "identity": "robustpath.tasks.identity:IdentityTask",
+    "detectability": "robustpath.tasks.detectability:DetectabilityTask",
 }
 TEXT_TASKS = frozenset({"zeroshot"})
-DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift")
+DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
 from robustpath.spec.run_spec import GALLERIES  # noqa: E402  (the option's choices have one owner)
 
 

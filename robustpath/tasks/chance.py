@@ -25,7 +25,14 @@ query's class, k' = min(k, G) neighbours):
 - map_at_{k}: E[AP@k] = (1 / min(k, R)) · Σ_{i≤k'} (1/i) · (R/G + (i − 1) · R(R − 1) / (G(G − 1)));
 - recall_at_{k}: k' / G (0 for a class absent from the gallery).
 
-embedding_drift · cosine_similarity: 0 (unrelated embeddings).  Lower-is-better
+embedding_drift · cosine_similarity: 0 (unrelated embeddings).
+
+Identity retrieval (gallery: the N clean test images, robustpath.tasks.identity), under
+a uniformly random ranking: identity_top{k}_accuracy = min(k, N)/N;
+identity_median_rank = (N + 1)/2 (the expected rank; lower is better, best 1).
+Detectability · ood_auroc: 0.5 (a score that does not tell corrupted from clean).
+
+Lower-is-better
 metrics (flip_rate, expected_calibration_error) have no chance level here (None):
 normalised AUC is not computed for them.
 
@@ -56,7 +63,12 @@ DEFINITIONS = {
     "map": "random gallery ranking: mean over queries of (1/min({k},R)) sum_(i<={k}) (1/i)(R/G + (i-1) R(R-1) / (G(G-1)))",
     "recall": "random gallery ranking: min({k}, G) / G",
     "cosine_similarity": "0: unrelated embeddings",
+    "identity_top": "random ranking of the N clean test images: min({k}, N) / N",
+    "identity_median_rank": "random ranking of the N clean test images: expected rank (N + 1) / 2",
+    "ood_auroc": "0.5: a score that does not tell corrupted from clean images",
 }
+_IDENTITY_TOP = re.compile(r"identity_top(?P<k>\d+)_accuracy")
+LABEL_FREE_METRICS = frozenset({"cosine_similarity", "identity_median_rank", "ood_auroc"})  # + identity_top{k}_accuracy
 _RETRIEVAL = re.compile(r"(?:top(?P<top>\d+)_accuracy|majority(?P<majority>\d+)_accuracy|map_at_(?P<map>\d+)|recall_at_(?P<recall>\d+))")
 
 
@@ -164,10 +176,22 @@ def classification_chance(metric: str, test_counts: Sequence[int]) -> float | No
     return None
 
 
+def label_free_chance(metric: str, test_images: int) -> float | None:
+    """Chance level of a label-free metric (embedding drift, identity retrieval over N = ``test_images``
+    clean test images, detectability); None for any other metric."""
+    match = _IDENTITY_TOP.fullmatch(metric)
+    if match is not None:
+        return min(int(match["k"]), test_images) / test_images if test_images > 0 else None
+    if metric == "identity_median_rank":
+        return (test_images + 1) / 2.0 if test_images > 0 else None
+    return {"cosine_similarity": 0.0, "ood_auroc": 0.5}.get(metric)
+
+
 def chance_level(metric: str, test_counts: Sequence[int], gallery_counts: Sequence[int] | None = None) -> float | None:
     """The chance level of ``metric`` for these class counts (see the module docstring); None when undefined."""
-    if metric == "cosine_similarity":
-        return 0.0
+    label_free = label_free_chance(metric, int(np.sum(test_counts)))
+    if label_free is not None or metric in LABEL_FREE_METRICS:
+        return label_free
     if gallery_counts is not None and _RETRIEVAL.fullmatch(metric):
         return retrieval_chance(metric, test_counts, gallery_counts)
     return classification_chance(metric, test_counts)
@@ -190,6 +214,9 @@ def chance_definition(metric: str) -> str:
     if match is not None:
         rule = next(name for name, value in match.groupdict().items() if value)
         return DEFINITIONS[rule].format(k=match[rule])
+    match = _IDENTITY_TOP.fullmatch(metric)
+    if match is not None:
+        return DEFINITIONS["identity_top"].format(k=match["k"])
     return DEFINITIONS.get(metric, "none: no chance level for this metric")
 
 

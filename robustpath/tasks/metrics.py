@@ -217,6 +217,35 @@ def drop_is_significant(drop_p_value: float) -> bool:
     return bool(drop_p_value < SIGNIFICANCE)
 
 
+def paired_auroc(negatives: np.ndarray, positives: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """AUROC of ``positives`` against ``negatives`` for each row of ``indices``, the same images on both sides.
+
+    negatives, positives: (n,) float scores of the same n images in two conditions
+    (e.g. clean and corrupted; higher = more likely positive); indices: (R, m) int
+    resampling rows.  Row r compares the m positives positives[indices[r]] with the
+    m negatives negatives[indices[r]]: AUROC = (#{pairs with positive > negative}
+    + ½ #{ties}) / m² (the Mann–Whitney U statistic / m², scikit-learn's
+    roc_auc_score for these labels).  Returns (R,) float64 in [0, 1]; exact (counts,
+    one division), so the same on every machine.  NaN scores sort above every number.
+    """
+    negatives = np.asarray(negatives, dtype=np.float64)
+    positives = np.asarray(positives, dtype=np.float64)
+    indices = np.atleast_2d(indices)
+    replicates, m = indices.shape
+    n = len(negatives)
+    order = np.argsort(negatives, kind="stable")
+    ordered = negatives[order]
+    below = np.searchsorted(ordered, positives, side="left")  # negatives strictly below each positive
+    through = np.searchsorted(ordered, positives, side="right")  # … below or equal
+    flat = (indices + np.arange(replicates)[:, None] * n).ravel()
+    counts = np.bincount(flat, minlength=replicates * n).reshape(replicates, n).astype(np.float64)
+    cumulative = np.zeros((replicates, n + 1))
+    np.cumsum(counts[:, order], axis=1, out=cumulative[:, 1:])
+    less = cumulative[:, below]
+    wins = less + 0.5 * (cumulative[:, through] - less)
+    return (counts * wins).sum(axis=1) / float(m * m)
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, *, seed: int
 ) -> dict[str, MetricValue]:

@@ -23,6 +23,7 @@ from robustpath.tasks.metrics import (
     bootstrap_index_blocks,
     confusion_matrices,
     expected_calibration_error,
+    paired_auroc,
     paired_drop_interval,
     paired_drop_p_value,
     percentile_interval,
@@ -30,6 +31,10 @@ from robustpath.tasks.metrics import (
 
 CALIBRATION = "expected_calibration_error"
 FLIP_RATE = "flip_rate"
+# metric → the per-sample values whose median it is (the other per-sample metrics are means)
+MEDIANS = {"identity_median_rank": "identity_rank"}
+# metric → the per-sample score whose AUROC, corrupted (positive) against clean (negative), it is
+CLEAN_SEPARATIONS = {"ood_auroc": "ood_score"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,11 @@ def metric_replicates(
     Supported names: the classification metrics of robustpath.tasks.metrics (need labels
     and predictions), ``expected_calibration_error`` (labels and probabilities),
     ``flip_rate`` (fraction of images whose predicted class differs from the clean
-    prediction: needs ``clean``; NaN without it), and any key of ``per_sample``.
+    prediction: needs ``clean``; NaN without it), any key of ``per_sample`` (the
+    mean), a key of MEDIANS (the median of its per-sample values) and a key of
+    CLEAN_SEPARATIONS (robustpath.tasks.metrics.paired_auroc of this variant's per-sample
+    score against the clean one, the same resampled images on both sides: needs
+    ``clean``; NaN without it).
     """
     indices = np.atleast_2d(indices)
     results: dict[str, np.ndarray] = {}
@@ -84,6 +93,14 @@ def metric_replicates(
             continue
         if name in outcomes.per_sample:
             results[name] = np.asarray(outcomes.per_sample[name], float)[indices].mean(axis=1)
+        elif name in MEDIANS:
+            results[name] = np.median(np.asarray(outcomes.per_sample[MEDIANS[name]], float)[indices], axis=1)
+        elif name in CLEAN_SEPARATIONS:
+            score = CLEAN_SEPARATIONS[name]
+            if clean is None or score not in clean.per_sample:
+                results[name] = np.full(indices.shape[0], np.nan)
+            else:
+                results[name] = paired_auroc(clean.per_sample[score], outcomes.per_sample[score], indices)
         elif name == CALIBRATION:
             probabilities = outcomes.probabilities
             correct = probabilities.argmax(axis=1) == outcomes.labels

@@ -90,23 +90,39 @@ def similarity_bins(similarity: np.ndarray) -> np.ndarray:
     return np.where(finite, np.floor(scaled), _UNDEFINED_BIN).astype(np.int64)
 
 
-def _block_neighbours(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np.ndarray, k: int) -> np.ndarray:
-    """(B, D), (G, D) float64 → (B, k) gallery indices in the documented order."""
+def _settle_near_edges(similarity: np.ndarray, bins: np.ndarray, queries: np.ndarray, gallery: np.ndarray,
+                       consider: np.ndarray) -> np.ndarray:
+    """Re-bin, from the fixed-order similarity, the ``consider`` entries whose fast similarity lies
+    within ROUNDING_GUARD of a bin edge: (B, G) float64 similarity, (B, G) int64 bins → bins."""
+    scaled = similarity * 2.0 ** SIMILARITY_GRID_BITS
+    edge_distance = np.abs(scaled - np.round(scaled))
+    doubtful = (edge_distance < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS) & consider
+    rows, columns = np.nonzero(doubtful & np.isfinite(similarity))
+    if len(rows):
+        bins[rows, columns] = similarity_bins(fixed_order_similarity(queries[rows], gallery[columns]))
+    return bins
+
+
+def _order_keys(bins: np.ndarray) -> np.ndarray:
+    """(B, G) int64 bins → (B, G) int64 keys, unique per row: ascending = higher bin, then lower index."""
+    size = bins.shape[1]
+    return (_TOP_BIN - bins) * size + np.arange(size)
+
+
+def _block_neighbours(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np.ndarray,
+                      k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, D), (G, D) float64 → (B, k) gallery indices in the documented order and (B, k) their bins."""
     similarity = _fast_similarity(queries, unit_gallery)
     bins = similarity_bins(similarity)
     size = bins.shape[1]
     # Only a bin at most 2 below the k-th largest can enter the top k once edge cases are settled.
     kth = np.partition(bins, size - k, axis=1)[:, size - k]
-    scaled = similarity * 2.0 ** SIMILARITY_GRID_BITS
-    edge_distance = np.abs(scaled - np.round(scaled))
-    doubtful = (edge_distance < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS) & (bins >= kth[:, None] - 2)
-    rows, columns = np.nonzero(doubtful & np.isfinite(similarity))
-    if len(rows):
-        bins[rows, columns] = similarity_bins(fixed_order_similarity(queries[rows], gallery[columns]))
-    keys = (_TOP_BIN - bins) * size + np.arange(size)  # unique: ascending = higher bin, then lower index
+    bins = _settle_near_edges(similarity, bins, queries, gallery, bins >= kth[:, None] - 2)
+    keys = _order_keys(bins)
     candidates = np.argpartition(keys, k - 1, axis=1)[:, :k]
     order = np.argsort(np.take_along_axis(keys, candidates, axis=1), axis=1)
-    return np.take_along_axis(candidates, order, axis=1)
+    neighbours = np.take_along_axis(candidates, order, axis=1)
+    return neighbours, np.take_along_axis(bins, neighbours, axis=1)
 
 
 def _ordered_candidates(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -131,15 +147,17 @@ def _ordered_candidates(queries: np.ndarray, gallery: np.ndarray, candidates: np
     return np.take_along_axis(candidates, order, axis=1)
 
 
-def _exact_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
-    """(Q, D) float64 queries against the whole float64 gallery, in blocks of queries → (Q, k)."""
+def _exact_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, D) float64 queries against the whole float64 gallery, in blocks of queries → (Q, k) neighbours, their bins."""
     neighbours = np.zeros((len(queries), k), dtype=np.int64)
+    bins = np.zeros_like(neighbours)
     unit_gallery = _unit_rows(gallery)
     block = max(1, _BLOCK_ELEMENTS // len(gallery))
     for start in range(0, len(queries), block):
         rows = slice(start, start + block)
-        neighbours[rows] = _block_neighbours(queries[rows], gallery, unit_gallery, k)
-    return neighbours
+        neighbours[rows], bins[rows] = _block_neighbours(np.asarray(queries[rows], dtype=np.float64), gallery,
+                                                         unit_gallery, k)
+    return neighbours, bins
 
 
 def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, neighbours: np.ndarray) -> np.ndarray:
@@ -182,8 +200,59 @@ def nearest_neighbours(
             rows = _screened_neighbours(queries, screen, k, neighbours)
     if len(rows):
         wide_queries = np.asarray(queries[rows], dtype=np.float64)
-        neighbours[rows] = _exact_neighbours(wide_queries, np.asarray(gallery, dtype=np.float64), k)
+        neighbours[rows] = _exact_neighbours(wide_queries, np.asarray(gallery, dtype=np.float64), k)[0]
     return neighbours
+
+
+def nearest_neighbour_bins(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, D), (G, D) float embeddings → (Q, k') int64 gallery indices, most similar first, and (Q, k')
+    int64 similarity bins of those neighbours (k' = min(k, G); similarity ≈ bin · 2^-20, floored).
+
+    The order is nearest_neighbours' (without the float32 screen: every query is
+    compared with the whole gallery, in blocks); the bins are the same on every
+    IEEE-754 machine.
+    """
+    k = min(int(k), len(gallery))
+    if k <= 0 or len(queries) == 0:
+        empty = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
+        return empty, empty.copy()
+    return _exact_neighbours(np.asarray(queries), np.asarray(gallery, dtype=np.float64), k)
+
+
+def _block_ranks(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(B, D), (G, D) float64, (B,) target indices → (B,) 1-based rank of each target in its query's order."""
+    similarity = _fast_similarity(queries, unit_gallery)
+    bins = similarity_bins(similarity)
+    rows = np.arange(len(queries))
+    # Only bins within 2 of the target's can change sides of it once edge cases are settled.
+    near_target = np.abs(bins - bins[rows, targets][:, None]) <= 2
+    near_target[rows, targets] = True
+    keys = _order_keys(_settle_near_edges(similarity, bins, queries, gallery, near_target))
+    return (keys < keys[rows, targets][:, None]).sum(axis=1) + 1
+
+
+def neighbour_ranks(queries: np.ndarray, gallery: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(Q, D), (G, D) float embeddings, (Q,) int gallery indices → (Q,) int64 rank of ``targets[q]``
+    among the gallery neighbours of query q in the module's order (1 = nearest).
+
+    The same order as nearest_neighbours: ``neighbour_ranks(q, g, t)[i] - 1`` is the
+    position of ``t[i]`` in ``nearest_neighbours(q, g, len(g))[i]``, computed without
+    sorting the gallery (O(G) per query).
+    """
+    queries = np.asarray(queries)
+    gallery = np.asarray(gallery, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if len(targets) != len(queries) or (len(targets) and not (0 <= targets.min() and targets.max() < len(gallery))):
+        raise ValueError("targets must hold one gallery index per query")
+    ranks = np.zeros(len(queries), dtype=np.int64)
+    if len(queries) == 0:
+        return ranks
+    unit_gallery = _unit_rows(gallery)
+    block = max(1, _BLOCK_ELEMENTS // len(gallery))
+    for start in range(0, len(queries), block):
+        rows = slice(start, start + block)
+        ranks[rows] = _block_ranks(np.asarray(queries[rows], dtype=np.float64), gallery, unit_gallery, targets[rows])
+    return ranks
 
 
 def average_precision_at_k(relevant: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:

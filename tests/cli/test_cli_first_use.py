@@ -131,7 +131,7 @@ def test_gallery_files_are_named_after_the_images_without_their_suffix(tmp_path)
 
 
 def test_the_quickstart_describes_what_the_demo_prints(tmp_path):
-    """README: three tables, one per task; the demo model's blur-after-the-resize rows repeat the ones before."""
+    """README: five tables, one per task; the demo model's blur-after-the-resize rows repeat the ones before."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
@@ -141,7 +141,7 @@ def test_the_quickstart_describes_what_the_demo_prints(tmp_path):
     result = cli("eval", "-c", "gaussian_blur", "-s", "2", "--out", tmp_path / "demo", "--quiet", "--device", "cpu")
     assert result.exit_code == 0, result.output
     titles = [line for line in result.stdout.splitlines() if re.match(r"^\w+ · \w+ · customvit-demo", line)]
-    assert {"three": 3}.get(stated.group(1)) == len(titles), titles
+    assert {"three": 3, "five": 5}.get(stated.group(1)) == len(titles), titles
     notes = json.loads((tmp_path / "demo" / "run.json").read_text())["notes"]
     assert any("native 40 px (no resize)" in note and "repeat" in note for note in notes), notes
     assert "rows repeat the `gaussian_blur` rows" in quickstart

@@ -29,7 +29,7 @@ def test_clip_style_models_run_all_three_tasks(fixture, local_dir, request, tmp_
     checkpoint = request.getfixturevalue(fixture)
     spec = f"open_clip:local-dir:{checkpoint.extra['local_dir']}" if local_dir else checkpoint.spec
     table, record, _ = _eval(spec, tmp_path)
-    assert set(table.task) == {"linear_probe", "retrieval", "zeroshot", "embedding_drift"}
+    assert set(table.task) == {"linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability"}
     zeroshot = table[table.task == "zeroshot"]
     assert set(zeroshot.metric) == {
         "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "flip_rate"
@@ -42,7 +42,7 @@ def test_clip_style_models_run_all_three_tasks(fixture, local_dir, request, tmp_
 def test_image_only_models_skip_zeroshot_with_a_note(fixture, request, tmp_path):
     checkpoint = request.getfixturevalue(fixture)
     table, record, result = _eval(checkpoint.spec, tmp_path, "--pooling", "cls+mean")
-    assert set(table.task) == {"linear_probe", "retrieval", "embedding_drift"}
+    assert set(table.task) == {"linear_probe", "retrieval", "embedding_drift", "identity", "detectability"}
     assert any("Zero-shot skipped" in note for note in record["notes"])
     assert "Zero-shot skipped" in (tmp_path / "report.md").read_text()
     assert record["model"]["preprocessing"]["input_size"] == [32, 32]

@@ -61,7 +61,7 @@ def test_screen_agrees_with_the_full_float64_order_and_a_brute_force_reference()
     _, sufficient = screen.candidate_rows(queries.astype(np.float64), 10)
     assert not sufficient[:3].any() and sufficient[3:].mean() > 0.9  # the screen settles the others
     found = nearest_neighbours(queries, gallery, 10, screen=screen)
-    full = retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 10)
+    full = retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 10)[0]
     np.testing.assert_array_equal(found, full)
     for row in range(0, 200, 20):
         assert found[row].tolist() == brute_force_order(queries[row], gallery, 10)
@@ -83,13 +83,13 @@ def test_non_finite_embeddings_take_the_full_computation():
     queries = rng.normal(size=(5, 6)).astype(np.float32)
     queries[1, 2] = np.nan
     found = nearest_neighbours(queries, gallery, 5)
-    full = retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 5)
+    full = retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 5)[0]
     np.testing.assert_array_equal(found, full)
     gallery[4, 0] = np.inf
     assert not ScreenedGallery(gallery).usable
     np.testing.assert_array_equal(
         nearest_neighbours(queries, gallery, 5),
-        retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 5),
+        retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 5)[0],
     )
 
 

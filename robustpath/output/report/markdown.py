@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from robustpath.preview.gallery import format_parameter
 from robustpath.output.report.grid import MetricGrid, build_grids, cell_legend, cell_text, grid_title, mean_over_severities
+from robustpath.output.report.label_free import markdown_sections as label_free_sections
 from robustpath.results.table import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,15 @@ DEFINITIONS = """\
   softmax(100 · cosine).
 - **embedding_drift · cosine_similarity**: per-image cosine similarity of the corrupted and the clean embedding,
   both centred on the mean clean training embedding.
+- **identity** (no labels): the rank of each corrupted test image's own clean embedding among all N clean test
+  embeddings (cosine, retrieval's neighbour order: ties by test-split position); `identity_top1_accuracy` /
+  `identity_top10_accuracy` = share with rank ≤ 1 / ≤ 10 (chance k/N), `identity_median_rank` = median rank (lower
+  is better; chance (N + 1)/2). Per image in predictions.csv (`identity_rank`).
+- **detectability · ood_auroc** (no labels): AUROC of the k-NN out-of-distribution score (`ood_score` in
+  predictions.csv: mean cosine distance to the k = 10 nearest clean training embeddings) separating corrupted test
+  images from the same images clean; 0.5 = indistinguishable (the clean row), 1 = perfectly detectable. Left out of
+  the robustness summaries; a variant with a significant drop of the main task's primary metric and AUROC below 0.7
+  is flagged *harmful, hard to detect* (robustness_silent_failures.csv).
 - The linear probe is trained on clean training embeddings and scored on corrupted test embeddings."""
 
 
@@ -309,6 +319,7 @@ def render_report(
     from robustpath.output.report.group_sections import group_shift_markdown
 
     lines += group_shift_markdown(summary, plots)
+    lines += label_free_sections(table, summary, plots, several=not single)
     lines += _corruption_parameters(records)
     lines += _gallery_section(records, plots)
     lines += ["## Results", ""]

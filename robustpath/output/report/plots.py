@@ -5,6 +5,8 @@
 - retention heatmap: model × condition, mean relative retention (primary metric);
 - blur stages: Gaussian blur before (solid) vs after (dashed) the resize, with 95% CI bands;
 - data scale: linear-probe accuracy against training images per class (mean ± sd);
+- harm against detectability: per run, the main task's drop against the detectability
+  AUROC per corruption × severity (robustpath.output.report.label_free);
 - corruption gallery: already-corrupted images as arrays, corruption × severity.
 
 drawing_plots draws the figures in forked worker processes where it can (see _drawing).
@@ -342,7 +344,7 @@ def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: 
 
     labels = series_labels(table)
     written: dict[str, list[str]] = {"degradation": [], "retention": [], "blur_stages": [], "data_scale": [],
-                                     "group_shifts": []}
+                                     "group_shifts": [], "detectability": []}
     jobs = []
 
     def emit(section: str, plot, data, *keys: str) -> None:
@@ -363,6 +365,11 @@ def drawing_plots(table: "pd.DataFrame", summary: "RobustnessSummary", out_dir: 
         scale = summary.data_scale_overview
         if ((scale.dataset == dataset) & (scale.samples_per_class > 0)).any():
             emit("data_scale", plot_data_scale, scale, dataset)
+        silent = summary.silent_failures
+        if silent is not None and (silent.dataset == dataset).any():
+            from robustpath.output.report.label_free import plot_harm_detectability
+
+            emit("detectability", plot_harm_detectability, silent, dataset)
     from robustpath.output.report.group_plots import plot_shift_distances, runs_with_group_shifts
 
     for run_id in runs_with_group_shifts(table):

@@ -19,6 +19,7 @@ from robustpath.output.report.html.gallery_view import corruption_gallery_view, 
 from robustpath.output.report.html.tables import (
     Cell, Table, frame_table, grid_tables, retention_table, runs_table, summary_tables,
 )
+from robustpath.output.report.html.label_free import harm_charts, label_free_tables
 from robustpath.output.report.html.thumbnails import ImagePool
 from robustpath.output.report.markdown import microns_text
 from robustpath.results.table import SCHEMA_VERSION
@@ -43,7 +44,7 @@ def page_context(
     labels = series_labels(table)
     several = len(records) > 1
     pool = ImagePool()
-    tables = summary_tables(summary, several)
+    tables = summary_tables(summary, several) + label_free_tables(table, summary, labels)
     context = {
         "title": _title(table, records), "several": several, "records": records,
         "robustpath_version": __version__, "schema_version": SCHEMA_VERSION,
@@ -53,7 +54,7 @@ def page_context(
         "summary_tables": tables, "retention": retention_table(summary, labels),
         "baseline_note": f"mCE against the baseline {summary.baseline}." if summary.baseline
         else "mCE needs a baseline model: robustpath report RUN_DIR... --baseline MODEL.",
-        "degradation": degradation_groups(table, labels), "blur": blur_stage_groups(summary.blur_stages, labels),
+        "degradation": degradation_groups(table, labels), "harm_charts": harm_charts(summary, labels), "blur": blur_stage_groups(summary.blur_stages, labels),
         "failures": failure_galleries(records, folders, labels, pool, max_images) if max_images > 0 else [],
         "max_images": max_images, "vote_k": VOTE_K,
         "corruption_gallery": corruption_gallery_view(records, gallery, pool),
