@@ -41,7 +41,7 @@ from robustpath.embedding.distributed import settled
 from robustpath.errors import RobustPathError
 from robustpath.embedding.prefetch import Prefetch, Prepared
 from robustpath.util.progress import ProgressReporter, SilentProgress, notify
-from robustpath.variants import ANY_STAGE, CLEAN_VARIANT, Variant, distinct_pipelines
+from robustpath.variants import ANY_STAGE, CLEAN_VARIANT, Variant, apply_variant, distinct_pipelines
 
 CHUNK_BYTES = 32 << 20  # decoded uint8 images per chunk (a store entry covers one chunk)
 STAGE_ANY = ANY_STAGE  # the stage of a corruption when resizing is a no-op (pre and post coincide)
@@ -247,44 +247,31 @@ class _Preparer:
         self.sample_ids = sample_ids
         self.mean = torch.tensor(prep.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]
-
-    def _generators(self, pipeline: _Pipeline, indices: np.ndarray):
-        """The generators of ``Corruption.sample_generators`` (seeded by run seed, sample id, corruption
-        and severity, without the severity for a nested corruption), re-seeding one pool."""
-        import torch
-
-        from corruptions.randomness import seed_for_sample
-
-        if len(indices) > len(self.pool):
-            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
-        variant = pipeline.variant
-        severity = None if pipeline.corruption.nested else variant.severity
-        for generator, index in zip(self.pool, indices.tolist()):
-            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, severity))
-        return self.pool[: len(indices)]
+        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]  # re-seeded per piece
+        self.resize = None if self.identity else self._resize
 
     def __call__(self, pipeline: _Pipeline, images, indices: np.ndarray, out) -> None:
         """images: (n, H, W, 3) uint8 on the device → ``out`` (n, 3, h, w) normalised float32."""
         import torch
 
-        from robustpath.models.preprocess import resize_to_input
-
         x = images.permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, H, W), strides of the HWC bytes
-        bound = pipeline.corruption
-        if bound is not None and pipeline.stage in ("pre", STAGE_ANY):
-            x = self._corrupt(bound, pipeline, x, indices)
-        if not self.identity:
-            # resizing a contiguous tensor is twice as fast as the channels-last view (same values)
-            x = resize_to_input(x.contiguous(), self.prep)
-        if bound is not None and pipeline.stage == "post":
-            x = self._corrupt(bound, pipeline, x, indices)
+        if len(indices) > len(self.pool):
+            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
+        variant, bound = pipeline.variant, pipeline.corruption
+        random = bound is not None and bound.random
+        x = apply_variant(
+            x, Variant(variant.corruption, variant.severity, pipeline.stage), bound, seed=self.seed,
+            sample_ids=[self.sample_ids[index] for index in indices.tolist()] if random else (),
+            resize=self.resize, generator_pool=self.pool,
+        )
         torch.sub(x, self.mean, out=out)
         out.div_(self.std)
 
-    def _corrupt(self, bound, pipeline: _Pipeline, x, indices: np.ndarray):
-        generators = self._generators(pipeline, indices) if bound.random else None
-        return bound(x, pipeline.variant.severity, generator=generators)
+    def _resize(self, x):
+        from robustpath.models.preprocess import resize_to_input
+
+        # resizing a contiguous tensor is twice as fast as the channels-last view (same values)
+        return resize_to_input(x.contiguous(), self.prep)
 
 
 class _Forward:
