@@ -93,3 +93,41 @@ def variant_parameter(preset, variant: Variant) -> object:
 
     value = preset.corruptions[variant.corruption].values[variant.severity - 1]
     return dict(value) if isinstance(value, Mapping) else value
+
+
+def variant_generators(corruption, variant: Variant, seed: int, sample_ids, pool=None):
+    """The per-sample generators of ``corruption.sample_generators`` (seeded by run seed, sample id,
+    corruption and severity, without the severity for a nested corruption); None if not random.
+
+    ``pool``: CPU generators to re-seed instead of creating new ones (at least one per sample).
+    """
+    if not corruption.random:
+        return None
+    if pool is None:
+        return corruption.sample_generators(seed, list(sample_ids), variant.severity)
+    from corruptions.randomness import seed_for_sample
+
+    severity = None if corruption.nested else variant.severity
+    for generator, sample_id in zip(pool, sample_ids):
+        generator.manual_seed(seed_for_sample(seed, sample_id, variant.corruption, severity))
+    return pool[: len(sample_ids)]
+
+
+def apply_variant(images, variant: Variant, corruption, *, seed: int, sample_ids, resize=None, generator_pool=None):
+    """The images of ``variant`` as the evaluation sees them: corruption at native size (stage "pre",
+    or ANY_STAGE) → ``resize`` (the model's geometry; None: none) → corruption at model size ("post").
+
+    images: (B, 3, H, W) float in [0, 1] on any device; ``corruption``: the variant's bound
+    corruptions.Corruption (None for the clean variant); ``sample_ids``: the B samples' ids
+    (their seeded generators, see ``variant_generators``).  Returns (B, 3, h, w) float in [0, 1].
+    """
+    x = images
+    if corruption is not None and variant.stage in ("pre", ANY_STAGE):
+        x = corruption(x, variant.severity,
+                       generator=variant_generators(corruption, variant, seed, sample_ids, generator_pool))
+    if resize is not None:
+        x = resize(x)
+    if corruption is not None and variant.stage == "post":
+        x = corruption(x, variant.severity,
+                       generator=variant_generators(corruption, variant, seed, sample_ids, generator_pool))
+    return x

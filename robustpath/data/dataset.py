@@ -195,38 +195,21 @@ def build_file_dataset(
     None): see robustpath.data.groups; with pairs, the seeded split keeps each pair
     in one split.
     """
-    from robustpath.data.groups import check_groups, check_pair_splits, grouped_split
-
     check_distinct_files(paths, where)
     kept, sizes, skipped, digests = validate_images(paths, on_bad_image)
     if not kept:
         raise DataError(f"{where}: none of the {len(paths)} images can be decoded, e.g. {skipped[0][1]}")
     paths = [str(Path(paths[i]).resolve()) for i in kept]
     labels = [labels[i] for i in kept]
-    group_array = pair_array = None
-    if groups is not None:
-        groups = [groups[i] for i in kept]
-        pair_ids = [pair_ids[i] for i in kept] if pair_ids is not None else None
-        check_groups(groups, pair_ids, labels, paths, where)
-        group_array = np.array(groups, dtype=str)
-        pair_array = np.array(pair_ids, dtype=str) if pair_ids is not None else None
+    group_array, pair_array = _kept_groups(groups, pair_ids, kept, labels, paths, where)
     check_class_sizes(labels, where)
     classes = tuple(sorted(set(labels)))
     if len(classes) < 2:
         raise DataError(f"{where} has one class ('{classes[0]}'); at least 2 are needed")
     index = {c: k for k, c in enumerate(classes)}
     label_array = np.array([index[label] for label in labels], dtype=np.int64)
-    if splits is None:
-        split_array = grouped_split(label_array, pair_array, test_fraction, seed)
-    else:
-        split_array = np.asarray(splits, dtype="<U5")[kept]
-        if pair_array is not None:
-            check_pair_splits(pair_array, split_array, where)
-        for split in ("train", "test"):
-            present = set(label_array[split_array == split].tolist())
-            if len(present) < len(classes):
-                missing = classes[min(set(range(len(classes))) - present)]
-                raise DataError(f"{where}: class '{missing}' has no {split} images")
+    split_array = _split_of(label_array, classes, pair_array, splits, kept, where, test_fraction=test_fraction,
+                            seed=seed)
     size = Counter(sizes).most_common(1)[0][0]
     return Dataset(
         name=name,
@@ -243,6 +226,37 @@ def build_file_dataset(
         groups=group_array,
         pair_ids=pair_array,
     )
+
+
+def _kept_groups(groups, pair_ids, kept: list[int], labels: list[str], paths: list[str],
+                 where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The group and pair-id arrays of the kept images (checked, robustpath.data.groups), or None."""
+    from robustpath.data.groups import check_groups
+
+    if groups is None:
+        return None, None
+    groups = [groups[i] for i in kept]
+    pair_ids = [pair_ids[i] for i in kept] if pair_ids is not None else None
+    check_groups(groups, pair_ids, labels, paths, where)
+    return np.array(groups, dtype=str), (np.array(pair_ids, dtype=str) if pair_ids is not None else None)
+
+
+def _split_of(label_array: np.ndarray, classes: tuple[str, ...], pair_array, splits, kept: list[int], where: str, *,
+              test_fraction: float, seed: int) -> np.ndarray:
+    """The given splits of the kept images (every class in both), or a seeded split keeping pairs together."""
+    from robustpath.data.groups import check_pair_splits, grouped_split
+
+    if splits is None:
+        return grouped_split(label_array, pair_array, test_fraction, seed)
+    split_array = np.asarray(splits, dtype="<U5")[kept]
+    if pair_array is not None:
+        check_pair_splits(pair_array, split_array, where)
+    for split in ("train", "test"):
+        present = set(label_array[split_array == split].tolist())
+        if len(present) < len(classes):
+            missing = classes[min(set(range(len(classes))) - present)]
+            raise DataError(f"{where}: class '{missing}' has no {split} images")
+    return split_array
 
 
 def _relative_id(path: Path, root: Path) -> str:

@@ -46,6 +46,7 @@ def _collect(root: Path) -> tuple[list[str], list[str]]:
 
 
 def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
+    """The dataset of an image folder: ROOT/<class>/*, ROOT/{train,test}/<class>/* or ROOT/group=<name>/<class>/*."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder '{root}' does not exist")
@@ -60,35 +61,45 @@ def load_image_folder(root: Path, *, test_fraction: float = 0.3, seed: int = 0, 
             f"'{root}' has train/ and test/ beside {others}; expected only train/ and test/ (or class folders only)"
         )
     if names and names <= set(SPLIT_FOLDERS):
-        if names != set(SPLIT_FOLDERS):
-            raise DataError(f"'{root}' has only a '{next(iter(names))}' folder; expected both train/ and test/")
-        train_paths, train_labels = _collect(root / "train")
-        test_paths, test_labels = _collect(root / "test")
-        if set(train_labels) != set(test_labels):
-            raise DataError(
-                f"'{root}': train/ and test/ must hold the same classes; train has {sorted(set(train_labels))}, "
-                f"test has {sorted(set(test_labels))}"
-            )
-        for split, labels in (("train", train_labels), ("test", test_labels)):
-            missing = sorted({p.name for p in _visible_dirs(root / split)} - set(labels))
-            if missing:
-                raise DataError(f"'{root / split / missing[0]}' holds no images")
-        paths, labels = train_paths + test_paths, train_labels + test_labels
-        splits = np.array(["train"] * len(train_paths) + ["test"] * len(test_paths))
+        paths, labels, splits = _collect_split_folders(root, names)
     else:
-        paths, labels = _collect(root)
-        if not paths:
-            raise DataError(
-                f"'{root}' holds no images in class folders; expected ROOT/<class>/*.png|jpg|jpeg|tif|tiff|bmp"
-            )
-        empty = sorted(names - set(labels))
-        if empty:
-            raise DataError(f"class folder '{root / empty[0]}' holds no images")
-        splits = None
+        (paths, labels), splits = _collect_class_folders(root, names), None
     return build_file_dataset(
         root.resolve().name, root, paths, labels, splits,
         where=f"'{root}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
     )
+
+
+def _collect_split_folders(root: Path, names: set[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """ROOT/train/<class>/* and ROOT/test/<class>/*: (paths, labels, splits); both splits hold the same classes."""
+    if names != set(SPLIT_FOLDERS):
+        raise DataError(f"'{root}' has only a '{next(iter(names))}' folder; expected both train/ and test/")
+    train_paths, train_labels = _collect(root / "train")
+    test_paths, test_labels = _collect(root / "test")
+    if set(train_labels) != set(test_labels):
+        raise DataError(
+            f"'{root}': train/ and test/ must hold the same classes; train has {sorted(set(train_labels))}, "
+            f"test has {sorted(set(test_labels))}"
+        )
+    for split, labels in (("train", train_labels), ("test", test_labels)):
+        missing = sorted({p.name for p in _visible_dirs(root / split)} - set(labels))
+        if missing:
+            raise DataError(f"'{root / split / missing[0]}' holds no images")
+    splits = np.array(["train"] * len(train_paths) + ["test"] * len(test_paths))
+    return train_paths + test_paths, train_labels + test_labels, splits
+
+
+def _collect_class_folders(root: Path, names: set[str]) -> tuple[list[str], list[str]]:
+    """ROOT/<class>/*: (paths, labels); every class folder holds images."""
+    paths, labels = _collect(root)
+    if not paths:
+        raise DataError(
+            f"'{root}' holds no images in class folders; expected ROOT/<class>/*.png|jpg|jpeg|tif|tiff|bmp"
+        )
+    empty = sorted(names - set(labels))
+    if empty:
+        raise DataError(f"class folder '{root / empty[0]}' holds no images")
+    return paths, labels
 
 
 def _load_group_folders(root: Path, names: set[str], *, test_fraction: float, seed: int, on_bad_image: str) -> Dataset:

@@ -40,8 +40,24 @@ def _read_rows(manifest: Path) -> tuple[list[str], list[dict]]:
 
 
 def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, on_bad_image: str = "skip") -> Dataset:
+    """The dataset a CSV manifest lists (see the module docstring); DataError naming the line on bad input."""
     manifest = Path(manifest)
     fields, rows = _read_rows(manifest)
+    _check_header(manifest, fields, rows)
+    base = manifest.resolve().parent
+    paths, labels = _resolve_rows(manifest, base, rows)
+    split_array = _read_splits(manifest, fields, rows)
+    groups, pair_ids = _group_columns(manifest, fields, rows)
+    dataset = build_file_dataset(
+        manifest.stem, base, paths, labels, split_array,
+        where=f"manifest '{manifest}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
+        groups=groups, pair_ids=pair_ids,
+    )
+    mpp = _read_mpp(manifest, fields, rows)
+    return dataclasses.replace(dataset, mpp=mpp) if mpp is not None else dataset
+
+
+def _check_header(manifest: Path, fields: list[str], rows: list[dict]) -> None:
     if not fields:
         raise DataError(f"manifest '{manifest}' is empty; expected a header path,label[,split] and one row per image")
     missing = [c for c in REQUIRED if c not in fields]
@@ -49,7 +65,10 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, 
         raise DataError(f"manifest '{manifest}' lacks column(s) {missing}; found {fields}, expected path,label[,split]")
     if not rows:
         raise DataError(f"manifest '{manifest}' has a header but no rows")
-    base = manifest.resolve().parent
+
+
+def _resolve_rows(manifest: Path, base: Path, rows: list[dict]) -> tuple[list[str], list[str]]:
+    """(absolute image paths, labels) of the rows; each path once, every file present."""
     paths, labels, seen, absent = [], [], {}, []
     for line, row in enumerate(rows, start=2):
         if not row["path"] or not row["label"]:
@@ -66,25 +85,21 @@ def load_manifest(manifest: Path, *, test_fraction: float = 0.3, seed: int = 0, 
     if absent:
         shown = ", ".join(f"'{p}'" for p in absent[:3])
         raise DataError(f"manifest '{manifest}': {len(absent)} listed file(s) not found, e.g. {shown}")
-    if "split" in fields and any(row["split"] for row in rows):
-        splits = [row["split"].lower() for row in rows]
-        bad = next((s for s in splits if s not in SPLITS), None)
-        if bad is not None:
-            raise DataError(f"manifest '{manifest}': split '{bad}' is not train or test")
-        split_array = np.array(splits)
-        for split in SPLITS:
-            if split not in splits:
-                raise DataError(f"manifest '{manifest}' has no '{split}' rows")
-    else:
-        split_array = None
-    groups, pair_ids = _group_columns(manifest, fields, rows)
-    dataset = build_file_dataset(
-        manifest.stem, base, paths, labels, split_array,
-        where=f"manifest '{manifest}'", test_fraction=test_fraction, seed=seed, on_bad_image=on_bad_image,
-        groups=groups, pair_ids=pair_ids,
-    )
-    mpp = _read_mpp(manifest, fields, rows)
-    return dataclasses.replace(dataset, mpp=mpp) if mpp is not None else dataset
+    return paths, labels
+
+
+def _read_splits(manifest: Path, fields: list[str], rows: list[dict]) -> np.ndarray | None:
+    """The optional ``split`` column (train / test, both present), None when absent or empty."""
+    if "split" not in fields or not any(row["split"] for row in rows):
+        return None
+    splits = [row["split"].lower() for row in rows]
+    bad = next((s for s in splits if s not in SPLITS), None)
+    if bad is not None:
+        raise DataError(f"manifest '{manifest}': split '{bad}' is not train or test")
+    for split in SPLITS:
+        if split not in splits:
+            raise DataError(f"manifest '{manifest}' has no '{split}' rows")
+    return np.array(splits)
 
 
 def _read_mpp(manifest: Path, fields: list[str], rows: list[dict]) -> tuple[float, float] | None:

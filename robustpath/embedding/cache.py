@@ -308,23 +308,10 @@ def embedding_versions() -> dict[str, str | None]:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 over the source of the corruptions package and the image → embedding code."""
-    import corruptions
+    """SHA-256 over the source of the project modules that make embeddings (robustpath.embedding.code_digest)."""
+    from robustpath.embedding.code_digest import compute_code_digest
 
-    import robustpath
-
-    package = Path(robustpath.__file__).parent
-    files = sorted(Path(corruptions.__file__).parent.rglob("*.py"))
-    files += sorted(path for path in (package / "models").glob("*.py") if path.name != "training.py")
-    files += [package / "embedding" / "engine.py", package / "data" / "images.py", package / "data" / "dataset.py"]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"<missing>")
-    return digest.hexdigest()
+    return compute_code_digest()
 
 
 def sample_digests(dataset) -> list[bytes]:

@@ -25,15 +25,15 @@ INDEX_DIR = "index"
 
 
 def model_handle(model_spec: str) -> dict:
-    """The resolved spec, its model-card recipe (digest) and (name, size, mtime) of the local files it names
-    (no weights read)."""
+    """The resolved spec, its model-card recipe (digest) and (name, size, mtime) of the local files that
+    its source's ``index_parts`` name (robustpath.models.sources; no weights read)."""
     from robustpath.models import resolve_model_spec
     from robustpath.models.registry import get_model_recipe
 
     source, argument = resolve_model_spec(model_spec)
     recipe = get_model_recipe(model_spec)
     files = []
-    for part in _local_parts(argument):
+    for part in source.index_parts(argument):
         path = Path(part).expanduser()
         if not path.exists():
             continue
@@ -45,12 +45,6 @@ def model_handle(model_spec: str) -> dict:
     if recipe is not None:
         handle["recipe"] = recipe.digest()
     return handle
-
-
-def _local_parts(argument: str) -> list[str]:
-    """The pieces of a spec argument that may be local paths (a folder, a file, name@file)."""
-    text = argument.split(":", 1)[1] if argument.startswith(("local-dir:", "hf-hub:")) else argument
-    return [text, *text.split("@")[1:]] if "@" in text else [text]
 
 
 def lookup_digest(**facts) -> str:

@@ -1,10 +1,10 @@
 """The sweep: batches × variants → embeddings, with little work beyond the forward passes.
 
-Plan.  The samples are cut into chunks (at most CHUNK_BYTES of decoded uint8 images;
-the chunking depends only on the split and the image size).  Every sample gets the
-clean pipeline; test samples (all samples with ``corrupt_training``) also get one
-pipeline per variant.  Variants whose pipelines coincide (``pre`` and ``post`` when
-the model's resize is a no-op) are computed once.  The work is one stream of
+Plan (robustpath.embedding.plan).  The samples are cut into chunks (at most CHUNK_BYTES
+of decoded uint8 images; the chunking depends only on the split and the image size).
+Every sample gets the clean pipeline; test samples (all samples with ``corrupt_training``)
+also get one pipeline per variant.  Variants whose pipelines coincide (``pre`` and ``post``
+when the model's resize is a no-op) are computed once.  The work is one stream of
 (chunk, pipeline, sample) items in a fixed order — training chunks, then test chunks;
 chunk by chunk, pipeline by pipeline, clean first — cut into forward passes of
 ``batch_size`` images, so the clean embeddings are complete early (tasks are fitted
@@ -16,7 +16,7 @@ uninterrupted one.
 
 Per forward pass, each piece (chunk, pipeline, rows) is prepared on the device from
 the chunk's images — uint8 → float in [0, 1] → corruption at native size → resize →
-corruption at model size → normalise — straight into a reused input buffer, one pass
+corruption at model size (robustpath.variants.apply_variant) → normalise — straight into a reused input buffer, one pass
 ahead in a background thread (robustpath.embedding.prefetch; two buffers), and the buffer goes
 through the encoder once (torch.inference_mode; autocast bf16/fp16
 on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compile).
@@ -39,12 +39,14 @@ import numpy as np
 
 from robustpath.embedding.distributed import settled
 from robustpath.errors import RobustPathError
+from robustpath.embedding.plan import (
+    Chunk, Pipeline, Segment, StreamPlan, build_pipelines, entry_digests, key_segments, plan_stream,
+    resize_is_identity,
+)
 from robustpath.embedding.prefetch import Prefetch, Prepared
 from robustpath.util.progress import ProgressReporter, SilentProgress, notify
-from robustpath.variants import ANY_STAGE, CLEAN_VARIANT, Variant, distinct_pipelines
+from robustpath.variants import CLEAN_VARIANT, Variant, apply_variant
 
-CHUNK_BYTES = 32 << 20  # decoded uint8 images per chunk (a store entry covers one chunk)
-STAGE_ANY = ANY_STAGE  # the stage of a corruption when resizing is a no-op (pre and post coincide)
 
 
 class OutOfMemory(RobustPathError):
@@ -84,81 +86,12 @@ class Embeddings:
         self.train_variants.pop(key, None)
 
 
-def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
-    """True when ``resize_to_input`` returns images of ``native_size`` unchanged."""
-    out_h, out_w = prep.input_size
-    return tuple(native_size) == (out_h, out_w) and prep.resize_size in (None, max(out_h, out_w))
-
-
 def precision_name(device, amp: bool = True) -> str:
     """'fp32', or the CUDA autocast dtype ('bf16' / 'fp16') when ``amp``."""
     from robustpath.util.device import autocast_dtype
 
     dtype = autocast_dtype(device) if amp else None
     return "fp32" if dtype is None else str(dtype).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
-
-
-@dataclass
-class _Pipeline:
-    """One distinct image pipeline; ``keys`` are the variant keys that share it."""
-
-    variant: Variant
-    stage: str
-    keys: list[str]
-    corruption: object | None = None  # corruptions.Corruption
-
-    @property
-    def name(self) -> str:
-        return self.keys[0]
-
-    def facts(self) -> dict:
-        if self.corruption is None:
-            return {"corruption": "none"}
-        return {
-            "corruption": self.variant.corruption, "operation": self.corruption.operation,
-            "parameter": self.corruption.parameter(self.variant.severity), "severity": self.variant.severity,
-            "stage": self.stage,
-        }
-
-
-@dataclass
-class _Chunk:
-    number: int
-    indices: np.ndarray  # dataset indices, in order
-    positions: np.ndarray  # rows of these samples in their split's arrays
-
-
-@dataclass
-class _Segment:
-    """All rows of one chunk through one pipeline: the unit that is stored and reused."""
-
-    chunk: _Chunk
-    pipeline: _Pipeline
-    start: int  # offset in the stream of items
-    target: np.ndarray
-    rows: np.ndarray  # rows of ``target`` for the chunk's samples
-    key: dict | None = None
-    remaining: int = 0
-    done: bool = False
-    source: str | None = None  # where a reused entry came from
-
-
-def _pipelines(variants: list[Variant], preset, native_size, prep) -> list[_Pipeline]:
-    import corruptions
-
-    groups = distinct_pipelines(variants, resize_is_identity(native_size, prep))
-    return [
-        _Pipeline(group[0], stage, [v.key for v in group], corruptions.get_corruption(corruption, preset))
-        for (corruption, _, stage), group in groups.items()
-    ]
-
-
-def _chunks(indices: np.ndarray, chunk_len: int, first_number: int) -> list[_Chunk]:
-    chunks = []
-    for number, begin in enumerate(range(0, len(indices), chunk_len), start=first_number):
-        positions = np.arange(begin, min(begin + chunk_len, len(indices)))
-        chunks.append(_Chunk(number, indices[positions], positions))
-    return chunks
 
 
 class _ImageReader:
@@ -181,7 +114,7 @@ class _ImageReader:
 class _ChunkImages:
     """Decodes chunks in stream order with one DataLoader; each chunk once, on the device once."""
 
-    def __init__(self, dataset, chunks: list[_Chunk], batch_size: int, num_workers: int, device) -> None:
+    def __init__(self, dataset, chunks: list[Chunk], batch_size: int, num_workers: int, device) -> None:
         from torch.utils.data import DataLoader
 
         self.dataset = dataset
@@ -201,7 +134,7 @@ class _ChunkImages:
         ) if batches else iter(())
         self.resident: dict[int, object] = {}
 
-    def get(self, chunk: _Chunk):
+    def get(self, chunk: Chunk):
         """(C, H, W, 3) uint8 on the device."""
         if chunk.number in self.resident:
             return self.resident[chunk.number]
@@ -225,7 +158,7 @@ class _ChunkImages:
         self.resident[chunk.number] = images
         return images
 
-    def _drain(self, chunk: _Chunk) -> None:
+    def _drain(self, chunk: Chunk) -> None:
         consumed = 0
         while consumed < len(chunk.indices):
             consumed += len(next(self._batches))
@@ -247,44 +180,31 @@ class _Preparer:
         self.sample_ids = sample_ids
         self.mean = torch.tensor(prep.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]
+        self.pool = [torch.Generator(device="cpu") for _ in range(pool_size)]  # re-seeded per piece
+        self.resize = None if self.identity else self._resize
 
-    def _generators(self, pipeline: _Pipeline, indices: np.ndarray):
-        """The generators of ``Corruption.sample_generators`` (seeded by run seed, sample id, corruption
-        and severity, without the severity for a nested corruption), re-seeding one pool."""
-        import torch
-
-        from corruptions.randomness import seed_for_sample
-
-        if len(indices) > len(self.pool):
-            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
-        variant = pipeline.variant
-        severity = None if pipeline.corruption.nested else variant.severity
-        for generator, index in zip(self.pool, indices.tolist()):
-            generator.manual_seed(seed_for_sample(self.seed, self.sample_ids[index], variant.corruption, severity))
-        return self.pool[: len(indices)]
-
-    def __call__(self, pipeline: _Pipeline, images, indices: np.ndarray, out) -> None:
+    def __call__(self, pipeline: Pipeline, images, indices: np.ndarray, out) -> None:
         """images: (n, H, W, 3) uint8 on the device → ``out`` (n, 3, h, w) normalised float32."""
         import torch
 
-        from robustpath.models.preprocess import resize_to_input
-
         x = images.permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, H, W), strides of the HWC bytes
-        bound = pipeline.corruption
-        if bound is not None and pipeline.stage in ("pre", STAGE_ANY):
-            x = self._corrupt(bound, pipeline, x, indices)
-        if not self.identity:
-            # resizing a contiguous tensor is twice as fast as the channels-last view (same values)
-            x = resize_to_input(x.contiguous(), self.prep)
-        if bound is not None and pipeline.stage == "post":
-            x = self._corrupt(bound, pipeline, x, indices)
+        if len(indices) > len(self.pool):
+            self.pool += [torch.Generator(device="cpu") for _ in range(len(indices) - len(self.pool))]
+        variant, bound = pipeline.variant, pipeline.corruption
+        random = bound is not None and bound.random
+        x = apply_variant(
+            x, Variant(variant.corruption, variant.severity, pipeline.stage), bound, seed=self.seed,
+            sample_ids=[self.sample_ids[index] for index in indices.tolist()] if random else (),
+            resize=self.resize, generator_pool=self.pool,
+        )
         torch.sub(x, self.mean, out=out)
         out.div_(self.std)
 
-    def _corrupt(self, bound, pipeline: _Pipeline, x, indices: np.ndarray):
-        generators = self._generators(pipeline, indices) if bound.random else None
-        return bound(x, pipeline.variant.severity, generator=generators)
+    def _resize(self, x):
+        from robustpath.models.preprocess import resize_to_input
+
+        # resizing a contiguous tensor is twice as fast as the channels-last view (same values)
+        return resize_to_input(x.contiguous(), self.prep)
 
 
 class _Forward:
@@ -341,7 +261,7 @@ class _Forward:
 class _Completion:
     """Calls ``on_ready(keys)`` once every segment of a pipeline is done."""
 
-    def __init__(self, segments: list[_Segment], on_ready) -> None:
+    def __init__(self, segments: list[Segment], on_ready) -> None:
         self.on_ready = on_ready
         self.pipelines = {id(s.pipeline): s.pipeline for s in segments}
         self.segments = segments
@@ -356,14 +276,14 @@ class _Completion:
                 self.on_ready(list(self.pipelines[number].keys))
         self.forget_targets(self.segments)
 
-    def segment_done(self, segment: _Segment) -> None:
+    def segment_done(self, segment: Segment) -> None:
         number = id(segment.pipeline)
         self.left[number] -= 1
         if self.left[number] == 0:
             self.on_ready(list(self.pipelines[number].keys))
             self.forget_targets([s for s in self.segments if s.pipeline is segment.pipeline])
 
-    def forget_targets(self, segments: list[_Segment]) -> None:
+    def forget_targets(self, segments: list[Segment]) -> None:
         """Drop the segments' references to finished arrays: Embeddings alone keeps them, and the
         caller of on_ready may release them (Embeddings.release) once scored."""
         for segment in segments:
@@ -401,7 +321,7 @@ class _Sweep:
         self.forward_batches = 0
         self.notes: list[str] = []
 
-    def pieces(self, begin: int, end: int) -> list[tuple[_Segment, int, int]]:
+    def pieces(self, begin: int, end: int) -> list[tuple[Segment, int, int]]:
         """(segment, first row, row count) of the items begin..end-1 of the stream."""
         out = []
         number = bisect.bisect_right(self.starts, begin) - 1
@@ -454,8 +374,8 @@ class _Sweep:
             yield position, end, pieces, not all(segment.done for segment, _, _ in pieces)
             position = end
 
-    def _needed_chunks(self) -> list[_Chunk]:
-        chunks: dict[int, _Chunk] = {}
+    def _needed_chunks(self) -> list[Chunk]:
+        chunks: dict[int, Chunk] = {}
         for begin, end in self.passes():
             for segment, _, _ in self.pieces(begin, end):
                 chunks[segment.chunk.number] = segment.chunk
@@ -599,79 +519,91 @@ def compute_embeddings(
     unless they came from a store), so that they can be scored while the sweep goes on;
     ``embeddings`` is the object this function returns, with its arrays still filling.
     """
-    import torch
-
     progress = progress or SilentProgress()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _place_encoder(encoder, device)
+    plan, embeddings = _plan(encoder, dataset, variants, preset, corrupt_training)
+    if keys is not None:
+        key_segments(plan.segments, keys, batch_size, total=plan.total)
+        if on_plan is not None:
+            on_plan(entry_digests(plan.all_pipelines, plan.segments))
+    reused_entries = _reuse_stored(plan.segments, store, int(encoder.embed_dim)) if keys is not None else {}
+    notes: list[str] = []
+    forward = _Forward(encoder, device, amp, compile, progress, notes)
+    completion = _Completion(plan.segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
+    sweep = _Sweep(
+        encoder=encoder, dataset=dataset, pipelines=plan.all_pipelines, segments=plan.segments, device=device,
+        batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
+        completion=completion,
+    )
+    if completion is not None:
+        completion.announce_finished()
+    _run_sweep(sweep, group, progress, device, len(variants) + 1)
+    notes += sweep.notes
+    notes += _store_problems(store, notes, progress)
+    nominal = len(dataset) + len(variants) * (len(dataset) if corrupt_training else len(embeddings.test_indices))
+    embeddings.seconds, embeddings.reused = _seconds_and_sources(plan, sweep)
+    embeddings.stats = _stats(sweep, plan, forward, store, nominal=nominal, reused_entries=reused_entries,
+                              precision=precision_name(device, amp))
+    embeddings.notes = notes
+    return embeddings
+
+
+def _place_encoder(encoder, device) -> None:
+    """The encoder on ``device``; channels_last on CUDA (faster convolutions: patch embedding, conv nets)."""
+    import torch
+
     encoder.to(device)
     module = getattr(encoder, "model", None)  # every adapter keeps its torch module here
     if device.type == "cuda" and isinstance(module, torch.nn.Module):
-        module.to(memory_format=torch.channels_last)  # faster convolutions (patch embedding, conv nets)
-    prep = encoder.preprocessing
-    test_indices = dataset.indices("test")
-    train_indices = dataset.indices("train")
+        module.to(memory_format=torch.channels_last)
+
+
+def _plan(encoder, dataset, variants: list[Variant], preset, corrupt_training: bool) -> tuple[StreamPlan, Embeddings]:
+    """The stream plan and the Embeddings whose (zeroed) arrays its segments fill.
+
+    Only the Embeddings and the segments hold the arrays, so that a released variant's memory is freed.
+    """
+    test_indices, train_indices = dataset.indices("test"), dataset.indices("train")
     dim = int(encoder.embed_dim)
     clean = np.zeros((len(dataset), dim), dtype=np.float32)
-    clean_pipeline = _Pipeline(CLEAN_VARIANT, CLEAN_VARIANT.stage, [CLEAN_VARIANT.key])
-    pipelines = _pipelines(variants, preset, dataset.native_size, prep)
+    pipelines = build_pipelines(variants, preset, dataset.native_size, encoder.preprocessing)
     test_targets = {p.name: np.zeros((len(test_indices), dim), dtype=np.float32) for p in pipelines}
     train_targets = (
         {p.name: np.zeros((len(train_indices), dim), dtype=np.float32) for p in pipelines} if corrupt_training else {}
     )
-    height, width = dataset.native_size
-    chunk_len = max(1, CHUNK_BYTES // (height * width * 3))
-    # training images first: their clean embeddings complete early, so that tasks can be
-    # fitted (on_ready) while the corrupted test images are still being embedded
-    train_chunks = _chunks(train_indices, chunk_len, 0)
-    test_chunks = _chunks(test_indices, chunk_len, len(train_chunks))
-
-    segments: list[_Segment] = []
-    position = 0
-    groups = [(train_chunks, train_targets, pipelines if corrupt_training else []), (test_chunks, test_targets, pipelines)]
-    for chunks, targets, corrupted in groups:
-        for chunk in chunks:
-            for pipeline in [clean_pipeline, *corrupted]:
-                if pipeline is clean_pipeline:
-                    target, rows = clean, chunk.indices
-                else:
-                    target, rows = targets[pipeline.name], chunk.positions
-                segments.append(_Segment(chunk, pipeline, position, target, rows, remaining=len(chunk.indices)))
-                position += len(chunk.indices)
-    if keys is not None:
-        _key_segments(segments, keys, batch_size, total=position)
-
-    if on_plan is not None and keys is not None:
-        on_plan(_entry_digests([clean_pipeline, *pipelines], segments))
-    reused_entries = {}
-    if store is not None and keys is not None:
-        for segment in segments:
-            array, source = store.get(segment.key, rows=len(segment.chunk.indices))
-            if array is not None and array.shape[1] == dim:
-                segment.target[segment.rows] = array
-                segment.done, segment.remaining = True, 0
-                segment.source = "run folder" if getattr(source, "strict", False) else "cache"
-                reused_entries[segment.source] = reused_entries.get(segment.source, 0) + 1
-
+    plan = plan_stream(dataset, pipelines, clean, test_targets, train_targets, corrupt_training)
     embeddings = Embeddings(clean=clean, test_indices=test_indices, train_indices=train_indices)
     for pipeline in pipelines:
         for key in pipeline.keys:
             embeddings.variants[key] = test_targets[pipeline.name]
             if corrupt_training:
                 embeddings.train_variants[key] = train_targets[pipeline.name]
-    test_targets = train_targets = groups = targets = target = None  # embeddings and the segments hold the arrays
-    notes: list[str] = []
-    forward = _Forward(encoder, device, amp, compile, progress, notes)
-    completion = _Completion(segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
-    sweep = _Sweep(
-        encoder=encoder, dataset=dataset, pipelines=[clean_pipeline, *pipelines], segments=segments, device=device,
-        batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
-        completion=completion,
-    )
-    if completion is not None:
-        completion.announce_finished()
+    return plan, embeddings
+
+
+def _reuse_stored(segments: list[Segment], store, dim: int) -> dict[str, int]:
+    """Fill the segments found in ``store`` (a StoreChain, or None); entries reused per source."""
+    reused: dict[str, int] = {}
+    if store is None:
+        return reused
+    for segment in segments:
+        array, source = store.get(segment.key, rows=len(segment.chunk.indices))
+        if array is not None and array.shape[1] == dim:
+            segment.target[segment.rows] = array
+            segment.done, segment.remaining = True, 0
+            segment.source = "run folder" if getattr(source, "strict", False) else "cache"
+            reused[segment.source] = reused.get(segment.source, 0) + 1
+    return reused
+
+
+def _run_sweep(sweep: "_Sweep", group, progress, device, variant_count: int) -> None:
+    """Embed this process's share of the stream (all of it without ``group``); rank 0 gathers the rest."""
+    import torch
+
     spans = _share_out(sweep, group) if group is not None else None
-    progress.start("embed", f"Embedding {len(variants) + 1} variants", sweep.end - sweep.begin)
+    progress.start("embed", f"Embedding {variant_count} variants", sweep.end - sweep.begin)
     with settled(group):
         sweep.run()
     progress.finish("embed")
@@ -679,57 +611,47 @@ def compute_embeddings(
         torch.cuda.synchronize()
     if group is not None:
         _gather_shards(sweep, group, spans)
-    notes += sweep.notes
-    if store is not None:
-        notes += [problem for problem in store.problems() if problem not in notes]
-        for problem in store.problems():
-            notify(progress, problem)
 
-    seconds, reused = {CLEAN_VARIANT.key: sweep.seconds[clean_pipeline.name]}, {}
-    for pipeline in [clean_pipeline, *pipelines]:
-        own = [s for s in segments if s.pipeline is pipeline]
-        sources = {s.source for s in own}
+
+def _store_problems(store, notes: list[str], progress) -> list[str]:
+    """The store's problems not yet in ``notes``, each also shown as a notice."""
+    if store is None:
+        return []
+    problems = store.problems()
+    for problem in problems:
+        notify(progress, problem)
+    return [problem for problem in problems if problem not in notes]
+
+
+def _seconds_and_sources(plan: StreamPlan, sweep: "_Sweep") -> tuple[dict[str, float], dict[str, str]]:
+    """Embedding seconds per variant key (a shared pipeline's time goes to its first key) and, for the
+    variants read entirely from stores, where from ("run folder" or "cache")."""
+    seconds, reused = {CLEAN_VARIANT.key: sweep.seconds[plan.clean.name]}, {}
+    for pipeline in plan.all_pipelines:
+        sources = {s.source for s in plan.segments if s.pipeline is pipeline}
         for number, key in enumerate(pipeline.keys):
-            if pipeline is not clean_pipeline:
+            if pipeline is not plan.clean:
                 seconds[key] = sweep.seconds[pipeline.name] if number == 0 else 0.0
-            if own and None not in sources:
+            if sources and None not in sources:
                 reused[key] = "run folder" if sources == {"run folder"} else "cache"
-    stats = {
+    return seconds, reused
+
+
+def _stats(sweep: "_Sweep", plan: StreamPlan, forward: "_Forward", store, *, nominal: int,
+           reused_entries: dict[str, int], precision: str) -> dict:
+    """The sweep's counters for run.json (see Embeddings)."""
+    return {
         "batch_size": sweep.capacity,
         "forward_passes": sweep.forward_batches,
         "images_forwarded": sweep.forward_images,
         "images_planned": sweep.total,
-        "images_nominal": len(dataset) + len(variants) * (len(dataset) if corrupt_training else len(test_indices)),
-        "distinct_pipelines": len(pipelines) + 1,
+        "images_nominal": nominal,
+        "distinct_pipelines": len(plan.pipelines) + 1,
         "entries_reused": reused_entries,
         "entries_written": sum(s.writes for s in store.stores) if store is not None else 0,
         "compiled": forward.compiled,
-        "precision": precision_name(device, amp),
+        "precision": precision,
     }
-    embeddings.seconds, embeddings.reused, embeddings.stats, embeddings.notes = seconds, reused, stats, notes
-    return embeddings
-
-
-def _key_segments(segments: list[_Segment], keys, batch_size: int, total: int) -> None:
-    """Each segment's store key: its pipeline, samples and the forward passes they go through
-    (the last bits of an embedding can depend on the size of its pass and its place in it)."""
-    from robustpath.embedding.cache import forward_pass_layout
-
-    for segment in segments:
-        pipeline, count = segment.pipeline, len(segment.chunk.indices)
-        random = bool(pipeline.corruption is not None and pipeline.corruption.random)
-        segment.key = keys.key(pipeline.facts(), segment.chunk.indices, random=random,
-                               passes=forward_pass_layout(segment.start, count, batch_size, total))
-
-
-def _entry_digests(pipelines: list[_Pipeline], segments: list[_Segment]) -> dict[str, list[str]]:
-    """Variant key → the key digests of the store entries its pipeline is made of."""
-    from robustpath.embedding.cache import key_digest
-
-    own: dict[int, list[str]] = {}
-    for segment in segments:
-        own.setdefault(id(segment.pipeline), []).append(key_digest(segment.key))
-    return {key: own.get(id(pipeline), []) for pipeline in pipelines for key in pipeline.keys}
 
 
 def _share_out(sweep: _Sweep, group) -> list[tuple[int, int]]:

@@ -16,52 +16,31 @@ Grammar (``SOURCE:ARGUMENT``; an ``@`` separates an architecture from its weight
 
 An alias from ``list_model_aliases()`` stands for a spec plus adapter options; the
 pathology foundation models' aliases also carry their model card's recipe.
-A bare existing folder is recognised by its files.  Sources map to lazy
-``module:attr`` targets, so importing this module imports no model library.
+A bare existing folder is recognised by its files.  The sources and their facts (grammar,
+folder recognition, text encoder, cache-index parts) are declared in
+robustpath.models.sources; they map to lazy ``module:attr`` targets, so importing this
+module imports no model library.
 """
 from __future__ import annotations
 
 import importlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from robustpath.errors import ModelError, UsageError, closest_name, unknown_name_message
 from robustpath.models.aliases import ALIASES, DEMO_MODEL, ModelAlias
+from robustpath.models.sources import ModelSource, get_model_source, list_model_sources, read_json_object
 
 __all__ = ["DEMO_MODEL", "ModelAlias", "ModelSource", "SpecParts", "POOLINGS", "check_pooling", "check_remote_code",
-           "get_model_recipe", "list_model_aliases", "list_model_sources", "load_encoder", "parse_source_argument",
-           "resolve_model_spec", "resolved_pooling"]
+           "get_model_recipe", "get_model_source", "list_model_aliases", "list_model_sources", "load_encoder",
+           "model_text_encoder", "parse_source_argument", "resolve_model_spec", "resolved_pooling"]
 
 from robustpath.spec.run_spec import CARD_POOLING, POOLINGS  # noqa: E402  (the option's choices have one owner)
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    name: str
-    target: str  # "module:attr", called as target(argument, name, **options)
-    accepts: str  # the argument forms, for messages
-    options: tuple[str, ...] = ()  # keyword options the target takes
-
-
-_SOURCES = {
-    "customvit": ModelSource("customvit", "robustpath.models.customvit:CustomViTEncoder", "customvit:DIR"),
-    "open_clip": ModelSource(
-        "open_clip", "robustpath.models.openclip_adapter:OpenClipEncoder",
-        "open_clip:ARCH@TAG, open_clip:ARCH@FILE, open_clip:hf-hub:ORG/REPO, open_clip:local-dir:DIR",
-        ("quick_gelu",),
-    ),
-    "hf": ModelSource("hf", "robustpath.models.hf_adapter:load_hf_encoder", "hf:ORG/REPO, hf:DIR",
-                      ("pooling", "trust_remote_code", "recipe")),
-    "timm": ModelSource(
-        "timm", "robustpath.models.timm_adapter:TimmEncoder",
-        "timm:NAME[@FILE], timm:hf-hub:ORG/REPO, timm:local-dir:DIR", ("pooling", "model_kwargs", "recipe"),
-    ),
-    "finetuned": ModelSource("finetuned", "robustpath.models.finetuned:FineTunedEncoder", "finetuned:DIR"),
-}
 _ALIASES = {alias.name: alias for alias in ALIASES}
 
 
@@ -96,16 +75,12 @@ def list_model_aliases() -> list[ModelAlias]:
     return list(_ALIASES.values())
 
 
-def list_model_sources() -> list[ModelSource]:
-    return list(_SOURCES.values())
-
-
 def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.startswith((".", "~")) or text.lower().endswith(_WEIGHT_SUFFIXES)
 
 
 def _accepted_forms() -> str:
-    forms = [s.accepts for s in _SOURCES.values()] + ["an existing model folder",
+    forms = [s.accepts for s in list_model_sources()] + ["an existing model folder",
                                                       "an alias (" + ", ".join(_ALIASES) + ")"]
     return "; ".join(forms)
 
@@ -126,30 +101,38 @@ def _hub_repo(text: str, spec: str, example: str) -> str:
 
 
 def parse_source_argument(source: str, argument: str, spec: str | None = None) -> SpecParts:
-    """Take apart the argument of ``source``; raises UsageError / ModelError naming the spec."""
-    spec = spec or f"{source}:{argument}"
-    if source in ("customvit", "finetuned"):
-        return SpecParts("dir", argument)
-    if source == "hf":
-        if Path(argument).expanduser().exists():
-            return SpecParts("dir", _existing_dir(argument, spec, "config.json"))
-        if _REPO.match(argument):
-            return SpecParts("hf-hub", argument)
-        raise ModelError(f"model '{spec}': '{argument}' is neither an existing folder nor a Hub name ORG/REPO")
-    for schema in ("hf-hub:", "local-dir:"):
-        if argument.startswith(schema):
-            rest = argument[len(schema):]
-            if schema == "hf-hub:":
-                return SpecParts("hf-hub", _hub_repo(rest, spec, f"{source}:hf-hub:ORG/REPO"))
-            return SpecParts("local-dir", _existing_dir(
-                rest, spec, "open_clip_config.json" if source == "open_clip" else "config.json"))
+    """Take apart the argument of ``source`` by its grammar; raises UsageError / ModelError naming the spec."""
+    declared = get_model_source(source)
+    return _GRAMMARS[declared.grammar](declared, argument, spec or f"{source}:{argument}")
+
+
+def _parse_dir(source: ModelSource, argument: str, spec: str) -> SpecParts:
+    """A folder, checked by the source's loader."""
+    return SpecParts("dir", argument)
+
+
+def _parse_repo_or_dir(source: ModelSource, argument: str, spec: str) -> SpecParts:
+    """An existing folder (with the source's ``folder_file``) or a Hub repository ORG/REPO."""
+    if Path(argument).expanduser().exists():
+        return SpecParts("dir", _existing_dir(argument, spec, source.folder_file))
+    if _REPO.match(argument):
+        return SpecParts("hf-hub", argument)
+    raise ModelError(f"model '{spec}': '{argument}' is neither an existing folder nor a Hub name ORG/REPO")
+
+
+def _parse_arch(source: ModelSource, argument: str, spec: str) -> SpecParts:
+    """hf-hub:ORG/REPO, local-dir:DIR, or ARCH[@WEIGHTS] (a tag, a local file or hf-hub:ORG/REPO/FILE)."""
+    if argument.startswith("hf-hub:"):
+        return SpecParts("hf-hub", _hub_repo(argument[len("hf-hub:"):], spec, f"{source.name}:hf-hub:ORG/REPO"))
+    if argument.startswith("local-dir:"):
+        return SpecParts("local-dir", _existing_dir(argument[len("local-dir:"):], spec, source.folder_file))
     name, sep, weights = argument.partition("@")
     if not name or (sep and not weights):
-        raise UsageError(f"model '{spec}': expected {_SOURCES[source].accepts}")
+        raise UsageError(f"model '{spec}': expected {source.accepts}")
     parts = SpecParts("arch", name, weights if sep else None)
-    if source == "open_clip" and parts.weights is None:
-        raise UsageError(f"model '{spec}' names no weights; expected open_clip:{name}@TAG (e.g. @openai) "
-                         f"or open_clip:{name}@FILE")
+    if source.weights_required and parts.weights is None:
+        raise UsageError(f"model '{spec}' names no weights; expected {source.name}:{name}@TAG (e.g. @openai) "
+                         f"or {source.name}:{name}@FILE")
     if parts.weights_kind == "hub" and weights.count("/") < 2:
         raise UsageError(f"model '{spec}': expected @hf-hub:ORG/REPO/FILE after the architecture")
     if parts.weights_kind == "file":
@@ -160,42 +143,46 @@ def parse_source_argument(source: str, argument: str, spec: str | None = None) -
     return parts
 
 
-def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+_GRAMMARS = {"dir": _parse_dir, "repo-or-dir": _parse_repo_or_dir, "arch": _parse_arch}
+
+
+def _source_names() -> list[str]:
+    return [source.name for source in list_model_sources()]
 
 
 def _recognise_folder(path: Path, spec: str) -> tuple[str, str]:
     """(source, argument) for a bare model folder, or ModelError listing the accepted forms."""
-    from robustpath.models.customvit import is_customvit_dir
-
-    if is_customvit_dir(path):
-        return "customvit", str(path)
-    if _json(path / "fine_tune.json").get("format") == "robustpath-fine-tuned":
-        return "finetuned", str(path)
-    config = _json(path / "config.json")
+    config = read_json_object(path / "config.json")
     found = []
-    if (path / "open_clip_config.json").is_file():
-        found.append(("open_clip", f"local-dir:{path}"))
-    if "architecture" in config and ("pretrained_cfg" in config or "model_args" in config):
-        found.append(("timm", f"local-dir:{path}"))
-    elif "model_type" in config:
-        found.append(("hf", str(path)))
+    for source in list_model_sources():
+        if source.recognise(path, config):
+            if source.definitive:
+                return source.name, source.folder_argument(path)
+            found.append((source.name, source.folder_argument(path)))
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
         choices = " or ".join(f"{source}:{argument}" for source, argument in found)
         raise UsageError(f"folder '{spec}' holds more than one model format; pass {choices}")
-    raise ModelError(f"'{spec}' is not a model folder this version recognises (no CustomViT config.json, "
-                     f"open_clip_config.json, timm or transformers config.json); accepted forms: {_accepted_forms()}")
+    kinds = [source.folder_kind for source in list_model_sources()]
+    raise ModelError(f"'{spec}' is not a model folder this version recognises (no {', '.join(kinds[:-1])} or "
+                     f"{kinds[-1]}); accepted forms: {_accepted_forms()}")
+
+
+def model_text_encoder(spec: str) -> str:
+    """"yes", "no" or "unknown until loaded": whether ``spec``'s model has a text encoder, without loading it."""
+    source, argument = resolve_model_spec(spec)
+    if source.has_text is not None:
+        return "yes" if source.has_text else "no"
+    config = Path(argument).expanduser() / "config.json"
+    if source.text_in_folder is None or not config.is_file():
+        return "unknown until loaded"
+    return "yes" if source.text_in_folder(read_json_object(config)) else "no"
 
 
 def _unknown(spec: str, text: str) -> UsageError:
     prefix, sep, rest = text.partition(":")
-    near = closest_name(prefix.replace("-", "_"), list(_SOURCES)) if sep else None  # 'open-clip:x' → 'open_clip:x'
+    near = closest_name(prefix.replace("-", "_"), [source.name for source in list_model_sources()]) if sep else None  # 'open-clip:x' → 'open_clip:x'
     suggestion = f"{near}:{rest}" if near is not None and near != prefix else None
     repository = suggestion is None and _REPO.match(text)  # ORG/REPO: a Hub repository without its source
     message = unknown_name_message("model", spec, list(_ALIASES), listing=_accepted_forms(),
@@ -213,15 +200,16 @@ def _resolve(spec: str) -> tuple[ModelSource, str, ModelAlias | None]:
             raise ModelError(f"model '{alias.name}': {alias.install_hint}")
         text = alias.spec
     prefix, sep, argument = text.partition(":")
-    if sep and prefix in _SOURCES:
+    if sep and prefix in _source_names():
+        source = get_model_source(prefix)
         if not argument:
-            raise UsageError(f"model spec '{spec}' has nothing after '{prefix}:'; expected {_SOURCES[prefix].accepts}")
+            raise UsageError(f"model spec '{spec}' has nothing after '{prefix}:'; expected {source.accepts}")
         parse_source_argument(prefix, argument, spec)
-        return _SOURCES[prefix], argument, alias
+        return source, argument, alias
     path = Path(text).expanduser()
     if path.is_dir():
         source, argument = _recognise_folder(path, spec)
-        return _SOURCES[source], argument, None
+        return get_model_source(source), argument, None
     if path.exists():
         raise ModelError(f"'{spec}' is a file; a weights file needs its architecture: open_clip:ARCH@FILE or "
                          f"timm:NAME@FILE. Accepted forms: {_accepted_forms()}")
@@ -244,7 +232,7 @@ def _display_name(source: ModelSource, argument: str) -> str:
     for schema in ("local-dir:", "hf-hub:"):
         if argument.startswith(schema):
             return f"{source.name}:{schema}{short(argument[len(schema):])}"
-    if source.name in ("customvit", "hf", "finetuned"):
+    if source.grammar != "arch":
         return f"{source.name}:{short(argument)}"
     name, sep, weights = argument.partition("@")
     return f"{source.name}:{name}{sep}{short(weights) if weights else ''}"

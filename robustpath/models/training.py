@@ -203,6 +203,25 @@ def _initial_model(spec: TrainSpec, size: int, dataset, mean, std):
     return model
 
 
+def _warmup_cosine(optimiser, total_steps: int, warmup: int):
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to 0 at ``total_steps``."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup))),
+    )
+
+
+def _training_record(spec: TrainSpec, train_samples: int, dataset: str, test_accuracy, augmenter) -> dict:
+    """How the model was trained, for its config.json (the spec without ``overwrite``, paths as text)."""
+    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items() if k != "overwrite"}
+    training.update(train_samples=train_samples, dataset=dataset, final_test_accuracy=test_accuracy)
+    if augmenter is not None:
+        training["augmentation"] = augmenter.describe()
+    return training
+
+
 def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = None, progress=None) -> TrainResult:
     """Train and save a CustomViT to ``spec.out``; ``on_epoch`` gets each epoch's log, ``progress`` a
     bar over the steps showing the running loss."""
@@ -240,10 +259,7 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / spec.batch_size)
     total_steps, warmup = spec.epochs * steps_per_epoch, steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup))),
-    )
+    schedule = _warmup_cosine(optimiser, total_steps, warmup)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     history = []
     bar = LossBar(progress, "train", "Training CustomViT", total_steps)
@@ -269,10 +285,7 @@ def train_customvit(spec: TrainSpec, on_epoch: Callable[[dict], None] | None = N
             on_epoch(log)
     bar.finish()
     test_accuracy = history[-1].get("test_accuracy")
-    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items() if k != "overwrite"}
-    training.update(train_samples=len(train_x), dataset=dataset.name, final_test_accuracy=test_accuracy)
-    if augmenter is not None:
-        training["augmentation"] = augmenter.describe()
+    training = _training_record(spec, len(train_x), dataset.name, test_accuracy, augmenter)
     model.config = CustomViTConfig(**{**asdict(config), "training": training})
     save_model_folder(model.cpu(), spec.out, spec.overwrite)
     return TrainResult(Path(spec.out), len(train_x), test_accuracy, history)

@@ -20,6 +20,7 @@ import numpy as np
 from robustpath.data.images import IMAGE_EXTENSIONS
 from robustpath.errors import UsageError
 from robustpath.util.progress import ProgressReporter, SilentProgress
+from robustpath import variants
 from robustpath.variants import Variant
 
 CELL_INCHES = 1.6
@@ -133,26 +134,25 @@ def resize_images(images, size: int):
 
 def apply_variant(images, variant: Variant, preset, *, sample_ids: Sequence[str], seed: int, size: int | None,
                   preprocessing=None):
-    """Corrupt (B, 3, H, W) float images in [0, 1] as the evaluation does; resized to ``size`` when given,
-    or with a model's geometry (``preprocessing``, a robustpath.models.base.Preprocessing) as the sweep does."""
+    """Corrupt (B, 3, H, W) float images in [0, 1] as the evaluation does (robustpath.variants.apply_variant);
+    resized to ``size`` when given, or with a model's geometry (``preprocessing``, a
+    robustpath.models.base.Preprocessing) as the sweep does."""
     import corruptions
 
     bound = corruptions.get_corruption(variant.corruption, preset)
-    generators = (
-        bound.sample_generators(seed, list(sample_ids), variant.severity)
-    )
-    x = images
-    if variant.stage == "pre":
-        x = bound(x, variant.severity, generator=generators)
+    return variants.apply_variant(images, variant, bound, seed=seed, sample_ids=list(sample_ids),
+                                  resize=_resizer(size, preprocessing))
+
+
+def _resizer(size: int | None, preprocessing):
+    """The resize of a gallery: the model's geometry, a square ``size``, or none."""
     if preprocessing is not None:
         from robustpath.models.preprocess import resize_to_input
 
-        x = resize_to_input(x.contiguous(), preprocessing)
-    elif size is not None:
-        x = resize_images(x, size)
-    if variant.stage == "post":
-        x = bound(x, variant.severity, generator=generators)
-    return x
+        return lambda x: resize_to_input(x.contiguous(), preprocessing)
+    if size is not None:
+        return lambda x: resize_images(x, size)
+    return None
 
 
 def format_parameter(value) -> str:

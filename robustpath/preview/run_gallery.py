@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from robustpath.variants import Variant
+from robustpath.variants import Variant, apply_variant
 
 GALLERY_IMAGES = 3
 DISPLAY_SIDE = 256  # cells are shown at most this many pixels wide or high (corrupted at native size first)
@@ -65,7 +65,9 @@ def strip(images: Sequence[np.ndarray]) -> np.ndarray:
 def build_run_gallery(dataset, preset, variants: Sequence[Variant], *, seed: int,
                       count: int = GALLERY_IMAGES) -> RunGallery | None:
     """The gallery of ``variants``' corruptions and severities on up to ``count`` test images (None if none)."""
-    from robustpath.preview.gallery import _to_float, _to_uint8, apply_variant, pick_one_per_class
+    import corruptions
+
+    from robustpath.preview.gallery import _to_float, _to_uint8, pick_one_per_class
 
     test = dataset.indices("test")
     severities_of: dict[str, set[int]] = {}
@@ -81,13 +83,13 @@ def build_run_gallery(dataset, preset, variants: Sequence[Variant], *, seed: int
     columns = sorted(set().union(*severities_of.values()))
     rows = {}
     for corruption, severities in severities_of.items():
+        bound = corruptions.get_corruption(corruption, preset)
         cells: list[np.ndarray | None] = [clean]
         for severity in columns:
             if severity not in severities:
                 cells.append(None)
                 continue
-            corrupted = apply_variant(images, Variant(corruption, severity, "pre"), preset, sample_ids=ids, seed=seed,
-                                      size=None)
+            corrupted = apply_variant(images, Variant(corruption, severity, "pre"), bound, sample_ids=ids, seed=seed)
             cells.append(strip(list(_to_uint8(corrupted))))
         rows[corruption] = cells
     return RunGallery(

@@ -67,6 +67,16 @@ def test_every_source_honours_the_encoder_contract(request, source):
     if encoder.has_text:
         assert encoder.encode_text(TEXTS).shape == (len(TEXTS), encoder.embed_dim)
     json.dumps(encoder.describe())
+    # what the registry declares, without loading, matches the loaded model
+    from robustpath.models.registry import model_text_encoder
+    from robustpath.models.sources import get_model_source
+
+    spec = f"customvit:{checkpoint}" if source == "customvit" else checkpoint.spec
+    declared = get_model_source(source).has_text
+    if declared is not None:
+        assert encoder.has_text is declared
+    assert model_text_encoder(spec) in ({"yes" if encoder.has_text else "no"} if declared is not None
+                                        else {"yes" if encoder.has_text else "no", "unknown until loaded"})
 
 
 def test_open_clip_file_and_local_dir(tiny_open_clip):

@@ -77,13 +77,14 @@ def test_importing_the_registry_imports_no_model_library():
 
 
 def test_display_names_are_short_and_stable(files):
-    from robustpath.models.registry import _display_name, _SOURCES
+    from robustpath.models.registry import _display_name
+    from robustpath.models.sources import get_model_source
 
-    assert _display_name(_SOURCES["hf"], "facebook/dinov2-small") == "hf:facebook/dinov2-small"
-    assert _display_name(_SOURCES["hf"], str(files / "hf")) == "hf:hf"
-    assert _display_name(_SOURCES["open_clip"], f"ViT-B-16@{files / 'w.pt'}") == "open_clip:ViT-B-16@w.pt"
-    assert _display_name(_SOURCES["open_clip"], f"local-dir:{files / 'oc'}") == "open_clip:local-dir:oc"
-    assert _display_name(_SOURCES["timm"], "hf-hub:MahmoodLab/UNI") == "timm:hf-hub:MahmoodLab/UNI"
+    assert _display_name(get_model_source("hf"), "facebook/dinov2-small") == "hf:facebook/dinov2-small"
+    assert _display_name(get_model_source("hf"), str(files / "hf")) == "hf:hf"
+    assert _display_name(get_model_source("open_clip"), f"ViT-B-16@{files / 'w.pt'}") == "open_clip:ViT-B-16@w.pt"
+    assert _display_name(get_model_source("open_clip"), f"local-dir:{files / 'oc'}") == "open_clip:local-dir:oc"
+    assert _display_name(get_model_source("timm"), "hf-hub:MahmoodLab/UNI") == "timm:hf-hub:MahmoodLab/UNI"
 
 
 def test_aliases_resolve_and_are_listed():
