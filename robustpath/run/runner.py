@@ -288,7 +288,9 @@ def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) ->
 
     clock = time.perf_counter()
     # without --save-embeddings a variant's embeddings are dropped once scored (they stay in the stores)
-    scorer = TaskScorer(task_objects, variants, make_context, release=not save_embeddings) if main else None
+    # the group-shift measures compare every variant's embeddings with the group shifts after the sweep
+    keep_variants = save_embeddings or getattr(dataset, "groups", None) is not None
+    scorer = TaskScorer(task_objects, variants, make_context, release=not keep_variants) if main else None
     try:
         embeddings = compute_embeddings(
             encoder, dataset, variants, preset=preset, seed=spec.seed, device=device,
