@@ -61,42 +61,18 @@ def _current_umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and a rename (mode as for open()).
+@contextlib.contextmanager
+def open_atomic(path: Path):
+    """A binary file handle whose content appears at ``path`` only when the block ends without error.
 
-    An OSError (a full disk, a quota, a vanished folder) becomes an OutputError naming
-    ``path``; the old file, if any, is left as it was.
+    The content goes to a temporary file beside ``path``, is flushed to disk and renamed
+    over ``path`` (mode as for open()). An OSError (a full disk, a quota, a vanished
+    folder) becomes an OutputError naming ``path``; the old file, if any, is left as it was.
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
     # the name is chosen before the file exists, so that an interruption at any point
     # (Ctrl-C inside the call that creates it included) leaves no temporary file behind
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        raise
-    return path
-
-
-@contextlib.contextmanager
-def open_atomic(path: Path):
-    """A binary file handle whose content appears at ``path`` only when the block ends without error.
-
-    For files written in pieces (too large to hold at once); the same temporary-file,
-    fsync, mode and error rules as write_bytes_atomic.
-    """
-    path = Path(path)
-    ensure_writable_dir(path.parent)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -111,6 +87,13 @@ def open_atomic(path: Path):
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (``open_atomic``'s temporary file, rename and errors)."""
+    with open_atomic(path) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
