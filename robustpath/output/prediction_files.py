@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from robustpath.output.exports import (
-    FLOAT_FORMAT, MISCLASSIFIED_FILE, PREDICTIONS_FILE, VARIANT_COLUMNS, RunExports, predictions_frame,
+    FLOAT_FORMAT, MISCLASSIFIED_FILE, PER_SAMPLE_COLUMNS, PREDICTIONS_FILE, VARIANT_COLUMNS, RunExports,
+    predictions_frame,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,8 +45,7 @@ def prediction_columns(exports: RunExports, outcomes: "Mapping[tuple[str, str], 
         columns += [f"p_{name}" for name in exports.samples.classes]
     if has["neighbours"]:
         columns += ["neighbours", "neighbour_labels"]
-    if any("cosine_similarity" in o.per_sample for o in outcomes.values()):
-        columns.append("cosine_similarity")
+    columns += [name for name in PER_SAMPLE_COLUMNS if any(name in o.per_sample for o in outcomes.values())]
     return columns
 
 
