@@ -23,6 +23,7 @@ import numpy as np
 
 from robustpath.embedding.saved import EMBEDDINGS_DIR
 from robustpath.errors import UsageError, unknown_name_message
+from robustpath.tasks.registry import list_task_infos
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,10 @@ from robustpath.spec.run_spec import EMBEDDING_DTYPES  # noqa: E402  (the option
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
-PER_SAMPLE_COLUMNS = ("cosine_similarity", "identity_rank", "ood_score")  # per-sample values of label-free tasks
+BUILT_COLUMNS = ("predicted_label", "p_{class}", "neighbours", "neighbour_labels")  # from predictions / neighbours
+# per-sample values of label-free tasks: the other export columns the tasks declare (robustpath.tasks.registry)
+PER_SAMPLE_COLUMNS = tuple(dict.fromkeys(
+    column for info in list_task_infos() for column in info.export_columns if column not in BUILT_COLUMNS))
 
 
 def check_export_options(spec) -> tuple[bool, str]:

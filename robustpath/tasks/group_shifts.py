@@ -30,8 +30,13 @@ from robustpath.variants import Variant
 
 GROUP_PREFIX = "group:"
 MEAN, WITHIN, ALL = "group:mean", "group:within", "group:all"
-GROUP_TASKS = ("cross_group_retrieval", "robustness_index", "group_probe", "shift_distance")
-LOWER_IS_BETTER = frozenset({"embedding_distance"})
+
+
+def group_tasks() -> tuple[str, ...]:
+    """The group-shift tasks (robustpath.tasks.registry: group_shift), in report order."""
+    from robustpath.tasks.registry import list_task_infos
+
+    return tuple(info.name for info in list_task_infos(group_shift=True))
 
 
 def pair_label(a: str, b: str) -> str:

@@ -139,10 +139,10 @@ def _parameter_text(format_parameter, value) -> str:
 
 def definitions() -> list[Markup]:
     """The definitions of report.md as list items (**bold** and `code` kept)."""
-    from robustpath.output.report.markdown import DEFINITIONS
+    from robustpath.output.report.markdown import definitions_text
 
     items: list[str] = []
-    for line in DEFINITIONS.splitlines():
+    for line in definitions_text().splitlines():
         if line.startswith("- "):
             items.append(line[2:])
         elif items:
