@@ -32,8 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.embedding.engine import Embeddings
     from robustpath.tasks.outcomes import Outcomes
 
-PREDICTIONS_FILE = "predictions.csv"
-MISCLASSIFIED_FILE = "misclassified.csv"
+from robustpath.output.layout import COMPRESSED_SUFFIX, MISCLASSIFIED_FILE, PREDICTIONS_FILE  # noqa: E402
 from robustpath.spec.run_spec import EMBEDDING_DTYPES  # noqa: E402  (the option's choices have one owner)
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
@@ -112,7 +111,7 @@ class RunExports:
 
     def file_names(self) -> dict[str, str | None]:
         """"predictions" / "misclassified" → the file name written (None with predictions "none")."""
-        suffix = ".gz" if self.compress else ""
+        suffix = COMPRESSED_SUFFIX if self.compress else ""
         if self.predictions == "none":
             return {"predictions": None, "misclassified": None}
         return {"predictions": PREDICTIONS_FILE + suffix, "misclassified": MISCLASSIFIED_FILE + suffix}

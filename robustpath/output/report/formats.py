@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMATS = OUTPUT_FORMATS
 DEFAULT_FORMATS = ("csv", "markdown", "html")
-JSON_FILE = "report.json"
+from robustpath.output.layout import JSON_FILE  # noqa: E402
 
 
 def check_formats(formats: Iterable[str] | None) -> tuple[str, ...]:

@@ -30,9 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.results.robustness import RobustnessSummary
     from robustpath.preview.run_gallery import RunGallery
 
-RESULTS_NAME = "results"
-REPORT_FILE = "report.md"
-OUTCOMES_FILE = "outcomes.npz"
+from robustpath.output.layout import OUTCOMES_FILE, REPORT_FILE, RESULTS_NAME, summary_name  # noqa: E402
 
 
 def write_report(
@@ -66,7 +64,7 @@ def write_report(
     if notes:  # report.md shows every record's notes once, under the header
         records = [{**records[0], "notes": [*records[0].get("notes", []), *notes]}, *records[1:]]
     summary = summary or summarise_results(table, list(records), baseline)
-    robustness = {f"robustness_{name}": frame for name, frame in summary.tables().items()}
+    robustness = {summary_name(name): frame for name, frame in summary.tables().items()}
     # empty tables are not written (an earlier run's file of that name is removed when the set is published)
     files = {RESULTS_NAME: table, **{name: frame for name, frame in robustness.items() if not frame.empty}}
     paths: dict[str, Path] = {}
