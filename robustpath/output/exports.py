@@ -23,6 +23,7 @@ import numpy as np
 
 from robustpath.embedding.saved import EMBEDDINGS_DIR
 from robustpath.errors import UsageError, unknown_name_message
+from robustpath.tasks.registry import list_task_infos
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,13 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.embedding.engine import Embeddings
     from robustpath.tasks.outcomes import Outcomes
 
-PREDICTIONS_FILE = "predictions.csv"
-MISCLASSIFIED_FILE = "misclassified.csv"
+from robustpath.output.layout import COMPRESSED_SUFFIX, MISCLASSIFIED_FILE, PREDICTIONS_FILE  # noqa: E402
 from robustpath.spec.run_spec import EMBEDDING_DTYPES  # noqa: E402  (the option's choices have one owner)
 FLOAT_FORMAT = "%.8g"
 LIST_SEPARATOR = ";"
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
-PER_SAMPLE_COLUMNS = ("cosine_similarity", "identity_rank", "ood_score")  # per-sample values of label-free tasks
+BUILT_COLUMNS = ("predicted_label", "p_{class}", "neighbours", "neighbour_labels")  # from predictions / neighbours
+# per-sample values of label-free tasks: the other export columns the tasks declare (robustpath.tasks.registry)
+PER_SAMPLE_COLUMNS = tuple(dict.fromkeys(
+    column for info in list_task_infos() for column in info.export_columns if column not in BUILT_COLUMNS))
 
 
 def check_export_options(spec) -> tuple[bool, str]:
@@ -108,7 +111,7 @@ class RunExports:
 
     def file_names(self) -> dict[str, str | None]:
         """"predictions" / "misclassified" → the file name written (None with predictions "none")."""
-        suffix = ".gz" if self.compress else ""
+        suffix = COMPRESSED_SUFFIX if self.compress else ""
         if self.predictions == "none":
             return {"predictions": None, "misclassified": None}
         return {"predictions": PREDICTIONS_FILE + suffix, "misclassified": MISCLASSIFIED_FILE + suffix}

@@ -23,7 +23,7 @@ except ImportError:  # Windows: a lock on the file's first byte, also released w
     fcntl = None
     import msvcrt
 
-LOCK_FILE = ".lock"
+from robustpath.output.layout import LOCK_FILE  # noqa: E402
 _HELD: "weakref.WeakValueDictionary[int, FolderLock]" = weakref.WeakValueDictionary()  # fd → lock, this process
 
 

@@ -38,8 +38,7 @@ from robustpath.output.owned_files import (
     FILE_LIST, FileList, describe_files, legacy_file_list, parents_inside, read_file_list, write_file_list,
 )
 
-RECORD_FILE = "run.json"
-PARTIAL_DIR = ".partial"
+from robustpath.output.layout import PARTIAL_DIR, RECORD_FILE  # noqa: E402
 STAGING_DIR = ".staging"
 PUBLISH_DIR = ".publish"
 INTERNAL_NAMES = frozenset({LOCK_FILE, FILE_LIST, STAGING_DIR, PUBLISH_DIR, PARTIAL_DIR})

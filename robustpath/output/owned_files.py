@@ -16,18 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from robustpath.output.layout import FILE_LIST, legacy_run_files
 from robustpath.util.atomic import file_sha256, write_json_atomic
 
-FILE_LIST = ".robustpath-files.json"
 FORMAT_VERSION = 1
 KINDS = ("run", "report")
 # What earlier versions wrote into a run folder, for folders without a file list.
-LEGACY_RUN_FILES = (
-    "run.json", "results.csv", "report.md", "report.json", "predictions.csv", "misclassified.csv", "outcomes.npz",
-    "robustness_*.csv", "results.parquet", "robustness_*.parquet", "plots/degradation__*.png", "plots/retention__*.png",
-    "plots/blur_stages__*.png", "plots/data_scale__*.png", "plots/corruption_gallery.png", "embeddings/manifest.json",
-    "embeddings/samples.csv", "embeddings/*.safetensors",
-)
+LEGACY_RUN_FILES = legacy_run_files()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
+from robustpath.output.layout import COMPRESSED_SUFFIX
 from robustpath.output.exports import (
     FLOAT_FORMAT, MISCLASSIFIED_FILE, PER_SAMPLE_COLUMNS, PREDICTIONS_FILE, VARIANT_COLUMNS, RunExports,
     predictions_frame,
@@ -74,7 +75,7 @@ def write_predictions(
     if mode == "none":
         return {}
     columns = prediction_columns(exports, outcomes)
-    suffix = ".gz" if compress else ""
+    suffix = COMPRESSED_SUFFIX if compress else ""
     targets = {"predictions": Path(out_dir) / (PREDICTIONS_FILE + suffix),
                "misclassified": Path(out_dir) / (MISCLASSIFIED_FILE + suffix)}
     existing = {name for name, path in targets.items() if path.exists()}

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from robustpath.errors import DataError
 from robustpath.tasks.metrics import SIGNIFICANCE, MetricValue
+from robustpath.tasks.registry import list_task_infos, lower_is_better_metrics, primary_metrics
 from robustpath.variants import Variant
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,16 +51,13 @@ RESULT_COLUMNS = (
 )
 ADDED_IN_VERSION_2 = ("drop_ci_low", "drop_ci_high", "drop_significant", *SCALE_COLUMNS, "schema_version")
 ADDED_IN_VERSION_3 = ("drop_p_value",)
-LOWER_IS_BETTER: frozenset[str] = frozenset(
-    {"expected_calibration_error", "flip_rate", "embedding_distance", "identity_median_rank"})
-TASK_ORDER = ("linear_probe", "fine_tune", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
-PRIMARY_METRIC = {
-    "linear_probe": "accuracy", "fine_tune": "accuracy", "retrieval": "top1_accuracy", "zeroshot": "accuracy",
-    "embedding_drift": "cosine_similarity", "identity": "identity_top1_accuracy", "detectability": "ood_auroc",
-}
+# Derived from the task registry (robustpath.tasks.registry), where each task declares its metrics.
+LOWER_IS_BETTER: frozenset[str] = lower_is_better_metrics()
+TASK_ORDER = tuple(info.name for info in list_task_infos(group_shift=False))
+PRIMARY_METRIC = primary_metrics(group_shift=False)
 # Tasks that measure whether a corruption can be noticed, not what it costs: left out of the
 # robustness summaries (retention, normalised AUC, ranking), reported beside the harm instead.
-DETECTION_TASKS = frozenset({"detectability"})
+DETECTION_TASKS = frozenset(info.name for info in list_task_infos() if info.detection)
 RUN_KEYS = ["run_id", "model", "dataset", "task", "metric"]  # one metric of one run (summaries)
 GROUP_COLUMNS = ["run_id", "model", "dataset", "task", "samples_per_class", "repeat", "metric"]
 VARIANT_COLUMNS = ["corruption", "severity", "stage"]
@@ -196,6 +194,6 @@ def _check_complete_rows(table: "pd.DataFrame", source: str) -> None:
 def main_rows(table: "pd.DataFrame") -> "pd.DataFrame":
     """Rows of the main evaluation: the probe on all training images (samples_per_class 0), without the
     group-shift tasks (robustpath.tasks.group_shifts: summarised by robustpath.tasks.group_summary)."""
-    from robustpath.tasks.group_shifts import GROUP_TASKS
+    from robustpath.tasks.group_shifts import group_tasks
 
-    return table[(table["samples_per_class"] == 0) & (table["repeat"] == 0) & ~table["task"].isin(GROUP_TASKS)]
+    return table[(table["samples_per_class"] == 0) & (table["repeat"] == 0) & ~table["task"].isin(group_tasks())]

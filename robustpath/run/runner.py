@@ -460,20 +460,10 @@ def _small_image_note(native_size: tuple[int, int], model_facts: dict, input_siz
 
 
 def _task_notes(tasks: list[str], gallery: str = "clean") -> list[str]:
-    notes = {
-        "linear_probe": "The linear probe is trained on clean training embeddings and scored on corrupted test embeddings.",
-        "retrieval": "Retrieval: corrupted test queries against the clean training gallery."
-        if gallery == "clean" else "Retrieval: corrupted test queries against the training gallery under the same corruption.",
-        "zeroshot": "Zero-shot: class text embeddings (prompt ensembles) are computed once from clean prompts.",
-        "embedding_drift": "Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
-        "fine_tune": "Fine-tuning: the encoder and a linear head were trained together on clean training images; "
-        "the fine-tuned head is scored on corrupted test images.",
-        "identity": "Identity retrieval: rank of each corrupted test image's own clean embedding among all clean test "
-                    "embeddings (no labels).",
-        "detectability": "Detectability: AUROC of the mean cosine distance to the 10 nearest clean training embeddings, "
-                         "corrupted vs clean test images (no labels).",
-    }
-    return [notes[name] for name in tasks if name in notes]
+    from robustpath.tasks.registry import get_task_info
+
+    notes = [get_task_info(name).note(gallery) for name in tasks]
+    return [note for note in notes if note]
 
 
 def _native_equivalent(preset, variant, native_size, preprocessing, mpp: tuple[float, float] | None) -> dict | None:

@@ -21,6 +21,19 @@ import numpy as np
 from robustpath.errors import UsageError, unknown_name_message
 from robustpath.tasks.metrics import BOOTSTRAP_RESAMPLES, MetricValue
 from robustpath.tasks.outcomes import Outcomes, PairedScorer
+from robustpath.tasks.registry import MetricInfo, get_task_info, list_task_infos
+
+# The metrics of the classification tasks (linear probe, zero-shot, fine-tuning) and their definitions.
+CLASSIFICATION_METRICS = (
+    MetricInfo("accuracy"), MetricInfo("balanced_accuracy"), MetricInfo("macro_f1"), MetricInfo("weighted_f1"),
+    MetricInfo("expected_calibration_error", higher_is_better=False), MetricInfo("flip_rate", higher_is_better=False),
+)
+FLIP_RATE_DEFINITION = "- **flip_rate**: share of images whose predicted class changes from the clean prediction (lower is better)."
+CLASSIFICATION_DEFINITIONS = (
+    FLIP_RATE_DEFINITION,
+    "- **expected_calibration_error**: 15 equal-width confidence bins (lower is better); zero-shot probabilities are\n"
+    "  softmax(100 · cosine).",
+)
 
 
 @dataclass(frozen=True)
@@ -128,43 +141,40 @@ class OutcomeTask:
     def chance_levels(self) -> dict:
         """Each metric's chance level for the fitted context's class counts (robustpath.tasks.chance):
         test labels for the images classified or queried, training labels for the retrieval gallery."""
-        from robustpath.tasks.chance import chance_record
-
         if self.context is None:
             raise RuntimeError("fit() must be called before chance_levels()")
         classes = len(self.context.class_names)
         test_counts = np.bincount(np.asarray(self.context.test_labels, dtype=np.int64), minlength=classes)
         gallery_counts = np.bincount(np.asarray(self.context.train_labels, dtype=np.int64), minlength=classes)
-        return chance_record(self.metrics, test_counts, gallery_counts)
+        return get_task_info(self.name).chance(self.metrics, test_counts, gallery_counts)
 
 
-_TASKS = {
-    "linear_probe": "robustpath.tasks.linear_probe:LinearProbeTask",
-    "retrieval": "robustpath.tasks.retrieval:RetrievalTask",
-    "zeroshot": "robustpath.tasks.zeroshot:ZeroShotTask",
-    "embedding_drift": "robustpath.tasks.embedding_drift:EmbeddingDriftTask",
-    "fine_tune": "robustpath.tasks.fine_tune:FineTuneTask",
-    "identity": "robustpath.tasks.identity:IdentityTask",
-    "detectability": "robustpath.tasks.detectability:DetectabilityTask",
-}
-TEXT_TASKS = frozenset({"zeroshot"})
-DEFAULT_TASKS = ("linear_probe", "retrieval", "zeroshot", "embedding_drift", "identity", "detectability")
 from robustpath.spec.run_spec import GALLERIES  # noqa: E402  (the option's choices have one owner)
 
 
 def list_tasks() -> list[str]:
-    return list(_TASKS)
+    """The tasks ``--task`` accepts (robustpath.tasks.registry), in report order."""
+    return [info.name for info in list_task_infos(group_shift=False)]
+
+
+def __getattr__(name: str):
+    """DEFAULT_TASKS and TEXT_TASKS, derived from the registry on first use."""
+    if name == "DEFAULT_TASKS":
+        return tuple(info.name for info in list_task_infos(group_shift=False) if info.default)
+    if name == "TEXT_TASKS":
+        return frozenset(info.name for info in list_task_infos(group_shift=False) if info.needs_text)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_task_name(name: str) -> str:
-    if name in _TASKS:
+    if name in list_tasks():
         return name
-    raise UsageError(unknown_name_message("task", name, _TASKS))
+    raise UsageError(unknown_name_message("task", name, list_tasks()))
 
 
 def create_task(name: str, **options) -> Task:
     """One task instance; ``options`` go to its constructor (e.g. gallery="corrupted")."""
-    module_name, attr = _TASKS[check_task_name(name)].split(":")
+    module_name, attr = get_task_info(check_task_name(name)).factory.split(":")
     return getattr(importlib.import_module(module_name), attr)(**options)
 
 

@@ -232,6 +232,14 @@ def chance_record(metrics: Sequence[str], test_counts: Sequence[int], gallery_co
     }
 
 
+def no_chance_level(metrics: Sequence[str], test_counts: Sequence[int] | None = None,
+                    gallery_counts: Sequence[int] | None = None) -> dict:
+    """The chance rule of measures without a chance level (the group-shift tasks): every metric
+    → {"value": None, "best": 1, "definition": "none: …"}, in chance_record's form."""
+    return {metric: {"value": None, "best": 1.0, "definition": "none: no chance level for this metric"}
+            for metric in metrics}
+
+
 RECORDED = "run"
 FROM_COUNTS = "class counts in run.json"
 BALANCED_ASSUMED = "class names only: balanced classes assumed"

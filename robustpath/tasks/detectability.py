@@ -24,6 +24,8 @@ import numpy as np
 from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 from robustpath.tasks.retrieval import SIMILARITY_GRID_BITS, nearest_neighbour_bins
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
 
 KNN_K = 10
 SCORE = "ood_score"  # the per-sample values (predictions.csv column)
@@ -43,10 +45,27 @@ def knn_distance(queries: np.ndarray, reference: np.ndarray, k: int = KNN_K) -> 
     return 1.0 - bins.sum(axis=1).astype(np.float64) / (bins.shape[1] * 2.0 ** SIMILARITY_GRID_BITS)
 
 
+INFO = register_task(TaskInfo(
+    name="detectability", order=70, default=True, detection=True,
+    description="AUROC of the k-NN distance to clean training embeddings, corrupted vs clean test images",
+    metrics=(MetricInfo(AUROC),), primary=AUROC, chance=chance_record,
+    definitions=(
+        "- **detectability · ood_auroc** (no labels): AUROC of the k-NN out-of-distribution score (`ood_score` in\n"
+        "  predictions.csv: mean cosine distance to the k = 10 nearest clean training embeddings) separating corrupted test\n"
+        "  images from the same images clean; 0.5 = indistinguishable (the clean row), 1 = perfectly detectable. Left out of\n"
+        "  the robustness summaries; a variant with a significant drop of the main task's primary metric and AUROC below 0.7\n"
+        "  is flagged *harmful, hard to detect* (robustness_silent_failures.csv).",
+    ),
+    export_columns=(SCORE,),
+    run_note="Detectability: AUROC of the mean cosine distance to the 10 nearest clean training embeddings, "
+             "corrupted vs clean test images (no labels).",
+    factory="robustpath.tasks.detectability:DetectabilityTask",
+))
+
 class DetectabilityTask(OutcomeTask):
-    name = "detectability"
-    description = "AUROC of the k-NN distance to clean training embeddings, corrupted vs clean test images"
-    metrics = (AUROC,)
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def _fit(self, context: TaskContext) -> None:
         if context.clean_test_embeddings is None:

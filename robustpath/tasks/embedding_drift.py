@@ -14,6 +14,8 @@ import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
 
 
 def paired_cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -24,10 +26,23 @@ def paired_cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", a, b) / norms
 
 
+INFO = register_task(TaskInfo(
+    name="embedding_drift", order=50, default=True,
+    description="cosine similarity of each image's corrupted embedding with its clean embedding",
+    metrics=(MetricInfo("cosine_similarity"),), primary="cosine_similarity", chance=chance_record,
+    definitions=(
+        "- **embedding_drift · cosine_similarity**: per-image cosine similarity of the corrupted and the clean embedding,\n"
+        "  both centred on the mean clean training embedding.",
+    ),
+    export_columns=("cosine_similarity",),
+    run_note="Embedding drift: cosine similarity of each test image's corrupted and clean embedding (no labels).",
+    factory="robustpath.tasks.embedding_drift:EmbeddingDriftTask",
+))
+
 class EmbeddingDriftTask(OutcomeTask):
-    name = "embedding_drift"
-    description = "cosine similarity of each image's corrupted embedding with its clean embedding"
-    metrics = ("cosine_similarity",)
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def _fit(self, context: TaskContext) -> None:
         if context.clean_test_embeddings is None:

@@ -15,7 +15,9 @@ import numpy as np
 
 from robustpath.errors import UsageError
 from robustpath.tasks.outcomes import Outcomes
-from robustpath.tasks.base import OutcomeTask, TaskContext
+from robustpath.tasks.base import CLASSIFICATION_DEFINITIONS, CLASSIFICATION_METRICS, OutcomeTask, TaskContext
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import TaskInfo, register_task
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -24,10 +26,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+INFO = register_task(TaskInfo(
+    name="fine_tune", order=20,
+    description="the fine-tuned encoder's own linear head (encoder + head trained on clean training images)",
+    metrics=CLASSIFICATION_METRICS, primary="accuracy", chance=chance_record,
+    definitions=CLASSIFICATION_DEFINITIONS, export_columns=("predicted_label", "p_{class}"),
+    run_note="Fine-tuning: the encoder and a linear head were trained together on clean training images; "
+    "the fine-tuned head is scored on corrupted test images.",
+    factory="robustpath.tasks.fine_tune:FineTuneTask",
+))
+
 class FineTuneTask(OutcomeTask):
-    name = "fine_tune"
-    description = "the fine-tuned encoder's own linear head (encoder + head trained on clean training images)"
-    metrics = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "flip_rate")
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def __init__(self, samples_per_class: int = 0, repeat: int = 0) -> None:
         super().__init__()

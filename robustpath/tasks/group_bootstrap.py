@@ -87,6 +87,14 @@ def score_cells(
         return values, {}
     reference_replicates = np.concatenate(reference_blocks)
     reference_points = np.array([np.mean(reference[n]) for n in names])
+    return values, _differences(names, (points, replicates), (reference_points, reference_replicates), sizes, n_units)
+
+
+def _differences(names: list[str], scored: tuple, reference: tuple, sizes: list[int], n_units: int) -> dict:
+    """score_cells' differences: (points (C,), replicates (B, C)) of the cells minus the reference's → name →
+    MetricValue for every cell and MEAN_CELL, with the paired interval and p-value."""
+    points, replicates = scored
+    reference_points, reference_replicates = reference
     differences = {}
     for column, name in enumerate([*names, MEAN_CELL]):
         if column < len(names):
@@ -97,7 +105,7 @@ def score_cells(
             point, size = float(np.mean(points - reference_points)), n_units
         low, high = paired_drop_interval(variant, clean)
         differences[name] = MetricValue(float(point), low, high, int(size), low, high, paired_drop_p_value(variant, clean))
-    return values, differences
+    return differences
 
 
 def _row_means(replicates: np.ndarray) -> np.ndarray:

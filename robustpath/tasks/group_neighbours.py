@@ -23,10 +23,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from robustpath.tasks.chance import no_chance_level
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
 from robustpath.tasks.retrieval import nearest_neighbours
 
 IDENTITY_K = (1, 10)
 RI_K = 10
+
+register_task(TaskInfo(
+    name="cross_group_retrieval", order=110, group_shift=True,
+    description="paired identity retrieval across groups: does an image of group A find its own tissue in group B",
+    metrics=tuple(MetricInfo(f"top{k}_accuracy") for k in IDENTITY_K), primary="top1_accuracy", chance=no_chance_level,
+    definitions=(
+        "- **Cross-group identity retrieval** (top-1 / top-10): each image of group A whose tissue (pair_id) is also in\n"
+        "  group B queries all of B's images; a hit when its own tissue is among the k nearest (cosine, the retrieval\n"
+        "  task's neighbour order). 1 = the model finds the same tissue whatever the centre, scanner or stain.",
+    ),
+))
+register_task(TaskInfo(
+    name="robustness_index", order=120, group_shift=True,
+    description="PathoROB's Robustness Index: do an image's neighbours share its class or its group",
+    metrics=(MetricInfo("robustness_index"),), primary="robustness_index", chance=no_chance_level,
+    definitions=(
+        "- **Robustness Index** (PathoROB): among each image's 10 nearest neighbours (itself and its own tissue left\n"
+        "  out), SO = same class from another group, OS = other class from the same group; RI = ΣSO / (ΣSO + ΣOS).\n"
+        "  Near 1: neighbourhoods follow biology; near 0: they follow the group.",
+    ),
+))
 
 
 def ordered_group_pairs(groups: np.ndarray) -> list[tuple[str, str]]:

@@ -15,6 +15,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from robustpath.tasks.chance import no_chance_level
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
+
+INFO = register_task(TaskInfo(
+    name="group_probe", order=130, group_shift=True,
+    description="the linear probe trained in one group and tested in another",
+    metrics=(MetricInfo("accuracy"), MetricInfo("accuracy_drop")), primary="accuracy", chance=no_chance_level,
+    definitions=(
+        "- **Group probe**: the linear probe trained on group A's clean training images, tested on group B's test\n"
+        "  images; the drop is accuracy(A→B) − accuracy(B→B) on the same images (paired bootstrap, 95% interval).",
+    ),
+))
+
 
 def probe_transfer(
     embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, splits: np.ndarray,

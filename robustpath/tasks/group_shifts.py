@@ -30,8 +30,13 @@ from robustpath.variants import Variant
 
 GROUP_PREFIX = "group:"
 MEAN, WITHIN, ALL = "group:mean", "group:within", "group:all"
-GROUP_TASKS = ("cross_group_retrieval", "robustness_index", "group_probe", "shift_distance")
-LOWER_IS_BETTER = frozenset({"embedding_distance"})
+
+
+def group_tasks() -> tuple[str, ...]:
+    """The group-shift tasks (robustpath.tasks.registry: group_shift), in report order."""
+    from robustpath.tasks.registry import list_task_infos
+
+    return tuple(info.name for info in list_task_infos(group_shift=True))
 
 
 def pair_label(a: str, b: str) -> str:
@@ -95,12 +100,19 @@ def probe_values(embeddings, dataset, units, seed, resamples) -> tuple[dict, lis
     rows: dict[str, dict] = {label: {"accuracy": value} for label, value in _prefixed(values, names).items()}
     for label, value in _prefixed(drops, names).items():
         rows[label]["accuracy_drop"] = value
+    rows.update(_within_group_rows(within, units, seed, resamples))
+    return rows, notes
+
+
+def _within_group_rows(within: dict, units, seed, resamples) -> dict:
+    """group_probe's within-group cells: 'group:B->B' → {"accuracy": …}, their mean as 'group:within'."""
+    from robustpath.tasks.group_bootstrap import score_cells
+
     own = {f"{b}->{b}": (cell["correct"], units[cell["images"]]) for b, cell in within.items()}
     own_values, _ = score_cells(own, seed, resamples)
     own_names = {key: pair_label(*key.split("->", 1)) for key in own}
-    for label, value in _prefixed(own_values, own_names).items():
-        rows[WITHIN if label == MEAN else label] = {"accuracy": value}
-    return rows, notes
+    return {(WITHIN if label == MEAN else label): {"accuracy": value}
+            for label, value in _prefixed(own_values, own_names).items()}
 
 
 def distance_values(embeddings, dataset, units, seed, resamples, variants, corrupted: dict, test: np.ndarray) -> dict:

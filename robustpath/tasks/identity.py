@@ -26,11 +26,31 @@ import numpy as np
 from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import OutcomeTask, TaskContext
 from robustpath.tasks.retrieval import neighbour_ranks
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
 
 IDENTITY_TOP_K = (1, 10)
 RANK = "identity_rank"  # the per-sample values (predictions.csv column)
 MEDIAN_RANK = "identity_median_rank"
 
+
+INFO = register_task(TaskInfo(
+    name="identity", order=60, default=True,
+    description="rank of each corrupted test image's own clean embedding among all clean test embeddings",
+    metrics=(*(MetricInfo(f"identity_top{k}_accuracy") for k in IDENTITY_TOP_K),
+             MetricInfo(MEDIAN_RANK, higher_is_better=False)),
+    primary="identity_top1_accuracy", chance=chance_record,
+    definitions=(
+        "- **identity** (no labels): the rank of each corrupted test image's own clean embedding among all N clean test\n"
+        "  embeddings (cosine, retrieval's neighbour order: ties by test-split position); `identity_top1_accuracy` /\n"
+        "  `identity_top10_accuracy` = share with rank ≤ 1 / ≤ 10 (chance k/N), `identity_median_rank` = median rank (lower\n"
+        "  is better; chance (N + 1)/2). Per image in predictions.csv (`identity_rank`).",
+    ),
+    export_columns=(RANK,),
+    run_note="Identity retrieval: rank of each corrupted test image's own clean embedding among all clean test "
+             "embeddings (no labels).",
+    factory="robustpath.tasks.identity:IdentityTask",
+))
 
 def identity_ranks(queries: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """(N, D) query embeddings, (N, D) clean embeddings of the same images → (N,) int64 rank of
@@ -39,9 +59,9 @@ def identity_ranks(queries: np.ndarray, clean: np.ndarray) -> np.ndarray:
 
 
 class IdentityTask(OutcomeTask):
-    name = "identity"
-    description = "rank of each corrupted test image's own clean embedding among all clean test embeddings"
-    metrics = (*(f"identity_top{k}_accuracy" for k in IDENTITY_TOP_K), MEDIAN_RANK)
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def _fit(self, context: TaskContext) -> None:
         if context.clean_test_embeddings is None:

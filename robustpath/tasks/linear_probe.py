@@ -33,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
-from robustpath.tasks.base import OutcomeTask, TaskContext
+from robustpath.tasks.base import CLASSIFICATION_DEFINITIONS, CLASSIFICATION_METRICS, OutcomeTask, TaskContext
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import TaskInfo, register_task
 
 DEFAULT_C = 1.0
 C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 9))
@@ -177,10 +179,19 @@ def choose_regularisation(features: np.ndarray, labels: np.ndarray, seed: int) -
     return C_GRID[best], facts
 
 
+INFO = register_task(TaskInfo(
+    name="linear_probe", order=10, default=True,
+    description="logistic regression (C by cross-validation) on standardised clean training embeddings",
+    metrics=CLASSIFICATION_METRICS, primary="accuracy", chance=chance_record,
+    definitions=CLASSIFICATION_DEFINITIONS, export_columns=("predicted_label", "p_{class}"),
+    run_note="The linear probe is trained on clean training embeddings and scored on corrupted test embeddings.",
+    factory="robustpath.tasks.linear_probe:LinearProbeTask",
+))
+
 class LinearProbeTask(OutcomeTask):
-    name = "linear_probe"
-    description = "logistic regression (C by cross-validation) on standardised clean training embeddings"
-    metrics = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "flip_rate")
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def __init__(self, regularisation: float | None = None, samples_per_class: int = 0, repeat: int = 0) -> None:
         """regularisation: a fixed C, or None to choose it by cross-validation."""

@@ -89,31 +89,32 @@ def metric_replicates(
             for name in wanted_classification:
                 results[name] = CLASSIFICATION_METRICS[name](conf)
     for name in names:
-        if name in results:
-            continue
-        if name in outcomes.per_sample:
-            results[name] = np.asarray(outcomes.per_sample[name], float)[indices].mean(axis=1)
-        elif name in MEDIANS:
-            results[name] = np.median(np.asarray(outcomes.per_sample[MEDIANS[name]], float)[indices], axis=1)
-        elif name in CLEAN_SEPARATIONS:
-            score = CLEAN_SEPARATIONS[name]
-            if clean is None or score not in clean.per_sample:
-                results[name] = np.full(indices.shape[0], np.nan)
-            else:
-                results[name] = paired_auroc(clean.per_sample[score], outcomes.per_sample[score], indices)
-        elif name == CALIBRATION:
-            probabilities = outcomes.probabilities
-            correct = probabilities.argmax(axis=1) == outcomes.labels
-            results[name] = expected_calibration_error(probabilities.max(axis=1), correct, indices)
-        elif name == FLIP_RATE:
-            if clean is None or clean.predictions is None:
-                results[name] = np.full(indices.shape[0], np.nan)
-            else:
-                flipped = (outcomes.predictions != clean.predictions).astype(float)
-                results[name] = flipped[indices].mean(axis=1)
-        else:
-            raise KeyError(f"metric '{name}' cannot be computed from these outcomes")
+        if name not in results:
+            results[name] = _replicates_of(name, outcomes, indices, clean)
     return results
+
+
+def _replicates_of(name: str, outcomes: Outcomes, indices: np.ndarray, clean: Outcomes | None) -> np.ndarray:
+    """One non-confusion-matrix metric of metric_replicates for each row of ``indices`` (R, m) → (R,)."""
+    if name in outcomes.per_sample:
+        return np.asarray(outcomes.per_sample[name], float)[indices].mean(axis=1)
+    if name in MEDIANS:
+        return np.median(np.asarray(outcomes.per_sample[MEDIANS[name]], float)[indices], axis=1)
+    if name in CLEAN_SEPARATIONS:
+        score = CLEAN_SEPARATIONS[name]
+        if clean is None or score not in clean.per_sample:
+            return np.full(indices.shape[0], np.nan)
+        return paired_auroc(clean.per_sample[score], outcomes.per_sample[score], indices)
+    if name == CALIBRATION:
+        probabilities = outcomes.probabilities
+        correct = probabilities.argmax(axis=1) == outcomes.labels
+        return expected_calibration_error(probabilities.max(axis=1), correct, indices)
+    if name == FLIP_RATE:
+        if clean is None or clean.predictions is None:
+            return np.full(indices.shape[0], np.nan)
+        flipped = (outcomes.predictions != clean.predictions).astype(float)
+        return flipped[indices].mean(axis=1)
+    raise KeyError(f"metric '{name}' cannot be computed from these outcomes")
 
 
 class PairedScorer:

@@ -40,7 +40,9 @@ import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, ScreenedGallery, query_blocks
-from robustpath.tasks.base import GALLERIES, OutcomeTask
+from robustpath.tasks.base import FLIP_RATE_DEFINITION, GALLERIES, OutcomeTask
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
 
 TOP_K = (1, 3, 5)
 VOTE_K = 5
@@ -275,13 +277,24 @@ def majority_vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
     return votes.argmax(axis=1)
 
 
+INFO = register_task(TaskInfo(
+    name="retrieval", order=30, default=True,
+    description="cosine nearest neighbours of test queries in the training gallery",
+    metrics=(
+        *(MetricInfo(f"top{k}_accuracy") for k in TOP_K), MetricInfo(f"majority{VOTE_K}_accuracy"),
+        MetricInfo(f"map_at_{RANK_K}"), MetricInfo(f"recall_at_{RANK_K}"), MetricInfo("flip_rate", higher_is_better=False),
+    ),
+    primary="top1_accuracy", chance=chance_record, definitions=(FLIP_RATE_DEFINITION,),
+    export_columns=("predicted_label", "neighbours", "neighbour_labels"),
+    run_note="Retrieval: corrupted test queries against the clean training gallery.",
+    gallery_notes=(("corrupted", "Retrieval: corrupted test queries against the training gallery under the same corruption."),),
+    factory="robustpath.tasks.retrieval:RetrievalTask",
+))
+
 class RetrievalTask(OutcomeTask):
-    name = "retrieval"
-    description = "cosine nearest neighbours of test queries in the training gallery"
-    metrics = (
-        *(f"top{k}_accuracy" for k in TOP_K), f"majority{VOTE_K}_accuracy",
-        f"map_at_{RANK_K}", f"recall_at_{RANK_K}", "flip_rate",
-    )
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def __init__(self, gallery: str = "clean") -> None:
         super().__init__()

@@ -22,7 +22,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from robustpath.tasks.chance import no_chance_level
 from robustpath.tasks.embedding_drift import paired_cosine_similarity
+from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
+
+INFO = register_task(TaskInfo(
+    name="shift_distance", order=140, group_shift=True,
+    description="how far a group shift and each corruption move the embeddings (cosine distance)",
+    metrics=(MetricInfo("embedding_distance", higher_is_better=False),), primary="embedding_distance",
+    chance=no_chance_level,
+    definitions=(
+        "- **Embedding distance**: mean cosine distance 1 − cos between a tissue's embeddings in two groups, or between\n"
+        "  an image's clean and corrupted embedding (centred on the mean clean training embedding); the closest\n"
+        "  corruption moves the embeddings about as far as the group shift.",
+    ),
+))
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray, centre: np.ndarray) -> np.ndarray:

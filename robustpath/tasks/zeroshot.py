@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
-from robustpath.tasks.base import OutcomeTask, TaskContext
+from robustpath.tasks.base import CLASSIFICATION_DEFINITIONS, CLASSIFICATION_METRICS, OutcomeTask, TaskContext
+from robustpath.tasks.chance import chance_record
+from robustpath.tasks.registry import TaskInfo, register_task
 
 TEXT_BATCH = 256
 LOGIT_SCALE = 100.0
@@ -59,10 +61,19 @@ def zero_shot_probabilities(image_embeddings: np.ndarray, text_embeddings: np.nd
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+INFO = register_task(TaskInfo(
+    name="zeroshot", order=40, default=True, needs_text=True,
+    description="cosine similarity between image embeddings and prompt-ensemble class embeddings",
+    metrics=CLASSIFICATION_METRICS, primary="accuracy", chance=chance_record,
+    definitions=CLASSIFICATION_DEFINITIONS, export_columns=("predicted_label", "p_{class}"),
+    run_note="Zero-shot: class text embeddings (prompt ensembles) are computed once from clean prompts.",
+    factory="robustpath.tasks.zeroshot:ZeroShotTask",
+))
+
 class ZeroShotTask(OutcomeTask):
-    name = "zeroshot"
-    description = "cosine similarity between image embeddings and prompt-ensemble class embeddings"
-    metrics = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "flip_rate")
+    name = INFO.name
+    description = INFO.description
+    metrics = INFO.metric_names
 
     def _fit(self, context: TaskContext) -> None:
         if context.text_embeddings is None:

@@ -23,8 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.output.run_folder import RunFolder
     from robustpath.run.runner import RunResult
 
-RESULTS_FILE = "results.csv"
-REPORT_FILE = "report.md"
+from robustpath.output.layout import REPORT_FILE, RESULTS_FILE  # noqa: E402,F401  (names of this module)
 
 
 def results_csv(table) -> str:

@@ -6,11 +6,16 @@
   list of records (NaN → null);
 - markdown: report.md states the version on a line of its header;
 - html: report.html states it in its header (robustpath.output.report.html).
+
+Each format declares its name and the files it writes (OutputFormat, fnmatch patterns
+relative to the output folder, names from robustpath.output.layout); ``list_formats``
+gives them in the order of ``--format``'s choices.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
@@ -18,13 +23,58 @@ from robustpath.util.atomic import write_bytes_atomic, write_text_atomic
 from robustpath.spec.run_spec import OUTPUT_FORMATS
 from robustpath.errors import UsageError, unknown_name_message
 from robustpath.results.table import SCHEMA_VERSION
+from robustpath.output.layout import (
+    HTML_FILE, JSON_FILE, PLOTS_DIR, REPORT_FILE, RESULTS_NAME, SUMMARY_PREFIX,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-FORMATS = OUTPUT_FORMATS
 DEFAULT_FORMATS = ("csv", "markdown", "html")
-JSON_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """An output format: its ``--format`` name, what it is, and the files it writes (fnmatch patterns)."""
+
+    name: str
+    description: str
+    files: tuple[str, ...]
+
+
+_FORMATS: dict[str, OutputFormat] = {}
+
+
+def register_format(output_format: OutputFormat) -> OutputFormat:
+    """Add a format; ValueError for a second one of the same name or one without files."""
+    if output_format.name in _FORMATS:
+        raise ValueError(f"output format '{output_format.name}' is registered twice")
+    if not output_format.files:
+        raise ValueError(f"output format '{output_format.name}' declares no files")
+    _FORMATS[output_format.name] = output_format
+    return output_format
+
+
+def list_formats() -> list[OutputFormat]:
+    """The registered formats, in the order of --format's choices (robustpath.spec.run_spec.OUTPUT_FORMATS)."""
+    order = {name: position for position, name in enumerate(OUTPUT_FORMATS)}
+    return sorted(_FORMATS.values(), key=lambda f: (order.get(f.name, len(order)), f.name))
+
+
+def get_format(name: str) -> OutputFormat:
+    if name not in _FORMATS:
+        raise UsageError(unknown_name_message("format", name, list(_FORMATS)))
+    return _FORMATS[name]
+
+
+register_format(OutputFormat("csv", "the results table and each robustness summary as CSV",
+                             (f"{RESULTS_NAME}.csv", f"{SUMMARY_PREFIX}*.csv")))
+register_format(OutputFormat("markdown", "report.md with its plots", (REPORT_FILE, f"{PLOTS_DIR}/*.png")))
+register_format(OutputFormat("html", "report.html: one self-contained page", (HTML_FILE,)))
+register_format(OutputFormat("json", "every table in one JSON document", (JSON_FILE,)))
+register_format(OutputFormat("parquet", "the results table and each robustness summary as Parquet (needs pyarrow)",
+                             (f"{RESULTS_NAME}.parquet", f"{SUMMARY_PREFIX}*.parquet")))
+FORMATS = tuple(output_format.name for output_format in list_formats())
 
 
 def check_formats(formats: Iterable[str] | None) -> tuple[str, ...]:

@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from robustpath.output.report.markdown import markdown_table, number
+from robustpath.output.report.markdown import markdown_table, number, task_definitions
 
 if TYPE_CHECKING:  # pragma: no cover
     from robustpath.results.robustness import RobustnessSummary
 
-GROUP_DEFINITIONS = """\
-- **Cross-group identity retrieval** (top-1 / top-10): each image of group A whose tissue (pair_id) is also in
-  group B queries all of B's images; a hit when its own tissue is among the k nearest (cosine, the retrieval
-  task's neighbour order). 1 = the model finds the same tissue whatever the centre, scanner or stain.
-- **Robustness Index** (PathoROB): among each image's 10 nearest neighbours (itself and its own tissue left
-  out), SO = same class from another group, OS = other class from the same group; RI = ΣSO / (ΣSO + ΣOS).
-  Near 1: neighbourhoods follow biology; near 0: they follow the group.
-- **Group probe**: the linear probe trained on group A's clean training images, tested on group B's test
-  images; the drop is accuracy(A→B) − accuracy(B→B) on the same images (paired bootstrap, 95% interval).
-- **Embedding distance**: mean cosine distance 1 − cos between a tissue's embeddings in two groups, or between
-  an image's clean and corrupted embedding (centred on the mean clean training embedding); the closest
-  corruption moves the embeddings about as far as the group shift.
+_GROUP_DEFINITIONS = """\
+{tasks}
 - **Spearman's rho** across models: synthetic robustness (probe accuracy retention under corruption, embedding
   drift) against real-shift robustness (group-probe retention, identity top-1, RI); needs ≥ 3 models.
 - Intervals: 95% bootstrap over tissues (a pair is resampled as one unit)."""
@@ -59,7 +49,7 @@ def group_shift_markdown(summary: "RobustnessSummary", plots: Mapping[str, list[
         rows = [[r.dataset, r.synthetic_measure, r.real_measure, number(r.spearman_rho), r.models]
                 for r in correlation.itertuples()]
         lines += markdown_table(["dataset", "synthetic", "real", "Spearman rho", "models"], rows)
-    return lines + ["### Group-shift definitions", "", GROUP_DEFINITIONS, ""]
+    return lines + ["### Group-shift definitions", "", _GROUP_DEFINITIONS.replace("{tasks}", "\n".join(task_definitions(group_shift=True))), ""]
 
 
 def _variant(row) -> str:

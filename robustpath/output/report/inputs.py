@@ -23,7 +23,7 @@ from robustpath.output.output_folder import PUBLISH_DIR, RECORD_FILE
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-RUN_RESULTS = "results.csv"
+from robustpath.output.layout import RESULTS_FILE as RUN_RESULTS  # noqa: E402
 
 
 @dataclass

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from robustpath.results.robustness import RobustnessSummary
 
-DEFINITIONS = """\
+_DEFINITIONS = """\
 - **retention**: corrupted value / clean value, averaged over severities.
 - **normalised AUC**: area under the degradation curve (severity 0 = clean) after rescaling each value to
   (value − chance) / (clean − chance), divided by the highest severity: 1 = no loss, 0 = at chance throughout.
@@ -34,21 +34,21 @@ DEFINITIONS = """\
 - **significant** (`*`): the two-sided paired-bootstrap p-value of the drop (same resampled images, clean and
   corrupted), p = min(1, 2 · (1 + min(#{d ≤ 0}, #{d ≥ 0})) / (B + 1)) over the B replicate differences d, is below
   0.05 (`drop_p_value` in results.csv): the replicate count behind "the 95% interval of the drop excludes 0".
-- **flip_rate**: share of images whose predicted class changes from the clean prediction (lower is better).
-- **expected_calibration_error**: 15 equal-width confidence bins (lower is better); zero-shot probabilities are
-  softmax(100 · cosine).
-- **embedding_drift · cosine_similarity**: per-image cosine similarity of the corrupted and the clean embedding,
-  both centred on the mean clean training embedding.
-- **identity** (no labels): the rank of each corrupted test image's own clean embedding among all N clean test
-  embeddings (cosine, retrieval's neighbour order: ties by test-split position); `identity_top1_accuracy` /
-  `identity_top10_accuracy` = share with rank ≤ 1 / ≤ 10 (chance k/N), `identity_median_rank` = median rank (lower
-  is better; chance (N + 1)/2). Per image in predictions.csv (`identity_rank`).
-- **detectability · ood_auroc** (no labels): AUROC of the k-NN out-of-distribution score (`ood_score` in
-  predictions.csv: mean cosine distance to the k = 10 nearest clean training embeddings) separating corrupted test
-  images from the same images clean; 0.5 = indistinguishable (the clean row), 1 = perfectly detectable. Left out of
-  the robustness summaries; a variant with a significant drop of the main task's primary metric and AUROC below 0.7
-  is flagged *harmful, hard to detect* (robustness_silent_failures.csv).
+{tasks}
 - The linear probe is trained on clean training embeddings and scored on corrupted test embeddings."""
+
+
+def task_definitions(group_shift: bool = False) -> list[str]:
+    """Every registered task's definition lines (robustpath.tasks.registry), in report order, each once."""
+    from robustpath.tasks.registry import list_task_infos
+
+    lines = [line for info in list_task_infos(group_shift=group_shift) for line in info.definitions]
+    return list(dict.fromkeys(lines))
+
+
+def definitions_text() -> str:
+    """The report's definitions: the general ones, then each task's own lines from the task registry."""
+    return _DEFINITIONS.replace("{tasks}", "\n".join(task_definitions()))
 
 
 def number(value, digits: int = 3) -> str:
@@ -325,7 +325,7 @@ def render_report(
     lines += ["## Results", ""]
     for grid in build_grids(table, metrics="all" if single else "primary"):
         lines += _grid_markdown(grid, with_model=not single)
-    lines += ["## Definitions", "", DEFINITIONS, ""]
+    lines += ["## Definitions", "", definitions_text(), ""]
     return "\n".join(lines)
 
 

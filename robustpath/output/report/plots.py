@@ -37,8 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DPI = 100
 PANEL = (3.2, 2.4)
-PLOTS_DIR = "plots"
-GALLERY_FILE = "corruption_gallery.png"
+from robustpath.output.layout import GALLERY_FILE, PLOTS_DIR  # noqa: E402
 GALLERY_CELL_INCHES = 1.1
 
 

@@ -30,9 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.results.robustness import RobustnessSummary
     from robustpath.preview.run_gallery import RunGallery
 
-RESULTS_NAME = "results"
-REPORT_FILE = "report.md"
-OUTCOMES_FILE = "outcomes.npz"
+from robustpath.output.layout import OUTCOMES_FILE, REPORT_FILE, RESULTS_NAME, summary_name  # noqa: E402
 
 
 def write_report(
@@ -58,7 +56,6 @@ def write_report(
     for one run, of ``out_dir``; at most ``html_max_images`` images per cell.
     ``notes``: about the report as a whole (report.md shows them with the runs' notes).
     """
-    from robustpath.results.chance_summary import undefined_summary_notes
     from robustpath.results.robustness import summarise_results
 
     formats = check_formats(formats)
@@ -66,7 +63,7 @@ def write_report(
     if notes:  # report.md shows every record's notes once, under the header
         records = [{**records[0], "notes": [*records[0].get("notes", []), *notes]}, *records[1:]]
     summary = summary or summarise_results(table, list(records), baseline)
-    robustness = {f"robustness_{name}": frame for name, frame in summary.tables().items()}
+    robustness = {summary_name(name): frame for name, frame in summary.tables().items()}
     # empty tables are not written (an earlier run's file of that name is removed when the set is published)
     files = {RESULTS_NAME: table, **{name: frame for name, frame in robustness.items() if not frame.empty}}
     paths: dict[str, Path] = {}
@@ -76,15 +73,7 @@ def write_report(
 
         drawing = drawing_plots(table, summary, out_dir, gallery)
     with drawing as written:  # the plots are drawn meanwhile (in worker processes where possible)
-        if "csv" in formats:
-            paths.update(write_csv_tables(files, out_dir))
-        if "parquet" in formats:
-            paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(files, out_dir).items()})
-        if "json" in formats:  # one document: every table, empty ones as []
-            runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
-            json_notes = [*undefined_summary_notes(summary.ranking), *summary.notes, *notes]
-            paths["json"] = write_json_document({RESULTS_NAME: table, **robustness}, out_dir, runs=runs,
-                                                baseline=summary.baseline, notes=json_notes)
+        paths.update(_write_tables(files, {RESULTS_NAME: table, **robustness}, formats, out_dir, records, summary, notes))
         if "markdown" in formats:
             from robustpath.output.report.markdown import render_report
 
@@ -96,6 +85,23 @@ def write_report(
 
             paths["outcomes"] = save_outcomes(out_dir / OUTCOMES_FILE, outcomes)
     paths.update({f"plot:{relative}": out_dir / relative for section in written.values() for relative in section})
+    return paths
+
+
+def _write_tables(files, every_table, formats, out_dir: Path, records, summary, notes) -> dict[str, Path]:
+    """The tables in the csv and parquet formats (``files``: the non-empty ones) and the json document
+    (``every_table``, empty ones as [])."""
+    from robustpath.results.chance_summary import undefined_summary_notes
+
+    paths: dict[str, Path] = {}
+    if "csv" in formats:
+        paths.update(write_csv_tables(files, out_dir))
+    if "parquet" in formats:
+        paths.update({f"{name}.parquet": path for name, path in write_parquet_tables(files, out_dir).items()})
+    if "json" in formats:
+        runs = [{"run_id": r["run_id"], "model": r["model"]["name"], "dataset": r["dataset"]["name"]} for r in records]
+        json_notes = [*undefined_summary_notes(summary.ranking), *summary.notes, *notes]
+        paths["json"] = write_json_document(every_table, out_dir, runs=runs, baseline=summary.baseline, notes=json_notes)
     return paths
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from robustpath.results.robustness import RobustnessSummary
     from robustpath.preview.run_gallery import RunGallery
 
-HTML_FILE = "report.html"
+from robustpath.output.layout import HTML_FILE, RECORD_FILE  # noqa: E402
 DEFAULT_MAX_IMAGES = 6
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -99,7 +99,7 @@ def find_run_folders(run_dirs: Sequence[Path]) -> dict[str, Path]:
     folders: dict[str, Path] = {}
     for run_dir in map(Path, run_dirs):
         try:
-            run_id = json.loads((run_dir / "run.json").read_text()).get("run_id")
+            run_id = json.loads((run_dir / RECORD_FILE).read_text()).get("run_id")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(run_id, str):

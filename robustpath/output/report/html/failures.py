@@ -25,8 +25,7 @@ from robustpath.variants import Variant
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-PREDICTIONS_FILE = "predictions.csv"
-MISCLASSIFIED_FILE = "misclassified.csv"
+from robustpath.output.layout import MISCLASSIFIED_FILE, PREDICTIONS_FILE  # noqa: E402
 KEY = ["task", "corruption", "severity", "stage"]
 PREDICTION_COLUMNS = (*KEY, "sample_id", "true_label", "predicted_label", "neighbours", "neighbour_labels")
 LIST_SEPARATOR = ";"

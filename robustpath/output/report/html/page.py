@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
+from robustpath.output.layout import RESULTS_FILE
 from robustpath.output.report.html.charts import blur_stage_groups, degradation_groups
 from robustpath.output.report.html.gallery_view import corruption_gallery_view, failure_galleries
 from robustpath.output.report.html.tables import (
@@ -60,7 +61,7 @@ def page_context(
         "corruption_gallery": corruption_gallery_view(records, gallery, pool),
         "parameters": parameter_tables(records), "grids": grid_tables(table, several),
         "results": frame_table(with_schema_version(table), None, id="results", caption="All results",
-                               source="results.csv"),
+                               source=RESULTS_FILE),
         "definitions": definitions(),
     }
     context["toc"] = _toc(context)
@@ -139,10 +140,10 @@ def _parameter_text(format_parameter, value) -> str:
 
 def definitions() -> list[Markup]:
     """The definitions of report.md as list items (**bold** and `code` kept)."""
-    from robustpath.output.report.markdown import DEFINITIONS
+    from robustpath.output.report.markdown import definitions_text
 
     items: list[str] = []
-    for line in DEFINITIONS.splitlines():
+    for line in definitions_text().splitlines():
         if line.startswith("- "):
             items.append(line[2:])
         elif items:

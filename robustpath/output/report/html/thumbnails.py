@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from robustpath.errors import RobustPathError
+from robustpath.output.layout import EMBEDDINGS_DIR, SAMPLES_FILE
 from robustpath.variants import Variant
 
 THUMB_SIDE = 96
@@ -236,7 +237,7 @@ def _sample_paths(run_dir: Path) -> dict[str, str]:
     """sample id → source path from OUT/embeddings/samples.csv, when the run saved its embeddings."""
     import csv
 
-    samples = run_dir / "embeddings" / "samples.csv"
+    samples = run_dir / EMBEDDINGS_DIR / SAMPLES_FILE
     if not samples.is_file():
         return {}
     try:
