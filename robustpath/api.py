@@ -28,7 +28,7 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
 
     from robustpath.spec.run_spec import RunSpec
     from robustpath.errors import UsageError
-    from robustpath.run.runner import run_evaluation
+    from robustpath.run.runner import evaluate_and_write
 
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     unknown = sorted(set(options) - fields)
@@ -42,13 +42,10 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     from robustpath.util.atomic import output_path
 
     spec = RunSpec(model=model, data=data, out=output_path(out, "out") if out is not None else None, **options)
-    result = run_evaluation(spec, progress=progress)
-    if result is None:  # not rank 0 of a torchrun launch
+    written = evaluate_and_write(spec, progress=progress)
+    if written is None:  # not rank 0 of a torchrun launch
         return None
-    if out is not None:
-        from robustpath.output.report.files import write_run_outputs
-
-        write_run_outputs(result, spec.out)
+    result, _ = written
     table = result.table.copy()
     table.attrs["record"] = result.record
     return table

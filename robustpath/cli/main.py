@@ -297,26 +297,16 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         if not json_summary and main:
             _print_plan(plan, spec.out)
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
-    from robustpath.run.runner import run_evaluation
-    from robustpath.output.report.files import write_run_outputs
+    from robustpath.run.runner import evaluate_and_write
     from robustpath.output.report.writer import written_summary
     from robustpath.output.report.terminal import render_terminal
     from robustpath.results.summary import run_summary
 
-    from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
-
     with RichProgress(enabled=not quiet and main) as progress:
-        result = run_evaluation(spec, progress=progress)
-    if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
+        written = evaluate_and_write(spec, progress, formats, html_max_images)
+    if written is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
         return {}
-    try:
-        paths = write_run_outputs(result, spec.out, formats, html_max_images)
-    except BaseException as error:  # Ctrl-C: nothing was published, run.json still says "completed": false
-        if interrupted_by_user(error):
-            raise RunInterrupted(spec.out) from None
-        raise
-    finally:
-        result.release()
+    result, paths = written
     if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"] + result.notices:

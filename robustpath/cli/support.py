@@ -208,6 +208,10 @@ class RichProgress:
         """New text for bar ``key`` (training loops show their running loss here)."""
         self._progress.update(self._tasks[key], description=description)
 
+    def notice(self, message: str) -> None:
+        """Print ``message`` on stderr now, above the bars (also with --quiet, which only hides the bars)."""
+        self._progress.console.print(f"note: {message}", highlight=False)
+
     def finish(self, key: str) -> None:
         task = self._tasks[key]
         self._progress.update(task, completed=self._progress.tasks[task].total)

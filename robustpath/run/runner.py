@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robustpath.run.evaluate import build_exports, embed_and_score, tabulate, text_embeddings_of
@@ -79,6 +80,32 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
         if interrupted_by_user(error):
             raise RunInterrupted(spec.out) from None
         raise
+
+
+def evaluate_and_write(spec: RunSpec, progress: ProgressReporter | None = None, formats=None,
+                       html_max_images: int | None = None) -> "tuple[RunResult, dict[str, Path]] | None":
+    """run_evaluation, then with ``spec.out`` its outputs written there (robustpath.output.report.files):
+    the one path of the command line and the Python API.  Returns the result and name → written path
+    ({} without ``spec.out``), None on torchrun ranks other than 0.  Ctrl-C, during the run or while
+    the outputs are written, raises RunInterrupted with the hint to re-run the same command.
+    """
+    from robustpath.output.report.files import write_run_outputs
+    from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
+
+    result = run_evaluation(spec, progress=progress)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
+        return None
+    if spec.out is None:
+        return result, {}
+    try:
+        paths = write_run_outputs(result, spec.out, formats, html_max_images)
+    except BaseException as error:  # Ctrl-C: nothing was published, run.json still says "completed": false
+        if interrupted_by_user(error):
+            raise RunInterrupted(spec.out) from None
+        raise
+    finally:
+        result.release()
+    return result, paths
 
 
 def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) -> RunResult | None:
