@@ -10,9 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from robustpath.embedding.engine import compute_embeddings
+from robustpath.output.exports import RunExports, SampleTable
+from robustpath.results.table import metric_rows
 from robustpath.run.prepare import PreparedRun
 from robustpath.run.stores import RunStores, index_recorder
 from robustpath.spec.run_spec import BOOTSTRAP_RESAMPLES
+from robustpath.tasks import TaskContext
+from robustpath.tasks.group_shifts import evaluate_group_shifts
+from robustpath.tasks.scoring import TaskScorer
+from robustpath.tasks.zeroshot import class_text_embeddings
+from robustpath.variants import CLEAN_VARIANT
 
 
 @dataclass
@@ -30,16 +38,11 @@ def text_embeddings_of(run: PreparedRun):
     """The class text embeddings for zero-shot (computed once from clean prompts), None without them."""
     if not (run.main and run.prompts is not None and run.encoder.has_text):
         return None
-    from robustpath.tasks.zeroshot import class_text_embeddings
-
     return class_text_embeddings(run.encoder.to(run.device), run.prompts, run.device)
 
 
 def embed_and_score(run: PreparedRun, stores: RunStores, text_embeddings, timings: dict):
     """Sweep and score: (embeddings, scores), or None on torchrun ranks other than 0."""
-    from robustpath.embedding.engine import compute_embeddings
-    from robustpath.tasks.scoring import TaskScorer
-
     spec, options = run.spec, run.options
     clock = time.perf_counter()
     # without --save-embeddings a variant's embeddings are dropped once scored (they stay in the stores)
@@ -68,8 +71,6 @@ def embed_and_score(run: PreparedRun, stores: RunStores, text_embeddings, timing
 
 def _context_factory(run: PreparedRun, text_embeddings):
     """make_context for TaskScorer: a variant's embeddings → the TaskContext its tasks score."""
-    from robustpath.tasks import TaskContext
-
     dataset, spec = run.dataset, run.spec
     train_indices = dataset.indices("train")
 
@@ -92,9 +93,6 @@ def _context_factory(run: PreparedRun, text_embeddings):
 
 def tabulate(run: PreparedRun, run_id: str, embeddings, scores, timings: dict) -> Evaluation:
     """The metric rows and outcomes in a fixed order (tasks × clean + variants), whatever order they were scored in."""
-    from robustpath.results.table import metric_rows
-    from robustpath.variants import CLEAN_VARIANT
-
     model, dataset = run.encoder.name, run.dataset.name
     rows: list[dict] = []
     outcomes = {}
@@ -113,9 +111,6 @@ def tabulate(run: PreparedRun, run_id: str, embeddings, scores, timings: dict) -
 
 def _group_shifts(run: PreparedRun, run_id: str, embeddings, rows: list, timings: dict) -> dict:
     """Score the shifts between the data's groups, appending their rows; their run.json record."""
-    from robustpath.results.table import metric_rows
-    from robustpath.tasks.group_shifts import evaluate_group_shifts
-
     clock = time.perf_counter()
     group_results, group_record = evaluate_group_shifts(
         run.dataset, embeddings, run.variants, seed=run.spec.seed,
@@ -130,9 +125,6 @@ def _group_shifts(run: PreparedRun, run_id: str, embeddings, rows: list, timings
 
 def build_exports(run: PreparedRun, evaluation: Evaluation, text_embeddings):
     """What predictions.csv, misclassified.csv and embeddings/ are written from (robustpath.output.exports)."""
-    from robustpath.output.exports import RunExports, SampleTable
-    from robustpath.variants import CLEAN_VARIANT
-
     spec, selection, embeddings = run.spec, run.selection, evaluation.embeddings
     save = selection.save_embeddings
     return RunExports(

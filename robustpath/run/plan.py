@@ -5,8 +5,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustpath.spec.run_spec import CARD_POOLING, RunSpec
+from robustpath.data import load_dataset
+from robustpath.embedding.cache import dataset_content_digest, resolve_cache_dir, sample_digests
+from robustpath.embedding.cache_index import embedded_variants, run_lookup
+from robustpath.embedding.engine import precision_name, resize_is_identity
+from robustpath.models import resolve_model_spec
+from robustpath.models.customvit import customvit_preprocessing, load_customvit_config
+from robustpath.models.recipes.availability import check_local_copy
+from robustpath.models.registry import check_pooling, check_remote_code, get_model_recipe, resolved_pooling
+from robustpath.output.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE
+from robustpath.output.run_folder import PARTIAL_DIR
 from robustpath.run.prepare import ExecutionOptions, check_selection
+from robustpath.spec.run_spec import CARD_POOLING, RunSpec
+from robustpath.tasks import TEXT_TASKS, create_tasks
+from robustpath.tasks.prompts import load_prompts
+from robustpath.util.device import resolve_device
+from robustpath.variants import distinct_pipelines
 
 _TEXT_SOURCES = {"open_clip": "yes", "customvit": "no", "timm": "no"}
 
@@ -72,12 +86,6 @@ def _has_text(source: str, argument: str) -> str:
 
 def plan_run(spec: RunSpec) -> RunPlan:
     """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
-    from robustpath.data import load_dataset
-    from robustpath.util.device import resolve_device
-    from robustpath.models import resolve_model_spec
-    from robustpath.models.registry import resolved_pooling
-    from robustpath.tasks import TEXT_TASKS
-
     selection = check_selection(spec, require_tasks=False)  # the checks a run makes first, in the same order
     preset, variants = selection.preset, selection.variants
     device = resolve_device(spec.device)
@@ -107,18 +115,12 @@ def plan_run(spec: RunSpec) -> RunPlan:
 
 def _check_prompts(spec: RunSpec, tasks, dataset) -> None:
     """Load the prompts as the run would (a text task, or --prompts given), to check them."""
-    from robustpath.tasks import TEXT_TASKS
-    from robustpath.tasks.prompts import load_prompts
-
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         load_prompts(spec.prompts, dataset.classes, spec.templates)
 
 
 def _distinct_pipelines(dataset, prep, variants) -> int:
     """How many variants the sweep embeds apart (post twins of pre variants coincide at the native size)."""
-    from robustpath.embedding.engine import resize_is_identity
-    from robustpath.variants import distinct_pipelines
-
     identity = prep is not None and resize_is_identity(dataset.native_size, prep)
     return len(distinct_pipelines(variants, identity))
 
@@ -129,17 +131,12 @@ def _pooling_source(spec: RunSpec) -> str:
 
 def _export_files(spec: RunSpec, selection) -> tuple[str, ...]:
     """Per-sample files besides results.csv: the prediction CSVs and, with --save-embeddings, embeddings/."""
-    from robustpath.output.exports import EMBEDDINGS_DIR
-
     saved = (f"{EMBEDDINGS_DIR}/ ({selection.embeddings_dtype})",) if selection.save_embeddings else ()
     return (*_prediction_files(spec), *saved)
 
 
 def _check_model_options(spec: RunSpec):
     """Pooling, repository code and (offline) a local copy of an alias's repository; its recipe or None."""
-    from robustpath.models.registry import check_pooling, check_remote_code, get_model_recipe
-    from robustpath.models.recipes.availability import check_local_copy
-
     check_pooling(spec.model, spec.pooling)
     check_remote_code(spec.model, spec.trust_remote_code)
     recipe = get_model_recipe(spec.model)
@@ -152,15 +149,11 @@ def _preprocessing(source: str, argument: str):
     """The model's Preprocessing when its config gives it without loading weights (CustomViT), else None."""
     if source != "customvit":
         return None
-    from robustpath.models.customvit import customvit_preprocessing, load_customvit_config
-
     return customvit_preprocessing(load_customvit_config(Path(argument)))
 
 
 def _corrupts_training(spec: RunSpec, tasks) -> bool:
     """Whether a task embeds the training images under every variant too (retrieval --gallery corrupted)."""
-    from robustpath.tasks import create_tasks
-
     return any(
         getattr(task, "needs_corrupted_training", False)
         for name in tasks
@@ -170,11 +163,6 @@ def _corrupts_training(spec: RunSpec, tasks) -> bool:
 
 def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, device) -> dict[str, set[str]]:
     """Variants already embedded in OUT/.partial and the shared cache (robustpath.embedding.cache_index)."""
-    from robustpath.embedding.cache import dataset_content_digest, resolve_cache_dir, sample_digests
-    from robustpath.embedding.cache_index import embedded_variants, run_lookup
-    from robustpath.embedding.engine import precision_name
-    from robustpath.output.run_folder import PARTIAL_DIR
-
     options = ExecutionOptions.from_spec(spec)
     roots = {}
     if spec.out is not None:
@@ -190,8 +178,6 @@ def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, 
 
 def _prediction_files(spec) -> tuple[str, ...]:
     """The per-sample CSV files a run of ``spec`` writes (--predictions, --compress-exports)."""
-    from robustpath.output.exports import MISCLASSIFIED_FILE, PREDICTIONS_FILE
-
     mode = getattr(spec, "predictions", "all")
     if mode == "none":
         return ()

@@ -12,9 +12,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robustpath.data import load_dataset
+from robustpath.embedding.distributed import join
+from robustpath.embedding.engine import resize_is_identity
 from robustpath.errors import UsageError
+from robustpath.models import load_encoder
+from robustpath.output.exports import check_export_options
+from robustpath.output.run_folder import open_run_folder
+from robustpath.run.presets import load_preset_or_fail
 from robustpath.spec.run_spec import RunSpec
+from robustpath.tasks import TEXT_TASKS, check_task_name, create_tasks
+from robustpath.tasks.prompts import load_prompts
+from robustpath.util.device import resolve_device
+from robustpath.util.heap import freeze_now
 from robustpath.util.progress import ProgressReporter, SilentProgress
+from robustpath.variants import plan_variants
 
 
 @dataclass(frozen=True)
@@ -43,17 +55,6 @@ class ExecutionOptions:
         )
 
 
-def load_preset_or_fail(name_or_path: "str | tuple[str, ...]"):
-    """The preset of a run: one name or file, or several combined into one sweep (``corruptions.combine_presets``)."""
-    import corruptions
-
-    names = (name_or_path,) if isinstance(name_or_path, str) else tuple(name_or_path)
-    try:
-        return corruptions.combine_presets([corruptions.load_preset(name) for name in names])
-    except corruptions.CorruptionError as exc:  # an unknown name says so itself; a bad file gets the option's name
-        raise UsageError(str(exc) if str(exc).startswith("unknown preset") else f"--preset: {exc}") from None
-
-
 @dataclass(frozen=True)
 class Selection:
     """What a spec selects, checked: export options, task names, the preset and its planned variants."""
@@ -67,10 +68,6 @@ class Selection:
 
 def check_selection(spec: RunSpec, *, require_tasks: bool) -> Selection:
     """Check batch size, exports, tasks (at least one when ``require_tasks``), preset and variants, in that order."""
-    from robustpath.output.exports import check_export_options
-    from robustpath.tasks import check_task_name
-    from robustpath.variants import plan_variants
-
     if spec.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
     save_embeddings, embeddings_dtype = check_export_options(spec)
@@ -122,13 +119,6 @@ class PreparedRun:
 def prepare_run(spec: RunSpec, options: ExecutionOptions, progress: ProgressReporter, folders: list,
                 timings: dict) -> PreparedRun:
     """Check the spec, open the --out folder (appended to ``folders``), load data and model; time both loads."""
-    from robustpath.data import load_dataset
-    from robustpath.embedding.distributed import join
-    from robustpath.models import load_encoder
-    from robustpath.output.run_folder import open_run_folder
-    from robustpath.util.device import resolve_device
-    from robustpath.util.heap import freeze_now
-
     clock = time.perf_counter()
     selection = check_selection(spec, require_tasks=True)
     group, device = join(resolve_device(spec.device))  # (None, device) unless launched by torchrun
@@ -158,9 +148,6 @@ def prepare_run(spec: RunSpec, options: ExecutionOptions, progress: ProgressRepo
 def _notes_and_tasks(spec: RunSpec, options: ExecutionOptions, selection: Selection, dataset, encoder,
                      model_facts: dict) -> tuple[list[str], list[str]]:
     """The run's notes about its inputs, and the tasks left once zero-shot is dropped for image-only models."""
-    from robustpath.embedding.engine import resize_is_identity
-    from robustpath.tasks import TEXT_TASKS
-
     notes: list[str] = list(dataset.notes()) if hasattr(dataset, "notes") else []
     if options.deterministic and getattr(spec, "compile", False):
         notes.append("--deterministic: --compile was ignored (compiled kernels are not guaranteed to be deterministic).")
@@ -186,9 +173,6 @@ def _notes_and_tasks(spec: RunSpec, options: ExecutionOptions, selection: Select
 
 def _load_prompts(spec: RunSpec, tasks: list[str], dataset):
     """The class prompts when a text task runs or --prompts is given, else None."""
-    from robustpath.tasks import TEXT_TASKS
-    from robustpath.tasks.prompts import load_prompts
-
     if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
         return load_prompts(spec.prompts, dataset.classes, spec.templates)
     return None
@@ -196,8 +180,6 @@ def _load_prompts(spec: RunSpec, tasks: list[str], dataset):
 
 def _create_tasks(spec: RunSpec, tasks: list[str]) -> dict:
     """Task key → task object, every task the names expand to (e.g. one per samples-per-class)."""
-    from robustpath.tasks import create_tasks
-
     return {
         task.key: task
         for name in tasks

@@ -10,7 +10,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
+from corruptions import get_operation, native_equivalent
+
+from robustpath.embedding.cache import embedding_versions, model_identity
+from robustpath.embedding.engine import precision_name
+from robustpath.output.exports import EMBEDDINGS_DIR
+from robustpath.results.table import SCHEMA_VERSION
 from robustpath.spec.run_spec import BOOTSTRAP_RESAMPLES, RunSpec
+from robustpath.util.versions import package_versions
+from robustpath.variants import variant_parameter
 
 if TYPE_CHECKING:  # pragma: no cover
     from robustpath.run.prepare import PreparedRun
@@ -39,8 +47,6 @@ def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prom
     change the id; the bootstrap resamples do when they are not the default 1,000.
     """
     if versions is None:
-        from robustpath.embedding.cache import embedding_versions
-
         versions = embedding_versions()
     measured = {k: v for k, v in spec.to_dict().items() if k not in _RUN_ID_IGNORED_FIELDS}
     if measured.get("bootstrap") == BOOTSTRAP_RESAMPLES:  # the default keeps the ids runs had before --bootstrap
@@ -56,10 +62,6 @@ def make_run_id(spec: RunSpec, *, model: dict, dataset: dict, preset: dict, prom
 
 def run_id_of(run: "PreparedRun", content_sha256: str | None) -> str:
     """make_run_id for a prepared run whose images digest to ``content_sha256``."""
-    from robustpath.embedding.cache import model_identity
-    from robustpath.embedding.engine import precision_name
-    from robustpath.variants import variant_parameter
-
     preset, encoder = run.preset, run.encoder
     return make_run_id(
         run.spec, model={"name": encoder.name, **model_identity(run.model_facts)},
@@ -78,9 +80,6 @@ def recorded_spec(spec: RunSpec) -> dict:
 
 def start_record(run: "PreparedRun", started: str, content_sha256: str | None) -> dict:
     """The run.json of a run that has started and not finished."""
-    from robustpath.results.table import SCHEMA_VERSION
-    from robustpath.util.versions import package_versions
-
     return {"schema_version": SCHEMA_VERSION, "session_started": started, "spec": recorded_spec(run.spec),
             "model": {"name": run.encoder.name, **run.model_facts}, "device": str(run.device),
             "dataset": {"name": run.dataset.name, "content_sha256": content_sha256},
@@ -90,10 +89,6 @@ def start_record(run: "PreparedRun", started: str, content_sha256: str | None) -
 def completed_record(run: "PreparedRun", stores: "RunStores", outcome, *, notes: list[str], gallery, exports,
                      timings: dict) -> dict:
     """The run.json of a finished run; ``outcome`` is the robustpath.run.evaluate.Evaluation."""
-    from robustpath.output.exports import EMBEDDINGS_DIR
-    from robustpath.results.table import SCHEMA_VERSION
-    from robustpath.util.versions import package_versions
-
     embeddings, folder, selection = outcome.embeddings, run.folder, run.selection
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -148,8 +143,6 @@ def _dataset_record(run: "PreparedRun", content_sha256: str | None) -> dict:
 
 
 def _preset_record(run: "PreparedRun") -> dict:
-    from robustpath.variants import variant_parameter
-
     preset, mpp = run.preset, run_mpp(run.spec, run.dataset)
     return {
         "name": preset.name,
@@ -169,8 +162,6 @@ def _preset_record(run: "PreparedRun") -> dict:
 def _native_equivalent(preset, variant, native_size, preprocessing, mpp: tuple[float, float] | None) -> dict | None:
     """The variant's parameter in native pixels ({"value", "unit"}), None when it has no size; with the
     images' microns per pixel ``mpp`` (smallest, largest), a length also in micrometres ("microns": [low, high])."""
-    from corruptions import get_operation, native_equivalent
-
     if preprocessing.crop == "center":  # shorter side to resize_size, then the central crop
         resized = preprocessing.resize_size or max(preprocessing.input_size)
     else:  # the whole image to input_size

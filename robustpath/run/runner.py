@@ -19,13 +19,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robustpath.output.report.files import write_run_outputs
+from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
+from robustpath.preview.run_gallery import build_run_gallery
+from robustpath.results.table import build_results_table
 from robustpath.run.evaluate import build_exports, embed_and_score, tabulate, text_embeddings_of
-from robustpath.run.prepare import (  # noqa: F401 (ExecutionOptions, load_preset_or_fail: read here by older callers)
-    ExecutionOptions, load_preset_or_fail, prepare_run, small_image_note as _small_image_note,
-)
+from robustpath.run.prepare import ExecutionOptions, prepare_run, small_image_note as _small_image_note  # noqa: F401
+from robustpath.run.presets import load_preset_or_fail  # noqa: F401 (read here by older callers)
 from robustpath.run.record import completed_record, make_run_id  # noqa: F401 (make_run_id: read here by older callers)
 from robustpath.run.stores import open_stores
 from robustpath.spec.run_spec import RunSpec
+from robustpath.util.device import deterministic_mode
+from robustpath.util.heap import frozen_heap
 from robustpath.util.progress import ProgressReporter, SilentProgress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,16 +64,11 @@ def run_evaluation(spec: RunSpec, progress: ProgressReporter | None = None) -> R
     processes share the embedding work (robustpath.embedding.distributed); rank 0 returns the
     result, the other ranks return None and write nothing.
     """
-    from robustpath.util.heap import frozen_heap
-    from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
-
     folders: list = []  # the locked --out folder, once open: unlocked here unless a result carries it
     try:
         with frozen_heap():
             if not getattr(spec, "deterministic", False):
                 return _run_evaluation(spec, progress or SilentProgress(), folders)
-            from robustpath.util.device import deterministic_mode
-
             with deterministic_mode(spec.seed) as settings:
                 result = _run_evaluation(spec, progress or SilentProgress(), folders)
         if result is not None:  # None on ranks other than 0 under torchrun
@@ -89,9 +89,6 @@ def evaluate_and_write(spec: RunSpec, progress: ProgressReporter | None = None, 
     ({} without ``spec.out``), None on torchrun ranks other than 0.  Ctrl-C, during the run or while
     the outputs are written, raises RunInterrupted with the hint to re-run the same command.
     """
-    from robustpath.output.report.files import write_run_outputs
-    from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
-
     result = run_evaluation(spec, progress=progress)
     if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
         return None
@@ -110,9 +107,6 @@ def evaluate_and_write(spec: RunSpec, progress: ProgressReporter | None = None, 
 
 def _run_evaluation(spec: RunSpec, progress: ProgressReporter, folders: list) -> RunResult | None:
     """Prepare, sweep and score, tabulate, describe: the run top to bottom (None off rank 0 under torchrun)."""
-    from robustpath.preview.run_gallery import build_run_gallery
-    from robustpath.results.table import build_results_table
-
     options = ExecutionOptions.from_spec(spec)
     session_started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}

@@ -10,8 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from robustpath.embedding.cache import (
+    EmbeddingKeys, EmbeddingStore, StoreChain, dataset_content_digest, embedding_versions, model_identity,
+    resolve_cache_dir, sample_digests,
+)
+from robustpath.embedding.cache_index import record_run, run_lookup
+from robustpath.embedding.engine import precision_name
 from robustpath.run.prepare import ExecutionOptions, PreparedRun
 from robustpath.run.record import run_id_of, start_record
+from robustpath.util.fault_points import fault_point
 from robustpath.util.progress import notify
 
 
@@ -30,9 +37,6 @@ class RunStores:
 
 def open_stores(run: PreparedRun, session_started: datetime) -> RunStores:
     """Digest the data, name the run, start its --out folder (a resume says so) and open the cache."""
-    from robustpath.embedding.cache import dataset_content_digest, sample_digests
-    from robustpath.util.fault_points import fault_point
-
     digests = sample_digests(run.dataset) if run.main else None
     content_sha256 = dataset_content_digest(run.dataset, digests) if run.main else None
     run_id = run_id_of(run, content_sha256)
@@ -48,8 +52,6 @@ def open_stores(run: PreparedRun, session_started: datetime) -> RunStores:
             notify(run.progress, f"resuming the unfinished run in '{folder.path}' (run {run_id})")
     cache_dir = None
     if not run.options.no_cache and run.main:
-        from robustpath.embedding.cache import EmbeddingStore, resolve_cache_dir
-
         cache_dir = resolve_cache_dir(run.options.cache_dir)
         stores.append(EmbeddingStore(cache_dir))
     store, keys = _stores_and_keys(stores, run.encoder, run.model_facts, run.dataset, digests, run.spec.seed,
@@ -63,9 +65,6 @@ def index_recorder(run: PreparedRun, stores: RunStores):
     ``eval --dry-run`` can count what is embedded (robustpath.embedding.cache_index), even mid-run."""
     if not stores.stores:
         return None
-    from robustpath.embedding.cache_index import record_run, run_lookup
-    from robustpath.embedding.engine import precision_name
-
     spec, device, options = run.spec, run.device, run.options
 
     def record(entry_digests: dict[str, list[str]]) -> None:
@@ -80,9 +79,6 @@ def _stores_and_keys(stores, encoder, model_facts, dataset, digests, seed, devic
     """A StoreChain over ``stores`` and the EmbeddingKeys of this run (None, None without stores)."""
     if not stores:
         return None, None
-    from robustpath.embedding.cache import EmbeddingKeys, StoreChain, embedding_versions, model_identity
-    from robustpath.embedding.engine import precision_name
-
     keys = EmbeddingKeys(
         model=model_identity(model_facts),
         preprocessing=encoder.preprocessing.as_dict(),
