@@ -1,8 +1,16 @@
 """The Python API: ``robustpath.evaluate(...)``, ``robustpath.train(...)`` and ``robustpath.load_embeddings(...)``."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from robustpath.embedding.saved import load_embeddings as _load_saved_embeddings
+from robustpath.errors import UsageError
+from robustpath.models.training import TrainSpec, train_customvit
+from robustpath.run.runner import evaluate_and_write
+from robustpath.spec.run_spec import RunSpec
+from robustpath.util.atomic import output_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -24,12 +32,6 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
     In a script started by torchrun the processes share the work; rank 0 gets the
     table (and writes ``out``), the other ranks get None.
     """
-    import dataclasses
-
-    from robustpath.spec.run_spec import RunSpec
-    from robustpath.errors import UsageError
-    from robustpath.run.runner import run_evaluation
-
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -39,16 +41,11 @@ def evaluate(model: str = "customvit-demo", data: str = "demo-ihc", *, out: str 
             options[key] = tuple([options[key]] if isinstance(options[key], (str, int)) else options[key])
     if options.get("save_embeddings") and out is None:
         raise UsageError("evaluate(save_embeddings=True) needs out=: the embeddings are written to OUT/embeddings/")
-    from robustpath.util.atomic import output_path
-
     spec = RunSpec(model=model, data=data, out=output_path(out, "out") if out is not None else None, **options)
-    result = run_evaluation(spec, progress=progress)
-    if result is None:  # not rank 0 of a torchrun launch
+    written = evaluate_and_write(spec, progress=progress)
+    if written is None:  # not rank 0 of a torchrun launch
         return None
-    if out is not None:
-        from robustpath.output.report.files import write_run_outputs
-
-        write_run_outputs(result, spec.out)
+    result, _ = written
     table = result.table.copy()
     table.attrs["record"] = result.record
     return table
@@ -63,16 +60,11 @@ def load_embeddings(run_dir: str | Path):
     for the clean set), ``.text`` (zero-shot class embeddings (K, D) or None),
     ``.classes`` and ``.dtype``.
     """
-    from robustpath.embedding.saved import load_embeddings as _load
-
-    return _load(run_dir)
+    return _load_saved_embeddings(run_dir)
 
 
 def train(data: str = "demo-ihc", out: str | Path = "customvit", **options) -> Path:
     """Train a CustomViT (see robustpath.models.training.TrainSpec for options, ``overwrite=True`` to
     replace a model already in ``out``); returns its folder."""
-    from robustpath.util.atomic import output_path
-    from robustpath.models.training import TrainSpec, train_customvit
-
     result = train_customvit(TrainSpec(data=data, out=output_path(out, "out"), **options))
     return result.path

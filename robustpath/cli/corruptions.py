@@ -44,7 +44,7 @@ def corruptions_command(
     from rich.table import Table
 
     import corruptions
-    from robustpath.run.runner import load_preset_or_fail
+    from robustpath.run.presets import load_preset_or_fail
     from robustpath.preview.gallery import format_parameter
 
     loaded = load_preset_or_fail(preset_names(preset))
@@ -118,7 +118,7 @@ def corrupt_command(
     dataset; --export writes a corrupted copy of a whole dataset for other tools.
     """
     from robustpath.util.atomic import check_can_create
-    from robustpath.run.runner import load_preset_or_fail
+    from robustpath.run.presets import load_preset_or_fail
     from robustpath.preview.gallery import (
         check_geometry, export_corrupted, load_image_source, pick_gallery_images, write_galleries,
     )

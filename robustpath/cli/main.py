@@ -43,6 +43,11 @@ from robustpath.spec.run_spec import (
     STAGES,
 )
 from robustpath.embedding.distributed import is_main_process
+from robustpath.errors import UsageError
+from robustpath.models import DEMO_MODEL, list_model_aliases
+from robustpath.run.run_config import load_run_config, run_folder_name
+from robustpath.spec.run_spec import RunSpec
+from robustpath.util.atomic import check_can_create
 
 app = typer.Typer(
     name="robustpath",
@@ -83,8 +88,6 @@ def main(
 
 
 def _default_out(model: str, data: str) -> Path:
-    from robustpath.run.run_config import run_folder_name
-
     return Path("robustpath-runs") / f"{run_folder_name(data, model)}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -248,9 +251,6 @@ def eval_command(
     Prints one table per task and writes results.csv, predictions.csv, misclassified.csv,
     run.json, report.md and report.html to --out.
     """
-    from robustpath.spec.run_spec import RunSpec
-    from robustpath.errors import UsageError
-    from robustpath.models import DEMO_MODEL
     from robustpath.output.report.formats import check_formats
     from robustpath.tasks import DEFAULT_TASKS, parse_samples_per_class
 
@@ -263,8 +263,6 @@ def eval_command(
     if samples_per_class is not None:
         given["samples_per_class"] = parse_samples_per_class(samples_per_class)
     if config is not None:
-        from robustpath.run.run_config import load_run_config
-
         specs = load_run_config(config, given)
     else:
         values = {"model": DEMO_MODEL, "tasks": DEFAULT_TASKS, **given}
@@ -285,8 +283,6 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
 
     Under torchrun only rank 0 prints and writes (the other ranks return {}).
     """
-    from robustpath.util.atomic import check_can_create
-
     main = is_main_process()
     if main:
         check_can_create(spec.out)
@@ -297,26 +293,16 @@ def _run_one(spec, *, dry_run: bool, json_summary: bool, quiet: bool, formats: t
         if not json_summary and main:
             _print_plan(plan, spec.out)
         return {"dry_run": True, "out": str(spec.out), **plan.as_dict()}
-    from robustpath.run.runner import run_evaluation
-    from robustpath.output.report.files import write_run_outputs
+    from robustpath.run.runner import evaluate_and_write
     from robustpath.output.report.writer import written_summary
     from robustpath.output.report.terminal import render_terminal
     from robustpath.results.summary import run_summary
 
-    from robustpath.output.run_folder import RunInterrupted, interrupted_by_user
-
     with RichProgress(enabled=not quiet and main) as progress:
-        result = run_evaluation(spec, progress=progress)
-    if result is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
+        written = evaluate_and_write(spec, progress, formats, html_max_images)
+    if written is None:  # a rank other than 0 under torchrun: rank 0 writes the outputs
         return {}
-    try:
-        paths = write_run_outputs(result, spec.out, formats, html_max_images)
-    except BaseException as error:  # Ctrl-C: nothing was published, run.json still says "completed": false
-        if interrupted_by_user(error):
-            raise RunInterrupted(spec.out) from None
-        raise
-    finally:
-        result.release()
+    result, paths = written
     if not json_summary:
         render_terminal(result.table, stdout_console())
     for note in result.record["notes"] + result.notices:
@@ -359,7 +345,6 @@ def models_command(
     """
     from rich.table import Table
 
-    from robustpath.models import list_model_aliases
     from robustpath.models.recipes.listing import alias_row
 
     table = Table(title="Model aliases (any spec form also works: see `robustpath eval --help`)", title_justify="left")

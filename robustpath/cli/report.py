@@ -19,7 +19,9 @@ from robustpath.cli.support import (
     stderr_console,
     stdout_console,
 )
+from robustpath.errors import UsageError
 from robustpath.spec.run_spec import OUTPUT_FORMATS
+from robustpath.util.atomic import check_can_create
 from robustpath.output.report.html import DEFAULT_MAX_IMAGES
 
 
@@ -69,8 +71,6 @@ def report_command(
     merged results table, robustness summaries, report.md with plots, report.html and
     report.json (per --format) to --out; prints the ranking.
     """
-    from robustpath.util.atomic import check_can_create
-    from robustpath.errors import UsageError
     from robustpath.output.report.formats import check_formats
     from robustpath.output.report.inputs import load_runs
     from robustpath.output.report.terminal import render_ranking

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from robustpath.errors import RobustPathError
+from robustpath.errors import RobustPathError, unknown_name_message
+from robustpath.spec.run_spec import DEFAULT_PRESET
 
 # Options shared by several commands (one declaration, one help text).
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
@@ -23,8 +26,6 @@ PresetOption = Annotated[
 
 def preset_names(values: Optional[Sequence[str]]) -> "str | tuple[str, ...]":
     """The --preset values as RunSpec.preset takes them: the default preset when none, one name, or a tuple of names."""
-    from robustpath.spec.run_spec import DEFAULT_PRESET
-
     values = tuple(values or ())
     if not values:
         return DEFAULT_PRESET
@@ -41,8 +42,6 @@ DEBUG_ENV = "ROBUSTPATH_DEBUG"
 
 def parse_output_folder(value) -> "Path":
     """An --out value as a Path; an empty or blank one (which would mean the current folder) is refused."""
-    from pathlib import Path
-
     if not str(value).strip():
         raise typer.BadParameter("empty; give a folder name (an unset shell variable?)")
     return Path(value)
@@ -57,8 +56,6 @@ def choice_option(*names: str, values: Sequence[str], kind: str, help: str, plur
     """
 
     def check(ctx: typer.Context, value):
-        from robustpath.errors import unknown_name_message
-
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if item is not None and item not in values:
                 raise _click_exceptions().UsageError(unknown_name_message(kind, item, values, plural=plural), ctx=ctx)
@@ -144,8 +141,6 @@ def handle_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        import os
-
         debug = kwargs.get("debug", False) or os.environ.get(DEBUG_ENV) == "1"
         try:
             return command(*args, **kwargs)
@@ -207,6 +202,10 @@ class RichProgress:
     def describe(self, key: str, description: str) -> None:
         """New text for bar ``key`` (training loops show their running loss here)."""
         self._progress.update(self._tasks[key], description=description)
+
+    def notice(self, message: str) -> None:
+        """Print ``message`` on stderr now, above the bars (also with --quiet, which only hides the bars)."""
+        self._progress.console.print(f"note: {message}", highlight=False)
 
     def finish(self, key: str) -> None:
         task = self._tasks[key]

@@ -5,8 +5,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustpath.data import load_dataset
+from robustpath.embedding.cache import dataset_content_digest, resolve_cache_dir, sample_digests
+from robustpath.embedding.cache_index import embedded_variants, run_lookup
+from robustpath.embedding.engine import precision_name, resize_is_identity
+from robustpath.models import resolve_model_spec
+from robustpath.models.customvit import customvit_preprocessing, load_customvit_config
+from robustpath.models.recipes.availability import check_local_copy
+from robustpath.models.registry import check_pooling, check_remote_code, get_model_recipe, resolved_pooling
+from robustpath.output.exports import EMBEDDINGS_DIR, MISCLASSIFIED_FILE, PREDICTIONS_FILE
+from robustpath.output.run_folder import PARTIAL_DIR
+from robustpath.run.prepare import ExecutionOptions, check_selection
 from robustpath.spec.run_spec import CARD_POOLING, RunSpec
-from robustpath.errors import UsageError
+from robustpath.tasks import TEXT_TASKS, create_tasks
+from robustpath.tasks.prompts import load_prompts
+from robustpath.util.device import resolve_device
+from robustpath.variants import distinct_pipelines
 
 _TEXT_SOURCES = {"open_clip": "yes", "customvit": "no", "timm": "no"}
 
@@ -72,38 +86,20 @@ def _has_text(source: str, argument: str) -> str:
 
 def plan_run(spec: RunSpec) -> RunPlan:
     """Check data, model spec, preset, tasks and options; load no weights, touch no network."""
-    from robustpath.data import load_dataset
-    from robustpath.util.device import resolve_device
-    from robustpath.embedding.engine import resize_is_identity
-    from robustpath.output.exports import EMBEDDINGS_DIR, check_export_options
-    from robustpath.run.runner import load_preset_or_fail
-    from robustpath.models import resolve_model_spec
-    from robustpath.models.registry import resolved_pooling
-    from robustpath.tasks.prompts import load_prompts
-    from robustpath.tasks import TEXT_TASKS, check_task_name
-    from robustpath.variants import distinct_pipelines, plan_variants
-
-    if spec.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {spec.batch_size}")
-    save_embeddings, embeddings_dtype = check_export_options(spec)
-    tasks = [check_task_name(name) for name in dict.fromkeys(spec.tasks)]
-    preset = load_preset_or_fail(spec.preset)
-    variants = plan_variants(preset, spec.corruptions, spec.severities, spec.stage)
+    selection = check_selection(spec, require_tasks=False)  # the checks a run makes first, in the same order
+    preset, variants = selection.preset, selection.variants
     device = resolve_device(spec.device)
     source, argument = resolve_model_spec(spec.model)
     recipe = _check_model_options(spec)
     text = "no" if recipe is not None else _has_text(source.name, argument)
     dataset = load_dataset(spec.data, test_fraction=spec.test_fraction, seed=spec.seed, on_bad_image=spec.on_bad_image)
-    if text == "no":
-        tasks = [name for name in tasks if name not in TEXT_TASKS]
-    if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
-        load_prompts(spec.prompts, dataset.classes, spec.templates)
+    tasks = [name for name in selection.tasks if name not in TEXT_TASKS] if text == "no" else selection.tasks
+    _check_prompts(spec, tasks, dataset)
     test_images = len(dataset.indices("test"))
     corrupt_training = _corrupts_training(spec, tasks)
     embedded = _embedded(spec, dataset, preset, variants, corrupt_training, device)
     prep = recipe.preprocessing if recipe is not None else _preprocessing(source.name, argument)
-    identity = prep is not None and resize_is_identity(dataset.native_size, prep)
-    distinct = len(distinct_pipelines(variants, identity))
+    distinct = _distinct_pipelines(dataset, prep, variants)
     images = len(dataset) + distinct * (len(dataset) if corrupt_training else test_images)  # as the sweep plans them
     return RunPlan(
         model=spec.model, source=source.name, text_encoder=text, dataset=dataset.name,
@@ -112,16 +108,35 @@ def plan_run(spec: RunSpec) -> RunPlan:
         images_to_embed=images, forward_passes=-(-images // spec.batch_size), batch_size=spec.batch_size,
         coinciding=len(variants) - distinct, input_size=tuple(prep.input_size) if prep is not None else None,
         embedded=embedded, pooling=resolved_pooling(spec.model, spec.pooling),
-        pooling_source=("--pooling" if spec.pooling not in (None, CARD_POOLING) else "model card") if recipe else None,
-        exports=(*_prediction_files(spec), *((f"{EMBEDDINGS_DIR}/ ({embeddings_dtype})",) if save_embeddings else ())),
+        pooling_source=_pooling_source(spec) if recipe else None,
+        exports=_export_files(spec, selection),
     )
+
+
+def _check_prompts(spec: RunSpec, tasks, dataset) -> None:
+    """Load the prompts as the run would (a text task, or --prompts given), to check them."""
+    if any(name in TEXT_TASKS for name in tasks) or spec.prompts is not None:
+        load_prompts(spec.prompts, dataset.classes, spec.templates)
+
+
+def _distinct_pipelines(dataset, prep, variants) -> int:
+    """How many variants the sweep embeds apart (post twins of pre variants coincide at the native size)."""
+    identity = prep is not None and resize_is_identity(dataset.native_size, prep)
+    return len(distinct_pipelines(variants, identity))
+
+
+def _pooling_source(spec: RunSpec) -> str:
+    return "--pooling" if spec.pooling not in (None, CARD_POOLING) else "model card"
+
+
+def _export_files(spec: RunSpec, selection) -> tuple[str, ...]:
+    """Per-sample files besides results.csv: the prediction CSVs and, with --save-embeddings, embeddings/."""
+    saved = (f"{EMBEDDINGS_DIR}/ ({selection.embeddings_dtype})",) if selection.save_embeddings else ()
+    return (*_prediction_files(spec), *saved)
 
 
 def _check_model_options(spec: RunSpec):
     """Pooling, repository code and (offline) a local copy of an alias's repository; its recipe or None."""
-    from robustpath.models.registry import check_pooling, check_remote_code, get_model_recipe
-    from robustpath.models.recipes.availability import check_local_copy
-
     check_pooling(spec.model, spec.pooling)
     check_remote_code(spec.model, spec.trust_remote_code)
     recipe = get_model_recipe(spec.model)
@@ -134,15 +149,11 @@ def _preprocessing(source: str, argument: str):
     """The model's Preprocessing when its config gives it without loading weights (CustomViT), else None."""
     if source != "customvit":
         return None
-    from robustpath.models.customvit import customvit_preprocessing, load_customvit_config
-
     return customvit_preprocessing(load_customvit_config(Path(argument)))
 
 
 def _corrupts_training(spec: RunSpec, tasks) -> bool:
     """Whether a task embeds the training images under every variant too (retrieval --gallery corrupted)."""
-    from robustpath.tasks import create_tasks
-
     return any(
         getattr(task, "needs_corrupted_training", False)
         for name in tasks
@@ -152,12 +163,6 @@ def _corrupts_training(spec: RunSpec, tasks) -> bool:
 
 def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, device) -> dict[str, set[str]]:
     """Variants already embedded in OUT/.partial and the shared cache (robustpath.embedding.cache_index)."""
-    from robustpath.embedding.cache import dataset_content_digest, resolve_cache_dir, sample_digests
-    from robustpath.embedding.cache_index import embedded_variants, run_lookup
-    from robustpath.embedding.engine import precision_name
-    from robustpath.output.run_folder import PARTIAL_DIR
-    from robustpath.run.runner import ExecutionOptions
-
     options = ExecutionOptions.from_spec(spec)
     roots = {}
     if spec.out is not None:
@@ -173,8 +178,6 @@ def _embedded(spec: RunSpec, dataset, preset, variants, corrupt_training: bool, 
 
 def _prediction_files(spec) -> tuple[str, ...]:
     """The per-sample CSV files a run of ``spec`` writes (--predictions, --compress-exports)."""
-    from robustpath.output.exports import MISCLASSIFIED_FILE, PREDICTIONS_FILE
-
     mode = getattr(spec, "predictions", "all")
     if mode == "none":
         return ()

@@ -48,25 +48,34 @@ def _read(path: Path) -> dict:
 
 
 def _check_value(key: str, value, path: Path):
+    """One run option of the file, checked; lists become tuples, relative paths resolve against the file's folder."""
     if key in _TUPLES:
-        item_type = int if key in ("severities", "samples_per_class") else str
-        if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
-            raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
-        return tuple(value)
+        return _check_list(key, value, path)
     if key == "preset" and isinstance(value, list):
         if not value or not all(isinstance(v, str) for v in value):
             raise UsageError(f"--config: '{path}': 'preset' must be a preset name or file, or a non-empty list of them")
         return tuple(value)
     if key in _PATHS and value is not None:
-        if not isinstance(value, str):
-            raise UsageError(f"--config: '{path}': '{key}' must be a path (a string), got {value!r}")
-        if not value.strip():  # would mean the config's own folder
-            raise UsageError(f"--config: '{path}': '{key}' is empty; give a path")
-        candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else (path.parent / candidate)
+        return _check_path(key, value, path)
     if (key in _STRINGS or (key in _OPTIONAL_STRINGS and value is not None)) and not isinstance(value, str):
         raise UsageError(f"--config: '{path}': '{key}' must be a string, got {value!r}")
     return value
+
+
+def _check_list(key: str, value, path: Path) -> tuple:
+    item_type = int if key in ("severities", "samples_per_class") else str
+    if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"--config: '{path}': '{key}' must be a list of {item_type.__name__}s")
+    return tuple(value)
+
+
+def _check_path(key: str, value, path: Path) -> Path:
+    if not isinstance(value, str):
+        raise UsageError(f"--config: '{path}': '{key}' must be a path (a string), got {value!r}")
+    if not value.strip():  # would mean the config's own folder
+        raise UsageError(f"--config: '{path}': '{key}' is empty; give a path")
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else (path.parent / candidate)
 
 
 def _check_document(data: dict, path: Path, overrides: dict) -> None:
@@ -107,21 +116,14 @@ def load_run_config(path: Path, overrides: dict) -> list[RunSpec]:
     path = Path(path)
     data = _read(path)
     _check_document(data, path, overrides)
-    base = {k: _check_value(k, v, path) for k, v in data.items() if k in _FIELDS}
-    for key in ("data", "preset"):
-        if isinstance(base.get(key), str):
-            base[key] = _local(base[key], path)
-    if isinstance(base.get("preset"), tuple):
-        base["preset"] = tuple(_local(name, path) for name in base["preset"])
+    base = _base_options(data, path)
     models = data.get("models", [base.get("model")] if base.get("model") else [])
     datasets = [_local(str(d), path) for d in data.get("datasets", [base.get("data", "demo-ihc")])]
     if not models:
         raise UsageError(f"--config: '{path}' names no model: set 'model' or 'models'")
     runs = []
     for entry in models:
-        model = dict(entry) if isinstance(entry, dict) else {"spec": entry}
-        if not isinstance(model.get("spec"), str) or set(model) - {"spec", "pooling", "trust_remote_code"}:
-            raise UsageError(f"--config: '{path}': each model is a spec string or a table with 'spec' (and 'pooling')")
+        model = _model_entry(entry, path)
         for dataset in datasets:
             values = {"tasks": DEFAULT_TASKS, **base, "model": model["spec"], "data": dataset}
             values.update({k: v for k, v in model.items() if k != "spec"})
@@ -129,6 +131,25 @@ def load_run_config(path: Path, overrides: dict) -> list[RunSpec]:
             runs.append(values)
     specs = [_make_spec(values, path, several=len(runs) > 1) for values in runs]
     return _distinct_outputs(specs)
+
+
+def _base_options(data: dict, path: Path) -> dict:
+    """The file's run options, checked, with data and preset files resolved against its folder."""
+    base = {k: _check_value(k, v, path) for k, v in data.items() if k in _FIELDS}
+    for key in ("data", "preset"):
+        if isinstance(base.get(key), str):
+            base[key] = _local(base[key], path)
+    if isinstance(base.get("preset"), tuple):
+        base["preset"] = tuple(_local(name, path) for name in base["preset"])
+    return base
+
+
+def _model_entry(entry, path: Path) -> dict:
+    """A 'models' entry as a table with 'spec' (and 'pooling', 'trust_remote_code')."""
+    model = dict(entry) if isinstance(entry, dict) else {"spec": entry}
+    if not isinstance(model.get("spec"), str) or set(model) - {"spec", "pooling", "trust_remote_code"}:
+        raise UsageError(f"--config: '{path}': each model is a spec string or a table with 'spec' (and 'pooling')")
+    return model
 
 
 def _distinct_outputs(specs: list[RunSpec]) -> list[RunSpec]:

@@ -137,15 +137,20 @@ def _check_numbers(spec: RunSpec) -> None:
             allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
             raise UsageError(f"{name} ({option}) must be a whole number {allowed}, got {value!r}")
     mpp = spec.mpp
-    if mpp is not None and (isinstance(mpp, bool) or not isinstance(mpp, (int, float)) or not 0 < mpp < math.inf):
+    if mpp is not None and not _is_number_between(mpp, 0, math.inf):
         raise UsageError(f"mpp (--mpp) must be a positive number of microns per pixel, got {mpp!r}")
     fraction = spec.test_fraction
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+    if not _is_number_between(fraction, 0, 1):
         raise UsageError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
     for name in ("severities", "samples_per_class"):
         values = getattr(spec, name)
         if not isinstance(values, tuple) or not all(_is_whole(v) for v in values):
             raise UsageError(f"{name} must be a list of whole numbers, got {values!r}")
+
+
+def _is_number_between(value, low: float, high: float) -> bool:
+    """A real number (not a bool) strictly between ``low`` and ``high``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and low < value < high
 
 
 def _check_names(spec: RunSpec) -> None:

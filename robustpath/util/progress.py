@@ -40,7 +40,14 @@ def describe_progress(progress: ProgressReporter | None, key: str, description: 
 
 
 def notify(progress: ProgressReporter | None, message: str) -> None:
-    """Send ``message`` to ``progress.notice``; reporters written before notice() existed are skipped."""
+    """Send ``message`` to ``progress.notice``; a reporter written before notice() existed gets it as a
+    RuntimeWarning instead, so that no notice is lost (None: nobody to tell)."""
+    if progress is None:
+        return
     notice = getattr(progress, "notice", None)
     if callable(notice):
         notice(message)
+    else:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
