@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from robustpath.errors import ModelError
 from robustpath.models.base import Preprocessing
+from robustpath.models.folder_json import read_folder_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,12 +42,7 @@ def load_customvit_config(path: Path):
     from robustpath.models.customvit_net import CustomViTConfig
 
     config_path = Path(path) / CONFIG_FILE
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"'{config_path}' not found: a CustomViT folder needs {CONFIG_FILE} and {WEIGHTS_FILE}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"'{config_path}' is not valid JSON: {exc}") from None
+    raw = read_folder_json(config_path, f"a CustomViT folder needs {CONFIG_FILE} and {WEIGHTS_FILE}")
     if not isinstance(raw, dict) or raw.get("architecture") != "customvit":
         raise ModelError(f"'{config_path}': expected \"architecture\": \"customvit\"")
     known = {f.name for f in fields(CustomViTConfig)}

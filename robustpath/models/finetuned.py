@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from robustpath.errors import ModelError, UsageError
+from robustpath.models.folder_json import read_folder_json
 
 MANIFEST_FILE = "fine_tune.json"
 FORMAT = "robustpath-fine-tuned"
@@ -88,12 +89,7 @@ def save_fine_tuned_set(settings: list[tuple[str, dict, object]], out: Path, *, 
 def load_manifest(folder: Path) -> dict:
     """Read and check DIR/fine_tune.json; ModelError names the problem."""
     path = Path(folder) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"'{path}' not found: a fine-tuned model folder needs {MANIFEST_FILE}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"'{path}' is not valid JSON: {exc}") from None
+    manifest = read_folder_json(path, f"a fine-tuned model folder needs {MANIFEST_FILE}")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelError(f"'{path}': expected \"format\": \"{FORMAT}\"")
     settings = manifest.get("settings")
