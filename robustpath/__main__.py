@@ -1,3 +1,3 @@
-from robustpath.cli import app
+from robustpath.cli import run
 
-app(prog_name="robustpath")
+run()

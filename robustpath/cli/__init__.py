@@ -1,8 +1,18 @@
-"""The robustpath command line (console script ``robustpath = robustpath.cli:app``).
+"""The robustpath command line (console script ``robustpath = robustpath.cli:run``).
 
 robustpath.cli.main builds the Typer app; robustpath.cli.report and robustpath.cli.corruptions
 register their commands on it; robustpath.cli.support holds the shared plumbing.
 """
 from robustpath.cli.main import app
+from robustpath.cli.support import exit_process
 
-__all__ = ["app"]
+__all__ = ["app", "run"]
+
+
+def run() -> None:
+    """The process entry point: the app, then an exit that no worker thread can abort."""
+    try:
+        app(prog_name="robustpath")
+    except SystemExit as exc:
+        exit_process(exc.code)
+        raise

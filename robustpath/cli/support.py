@@ -130,6 +130,30 @@ class OneLineErrorGroup(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+WORKER_THREAD_PREFIX = "robustpath-"
+
+
+def exit_process(code) -> None:
+    """End the process with ``code`` at once if a robustpath worker thread is still running.
+
+    After an interrupt, a worker (preparation, scoring) may still be inside native
+    code; letting the interpreter shut down around it can abort the process
+    (SIGABRT) instead of exiting with ``code``.  Outputs need no finalisation here:
+    every file is written atomically and the sweep's store survives a kill.
+    Otherwise returns, and the normal exit follows.
+    """
+    import threading
+
+    busy = [t for t in threading.enumerate() if t.name.startswith(WORKER_THREAD_PREFIX) and t.is_alive()]
+    if not busy:
+        return
+    if code is not None and not isinstance(code, int):  # sys.exit("message") prints it
+        print(code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
 def fail(message: str, code: int) -> None:
     """Print ``error: message`` on one line to stderr and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)

@@ -92,10 +92,20 @@ class TaskScorer:
             raise self._error
         return self.scores
 
-    def cancel(self) -> None:
-        """Stop after the current job (the run failed or was interrupted)."""
+    def cancel(self, wait: float = 60.0) -> None:
+        """Stop after the current task (the run failed or was interrupted) and wait for the thread.
+
+        Waiting matters: a thread still inside native code (torch, BLAS) when the
+        interpreter shuts down can abort the process instead of letting it exit.
+        """
         self._cancelled.set()
         self._jobs.put(_STOP)
+        self._thread.join(wait)
+
+    @property
+    def running(self) -> bool:
+        """Whether the scoring thread is still alive."""
+        return self._thread.is_alive()
 
     def _submit(self, embeddings, keys: list[str]) -> None:
         for key in keys:
@@ -128,6 +138,8 @@ class TaskScorer:
                 if key == CLEAN_VARIANT.key:
                     context = self.make_context(embeddings)
                     for task_key, task in self.tasks.items():
+                        if self._cancelled.is_set():
+                            return
                         task.fit(context)
                         self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
                 self._score(embeddings, self.variants[key], context)
@@ -142,6 +154,8 @@ class TaskScorer:
 
     def _score(self, embeddings, variant: Variant, context) -> None:
         for task_key, task in self.tasks.items():
+            if self._cancelled.is_set():
+                return
             test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
             train = None
             if task.needs_corrupted_training:  # retrieval with --gallery corrupted

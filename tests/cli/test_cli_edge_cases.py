@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -59,3 +61,17 @@ def test_ctrl_c_exits_130_with_a_resume_hint_and_leaves_no_complete_outputs(tiny
     assert not [path for path in out.rglob("*.tmp")]  # no half-written file
     assert list((out / ".partial").rglob("*.safetensors"))  # kept for the re-run (resuming is tested in test_cache_resume.py)
 
+
+
+def test_the_process_exits_with_its_code_while_a_worker_thread_still_runs(tmp_path):
+    # a non-daemon worker that never ends would keep a normal exit waiting forever
+    script = (
+        "import threading, time, sys\n"
+        "threading.Thread(target=time.sleep, args=(3600,), name='robustpath-scoring').start()\n"
+        "from robustpath.cli.support import exit_process\n"
+        "print('written', flush=False)\n"
+        "exit_process(130)\n"
+        "sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130 and result.stdout == "written\n"

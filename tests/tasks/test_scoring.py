@@ -177,3 +177,30 @@ def test_released_variants_leave_memory_once_scored_with_the_same_scores(customv
     assert embeddings.variants == {} and embeddings.clean.any()
     assert all(ref() is None for ref in alive.values())  # nothing else holds a scored variant
     assert len(alive) == 6 and most_alive[0] <= 3  # the ready one, one queued, one being scored
+
+
+class SlowFittingTask(FailingTask):
+    """fit() takes a while and counts its calls; outcomes() is never reached in the test."""
+
+    fits = 0
+
+    def fit(self, context):
+        import time
+
+        type(self).fits += 1
+        time.sleep(0.3)
+
+
+def test_cancel_stops_between_tasks_and_waits_for_the_thread(customvit, small_dataset):  # noqa: F811
+    embeddings = sweep(customvit, small_dataset)
+    slow = {f"slow{i}": SlowFittingTask() for i in range(5)}
+    scorer = TaskScorer(slow, VARIANTS, context_of(small_dataset))
+    scorer.ready(embeddings, [CLEAN_VARIANT.key])
+    import time
+
+    deadline = time.monotonic() + 10
+    while SlowFittingTask.fits == 0 and time.monotonic() < deadline:  # the first fit has begun
+        time.sleep(0.01)
+    scorer.cancel()
+    assert not scorer.running  # cancel() returned only once the thread had ended
+    assert 1 <= SlowFittingTask.fits < 5  # the fits after the cancel did not run
