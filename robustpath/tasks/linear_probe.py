@@ -138,8 +138,13 @@ def has_converged(model, features: np.ndarray, labels: np.ndarray) -> bool:
     max |gradient| · C N of the optimum. A fit that hit max_iter, or stopped (a failed
     line search) further from the optimum, has not converged.
     """
-    allowed = CONVERGED_GRADIENT * max(1.0, 1.0 / (model.C * len(labels)))
-    return int(np.max(model.n_iter_)) < model.max_iter and max_abs_gradient(model, features, labels) <= allowed
+    gradient = max_abs_gradient(model, features, labels)
+    return gradient_has_converged(gradient, model.C, len(labels), int(np.max(model.n_iter_)), model.max_iter)
+
+
+def gradient_has_converged(gradient: float, regularisation: float, rows: int, iterations: int, max_iter: int) -> bool:
+    """has_converged's rule given max |gradient| (of the objective over ``rows`` training rows at C)."""
+    return iterations < max_iter and gradient <= CONVERGED_GRADIENT * max(1.0, 1.0 / (regularisation * rows))
 
 
 @dataclass(frozen=True)
@@ -166,23 +171,63 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, 
     Stratified, shuffled folds (seed); the scaler is fitted inside each fold; C
     grows along the grid with warm starts (each fit starts from the previous
     solution: the converged optimum is the one a fresh fit reaches, only sooner).
+    solver "torch" fits all folds of a C in one run (robustpath.tasks.probe_folds).
     """
-    from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
+
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, labels))
+    if solver == "torch":
+        return joint_fold_scores(features, labels, splits, device)
+    return per_fold_scores(features, labels, splits, seed, solver, device)
+
+
+def per_fold_scores(features, labels, splits, seed: int, solver: str = "sklearn", device="cpu",
+                    warm_start: bool = True) -> CrossValidation:
+    """cross_validated_scores one fold at a time: fold → C_GRID, each fit its own L-BFGS run."""
+    from sklearn.metrics import log_loss
     from sklearn.preprocessing import StandardScaler
 
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = np.zeros((folds, len(C_GRID)))
-    converged = np.zeros((folds, len(C_GRID)), dtype=bool)
-    for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
+    scores = np.zeros((len(splits), len(C_GRID)))
+    converged = np.zeros((len(splits), len(C_GRID)), dtype=bool)
+    for fold, (train, held_out) in enumerate(splits):
         scaler = StandardScaler().fit(features[train])
         train_x, held_out_x = scaler.transform(features[train]), scaler.transform(features[held_out])
-        model = _logistic_regression(C_GRID[0], seed, warm_start=True, solver=solver, device=device)
+        model = _logistic_regression(C_GRID[0], seed, warm_start=warm_start, solver=solver, device=device)
         for column, c in enumerate(C_GRID):
             model.set_params(C=c).fit(train_x, labels[train])
             converged[fold, column] = has_converged(model, train_x, labels[train])
             probabilities = model.predict_proba(held_out_x)
             scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=model.classes_)
+    return CrossValidation(scores, converged)
+
+
+def joint_fold_scores(features, labels, splits, device="cpu", warm_start: bool = True) -> CrossValidation:
+    """cross_validated_scores by torch, C_GRID → all folds at once (one L-BFGS run per C, warm-started)."""
+    import torch
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    from robustpath.tasks.probe_folds import FoldProblem, fit_folds
+
+    scalers = [StandardScaler().fit(features[train]) for train, _ in splits]
+    masks = np.zeros((len(labels), len(splits)), dtype=bool)
+    for fold, (train, _) in enumerate(splits):
+        masks[train, fold] = True
+    problem = FoldProblem(features, labels, masks, np.stack([s.mean_ for s in scalers]),
+                          np.stack([s.scale_ for s in scalers]), device)
+    outputs = 1 if problem.binary else len(problem.classes)
+    parameters = torch.zeros((len(splits), outputs, features.shape[1] + 1), dtype=torch.float64, device=device)
+    scores = np.zeros((len(splits), len(C_GRID)))
+    converged = np.zeros((len(splits), len(C_GRID)), dtype=bool)
+    for column, c in enumerate(C_GRID):
+        if not warm_start:
+            parameters.zero_()
+        iterations = fit_folds(problem, parameters, c, TOLERANCE, MAX_ITER)
+        gradients = problem.max_abs_gradients(parameters)
+        for fold, (train, held_out) in enumerate(splits):
+            converged[fold, column] = gradient_has_converged(gradients[fold], c, len(train), iterations, MAX_ITER)
+            probabilities = problem.probabilities(parameters, fold, held_out)
+            scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=problem.classes)
     return CrossValidation(scores, converged)
 
 

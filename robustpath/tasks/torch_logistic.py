@@ -55,8 +55,11 @@ def logistic_objective(parameters, features, targets, inverse_strength: float, b
     return loss + penalty, gradient
 
 
-def minimise(parameters, features, targets, inverse_strength: float, binary: bool, tol: float, max_iter: int):
-    """L-BFGS (strong Wolfe) from ``parameters`` (updated in place) → iterations run."""
+def minimise_objective(parameters, objective, tol: float, max_iter: int) -> int:
+    """L-BFGS (strong Wolfe) from ``parameters`` (updated in place) → iterations run.
+
+    objective: parameters → (value: 0-d tensor, gradient: tensor shaped like parameters).
+    """
     import torch
 
     parameters.requires_grad_(False)
@@ -66,7 +69,7 @@ def minimise(parameters, features, targets, inverse_strength: float, binary: boo
     )
 
     def closure():
-        value, parameters.grad = logistic_objective(parameters, features, targets, inverse_strength, binary)
+        value, parameters.grad = objective(parameters)
         return value
 
     optimiser.step(closure)
@@ -101,7 +104,10 @@ class TorchLogisticRegression(LogisticRegression):
         else:
             targets = torch.from_numpy(np.eye(len(self.classes_))[encoded]).to(device)
         parameters = torch.from_numpy(self._initial_parameters(binary)).to(device)
-        iterations = minimise(parameters, features, targets, float(self.C), binary, float(self.tol), int(self.max_iter))
+        strength = float(self.C)
+        iterations = minimise_objective(
+            parameters, lambda point: logistic_objective(point, features, targets, strength, binary),
+            float(self.tol), int(self.max_iter))
         solution = parameters.detach().cpu().numpy()
         self.coef_, self.intercept_ = solution[:, :-1].copy(), solution[:, -1].copy()
         self.n_iter_ = np.array([iterations], dtype=np.int32)

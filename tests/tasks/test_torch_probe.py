@@ -162,3 +162,62 @@ def test_torch_solver_on_cuda_matches_sklearn():
     reference = LogisticRegression(C=1.0, tol=TOLERANCE, max_iter=10_000).fit(x, y)
     _assert_same_fit(TorchLogisticRegression(C=1.0, tol=TOLERANCE, max_iter=10_000, device="cuda").fit(x, y),
                      reference, x)
+
+
+def _fold_problem(classes, rng):
+    from robustpath.tasks.probe_folds import FoldProblem
+
+    centres = rng.normal(0, 1.0, size=(classes, 6)) + 4.0  # uncentred, as embeddings are
+    x = np.concatenate([c + rng.normal(0, 2.0, size=(15, 6)) for c in centres])
+    y = np.repeat(np.arange(classes), 15) + 1  # labels need not start at 0
+    splits = list(StratifiedKFold(n_splits=3, shuffle=True, random_state=0).split(x, y))
+    scalers = [StandardScaler().fit(x[train]) for train, _ in splits]
+    masks = np.zeros((len(y), 3), dtype=bool)
+    for fold, (train, _) in enumerate(splits):
+        masks[train, fold] = True
+    problem = FoldProblem(x, y, masks, np.stack([s.mean_ for s in scalers]), np.stack([s.scale_ for s in scalers]), "cpu")
+    return problem, x, y, splits, scalers
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_joint_fold_objective_is_the_sum_of_each_folds_own(classes):
+    """Value, per-fold gradients and held-out probabilities against numpy on each fold's standardised rows."""
+    from scipy.special import expit, log_expit, log_softmax, softmax
+
+    rng = np.random.default_rng(classes)
+    problem, x, y, splits, scalers = _fold_problem(classes, rng)
+    problem.inverse_strength = 0.3
+    outputs = 1 if classes == 2 else classes
+    parameters = torch.from_numpy(rng.normal(0, 0.5, size=(3, outputs, 7)))
+    value, _ = problem.objective(parameters)
+    expected_value, expected_gradients = 0.0, []
+    for fold, (train, held_out) in enumerate(splits):
+        model = LogisticRegression(C=0.3)
+        model.classes_, model.coef_ = np.unique(y), parameters[fold, :, :-1].numpy()
+        model.intercept_ = parameters[fold, :, -1].numpy()
+        z = scalers[fold].transform(x[train]) @ model.coef_.T + model.intercept_
+        target = (y[train] == model.classes_[1])[:, None] if classes == 2 else np.eye(classes)[y[train] - 1]
+        losses = -(target * log_expit(z) + (1 - target) * log_expit(-z)) if classes == 2 else -(target * log_softmax(z, 1))
+        expected_value += losses.sum(1).mean() + (model.coef_ ** 2).sum() / (2 * 0.3 * len(train))
+        expected_gradients.append(_by_hand_max_gradient(model, scalers[fold].transform(x[train]), y[train]))
+        held = scalers[fold].transform(x[held_out]) @ model.coef_.T + model.intercept_
+        reference = np.hstack([expit(-held), expit(held)]) if classes == 2 else softmax(held, 1)
+        assert np.abs(problem.probabilities(parameters, fold, held_out) - reference).max() <= 1e-12
+    assert float(value) == pytest.approx(expected_value, rel=1e-12)
+    assert problem.max_abs_gradients(parameters) == pytest.approx(expected_gradients, rel=1e-10)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_joint_fold_scores_match_sklearn_one_fold_at_a_time(classes):
+    """Within 1e-5 where C <= 1 (well conditioned), 1e-3 at larger C (a flat objective: both stop near, not at, it)."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1.0, size=(classes, 30)) + 5.0
+    x = np.concatenate([c + rng.normal(0, 3.0, size=(20, 30)) for c in centres])
+    y = np.repeat(np.arange(classes), 20)
+    splits = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(x, y))
+    joint = linear_probe.joint_fold_scores(x, y, splits)
+    reference = linear_probe.per_fold_scores(x, y, splits, seed=0, solver="sklearn")
+    assert joint.converged.all() and reference.converged.all()
+    difference = np.abs(joint.scores - reference.scores).max(axis=0)
+    small_c = np.asarray(C_GRID) <= 1.0
+    assert (difference[small_c] <= 1e-5).all() and (difference <= 1e-3).all()
