@@ -171,7 +171,7 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, 
     Stratified, shuffled folds (seed); the scaler is fitted inside each fold; C
     grows along the grid with warm starts (each fit starts from the previous
     solution: the converged optimum is the one a fresh fit reaches, only sooner).
-    solver "torch" fits all folds of a C in one run (robustpath.tasks.probe_folds).
+    solver "torch" fits the folds of a C side by side (robustpath.tasks.probe_folds).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -202,7 +202,7 @@ def per_fold_scores(features, labels, splits, seed: int, solver: str = "sklearn"
 
 
 def joint_fold_scores(features, labels, splits, device="cpu", warm_start: bool = True) -> CrossValidation:
-    """cross_validated_scores by torch, C_GRID → all folds at once (one L-BFGS run per C, warm-started)."""
+    """cross_validated_scores by torch, C_GRID → all folds at once (L-BFGS side by side, warm-started)."""
     import torch
     from sklearn.metrics import log_loss
     from sklearn.preprocessing import StandardScaler
@@ -225,7 +225,7 @@ def joint_fold_scores(features, labels, splits, device="cpu", warm_start: bool =
         iterations = fit_folds(problem, parameters, c, TOLERANCE, MAX_ITER)
         gradients = problem.max_abs_gradients(parameters)
         for fold, (train, held_out) in enumerate(splits):
-            converged[fold, column] = gradient_has_converged(gradients[fold], c, len(train), iterations, MAX_ITER)
+            converged[fold, column] = gradient_has_converged(gradients[fold], c, len(train), iterations[fold], MAX_ITER)
             probabilities = problem.probabilities(parameters, fold, held_out)
             scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=problem.classes)
     return CrossValidation(scores, converged)
@@ -332,7 +332,8 @@ class LinearProbeTask(OutcomeTask):
             import torch
 
             facts.update(device=str(device), threads=torch.get_num_threads() if str(device) == "cpu" else None,
-                         algorithm="torch.optim.LBFGS (strong Wolfe, 10 pairs), float64, warm starts along C_GRID")
+                         algorithm="L-BFGS in torch (robustpath.tasks.batched_lbfgs), float64, the folds side by "
+                                   "side, warm starts along C_GRID")
         else:
             facts.update(device="cpu", threads=1, algorithm="scipy L-BFGS-B via scikit-learn, warm starts along C_GRID")
         return facts

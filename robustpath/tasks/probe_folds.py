@@ -1,26 +1,25 @@
-"""The probe's cross-validation with every fold fitted in one torch L-BFGS run per C.
+"""The probe's cross-validation with the folds of a C fitted side by side in torch.
 
 The F folds' objectives are independent (each: mean log-loss over its training rows
-+ ||W_f||² / (2 C N_f), on features standardised by that fold's scaler), so their sum
-has the same minimiser in each fold's block as the fold alone.  Minimising the sum
-jointly shares the expensive part: the features are read twice per evaluation for
-all folds together — logits (N × D by D × F·K) and gradients (F·K × N by N × D) —
++ ||W_f||² / (2 C N_f), on features standardised by that fold's scaler).  Each fold
+runs its own L-BFGS (robustpath.tasks.batched_lbfgs: own iterate, curvature pairs,
+line search, stopping), but one objective call evaluates all folds, which shares the
+expensive part: the features are read twice per evaluation for all folds together — logits (N × D by D × F·K) and gradients (F·K × N by N × D) —
 instead of twice per fold, and the products are as thin as K, so they are limited
 by memory bandwidth, not arithmetic.  Each fold's rows enter its objective through
 a 0/1 mask; its standardisation is folded into its weights:
 (x - μ_f) / σ_f · W_f = (x - c) · (W_f / σ_f) - (μ_f - c) · (W_f / σ_f), with c the
 mean of all rows (so the correction is small and nothing cancels).
 
-Stopping: max |gradient| over all folds <= tol (so every fold's is), or the summed
-objective changing by less than 64 ε; then every fold is judged on its own by
-has_converged, and scored on its held-out rows, exactly as the one-fold-at-a-time
-loop does.  C grows along the grid with warm starts.  float64 throughout.
+Every fold is judged on its own by has_converged's rule (its gradient, its
+iterations) and scored on its held-out rows, as the one-fold-at-a-time loop does.
+C grows along the grid with warm starts.  float64 throughout.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from robustpath.tasks.torch_logistic import minimise_objective
+from robustpath.tasks.batched_lbfgs import minimise_batched
 
 
 class FoldProblem:
@@ -48,7 +47,7 @@ class FoldProblem:
         self.inverse_strength = 1.0
 
     def objective(self, parameters):
-        """parameters: (F, K', D + 1) → (summed objective, gradient of the same shape)."""
+        """parameters: (F, K', D + 1) → (each fold's objective (F,), the gradients, shaped as parameters)."""
         import torch
 
         folds, outputs = parameters.shape[0], parameters.shape[1]
@@ -66,14 +65,14 @@ class FoldProblem:
             residual = torch.exp(logits - log_normaliser[..., None]) - self.targets[:, None, :]
         residual = residual * self.weights[..., None]  # (N, F, K'): masked, divided by N_f
         penalty = self.inverse_strength * self.counts  # C N_f, (F,)
-        value = (losses * self.weights).sum() + ((weights * weights).sum(dim=(1, 2)) / (2 * penalty)).sum()
+        values = (losses * self.weights).sum(dim=0) + (weights * weights).sum(dim=(1, 2)) / (2 * penalty)
         products = (residual.reshape(-1, folds * outputs).T @ self.features).view(folds, outputs, -1)
         residual_sums = residual.sum(dim=0)  # (F, K')
         gradient = torch.empty_like(parameters)
         gradient[..., :-1] = (products - residual_sums[..., None] * self.shifts[:, None, :]) / self.scales[:, None, :]
         gradient[..., :-1] += weights / penalty[:, None, None]
         gradient[..., -1] = residual_sums
-        return value, gradient
+        return values, gradient
 
 
     def probabilities(self, parameters, fold: int, rows: np.ndarray) -> np.ndarray:
@@ -91,11 +90,11 @@ class FoldProblem:
 
     def max_abs_gradients(self, parameters) -> np.ndarray:
         """(F,) each fold's largest |gradient component| of its own objective at ``parameters``."""
-        _, gradient = self.objective(parameters)
+        gradient = self.objective(parameters)[1]
         return gradient.abs().flatten(1).max(dim=1).values.cpu().numpy()
 
 
-def fit_folds(problem: FoldProblem, parameters, regularisation: float, tol: float, max_iter: int) -> int:
-    """Minimise the F folds' summed objective at C from ``parameters`` (updated in place) → iterations."""
+def fit_folds(problem: FoldProblem, parameters, regularisation: float, tol: float, max_iter: int) -> np.ndarray:
+    """Minimise each fold's objective at C from ``parameters`` (updated in place) → (F,) iterations."""
     problem.inverse_strength = float(regularisation)
-    return minimise_objective(parameters, problem.objective, tol, max_iter)
+    return minimise_batched(parameters, problem.objective, tol, max_iter)
