@@ -14,6 +14,9 @@ float32; ``probe_scale.embeddings``) and 2 G test embeddings.  Three parts:
 3. At G = --large (e.g. 50,000): the torch probe with 1 torch thread and with the default
    thread count (scikit-learn's too with --large-sklearn; it is slow).
 
+Parts 1 and 2 run torch with --threads threads (default 1: scikit-learn's probe runs one
+BLAS thread, and on a busy machine a second thread waits on the first).
+
 The machine's load average is printed beside every figure: on a shared machine the
 ratios measured in one run are the figures to quote.
 
@@ -116,9 +119,12 @@ def main() -> None:
     parser.add_argument("--ablation-size", type=int, default=2000, help="0: skip")
     parser.add_argument("--large", type=int, default=0, help="training images of the large run (0: skip)")
     parser.add_argument("--large-sklearn", action="store_true", help="also time scikit-learn at --large")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in parts 1 and 2")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, {load()}")
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()} (default {default_threads}), {load()}")
     warm_up, warm_up_labels = embeddings(100, 8)
     for solver in ("sklearn", "torch"):  # imports and first-call costs out of the figures
         fitted_probe(solver, warm_up, warm_up_labels, warm_up_labels, 8)
@@ -130,6 +136,7 @@ def main() -> None:
     if args.ablation_size:
         ablation(args.ablation_size, args.dim)
     if args.large:
+        torch.set_num_threads(default_threads)
         large(args.large, args.dim, args.large_sklearn)
 
 
