@@ -72,6 +72,7 @@ def compare_solvers(count: int, dim: int, repeats: int) -> None:
 
 def ablation(count: int, dim: int) -> None:
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     from robustpath.tasks.linear_probe import joint_fold_scores, per_fold_scores
 
@@ -88,7 +89,8 @@ def ablation(count: int, dim: int) -> None:
     print(f"\ncross-validation alone at G = {count}, D = {dim} (5 folds × 9 C):")
     for name, run in variants.items():
         started = time.perf_counter()
-        run()
+        with threadpool_limits(limits=1, user_api="blas"):  # as LinearProbeTask.fit runs scikit-learn
+            run()
         print(f"  {name:<44} {time.perf_counter() - started:>7.1f} s  {load()}", flush=True)
 
 
