@@ -21,6 +21,7 @@ The machine's load average is printed beside every figure: on a shared machine t
 ratios measured in one run are the figures to quote.
 
     python benchmarks/probe_solvers.py --sizes 1000 2000 4000 --large 50000 --repeats 1
+    python benchmarks/probe_solvers.py --sizes --ablation-size 0 --large 50000 --large-threads --large-sklearn
 """
 from __future__ import annotations
 
@@ -94,13 +95,13 @@ def ablation(count: int, dim: int) -> None:
         print(f"  {name:<44} {time.perf_counter() - started:>7.1f} s  {load()}", flush=True)
 
 
-def large(count: int, dim: int, with_sklearn: bool) -> None:
+def large(count: int, dim: int, thread_counts: list[int], with_sklearn: bool) -> None:
     import torch
 
     train, labels = embeddings(count, dim)
     default_threads = torch.get_num_threads()
     print(f"\nG = {count}, D = {dim}: LinearProbeTask.fit (cross-validation + final fit)")
-    for threads in sorted({1, default_threads}):
+    for threads in thread_counts:
         torch.set_num_threads(threads)
         task, elapsed = fitted_probe("torch", train, labels, labels, dim)
         print(f"  torch, {threads} thread(s): {elapsed:>7.1f} s  C = {task.chosen_regularisation:g}  "
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--ablation-size", type=int, default=2000, help="0: skip")
     parser.add_argument("--large", type=int, default=0, help="training images of the large run (0: skip)")
     parser.add_argument("--large-sklearn", action="store_true", help="also time scikit-learn at --large")
+    parser.add_argument("--large-threads", type=int, nargs="*", default=None,
+                        help="torch thread counts at --large (default: 1 and torch's default; none: torch skipped)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in parts 1 and 2")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -139,7 +142,8 @@ def main() -> None:
         ablation(args.ablation_size, args.dim)
     if args.large:
         torch.set_num_threads(default_threads)
-        large(args.large, args.dim, args.large_sklearn)
+        counts = args.large_threads if args.large_threads is not None else sorted({1, default_threads})
+        large(args.large, args.dim, counts, args.large_sklearn)
 
 
 if __name__ == "__main__":
