@@ -177,6 +177,8 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, 
 
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, labels))
     if solver == "torch":
+        from robustpath.tasks.probe_folds import joint_fold_scores
+
         return joint_fold_scores(features, labels, splits, device)
     return per_fold_scores(features, labels, splits, seed, solver, device)
 
@@ -198,36 +200,6 @@ def per_fold_scores(features, labels, splits, seed: int, solver: str = "sklearn"
             converged[fold, column] = has_converged(model, train_x, labels[train])
             probabilities = model.predict_proba(held_out_x)
             scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=model.classes_)
-    return CrossValidation(scores, converged)
-
-
-def joint_fold_scores(features, labels, splits, device="cpu", warm_start: bool = True) -> CrossValidation:
-    """cross_validated_scores by torch, C_GRID → all folds at once (L-BFGS side by side, warm-started)."""
-    import torch
-    from sklearn.metrics import log_loss
-    from sklearn.preprocessing import StandardScaler
-
-    from robustpath.tasks.probe_folds import FoldProblem, fit_folds
-
-    scalers = [StandardScaler().fit(features[train]) for train, _ in splits]
-    masks = np.zeros((len(labels), len(splits)), dtype=bool)
-    for fold, (train, _) in enumerate(splits):
-        masks[train, fold] = True
-    problem = FoldProblem(features, labels, masks, np.stack([s.mean_ for s in scalers]),
-                          np.stack([s.scale_ for s in scalers]), device)
-    outputs = 1 if problem.binary else len(problem.classes)
-    parameters = torch.zeros((len(splits), outputs, features.shape[1] + 1), dtype=torch.float64, device=device)
-    scores = np.zeros((len(splits), len(C_GRID)))
-    converged = np.zeros((len(splits), len(C_GRID)), dtype=bool)
-    for column, c in enumerate(C_GRID):
-        if not warm_start:
-            parameters.zero_()
-        iterations = fit_folds(problem, parameters, c, TOLERANCE, MAX_ITER)
-        gradients = problem.max_abs_gradients(parameters)
-        for fold, (train, held_out) in enumerate(splits):
-            converged[fold, column] = gradient_has_converged(gradients[fold], c, len(train), iterations[fold], MAX_ITER)
-            probabilities = problem.probabilities(parameters, fold, held_out)
-            scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=problem.classes)
     return CrossValidation(scores, converged)
 
 

@@ -17,9 +17,14 @@ C grows along the grid with warm starts.  float64 throughout.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from robustpath.tasks.batched_lbfgs import minimise_batched
+
+if TYPE_CHECKING:
+    from robustpath.tasks.linear_probe import CrossValidation
 
 
 class FoldProblem:
@@ -36,7 +41,9 @@ class FoldProblem:
         self.binary = len(self.classes) == 2
         self.folds = masks.shape[1]
         centre = features.mean(axis=0)
-        to_device = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(device)  # noqa: E731
+        def to_device(array):
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(device)
+
         self.features = to_device(features - centre)
         self.shifts, self.scales = to_device(means - centre), to_device(scales)
         counts = masks.sum(axis=0)
@@ -98,3 +105,33 @@ def fit_folds(problem: FoldProblem, parameters, regularisation: float, tol: floa
     """Minimise each fold's objective at C from ``parameters`` (updated in place) → (F,) iterations."""
     problem.inverse_strength = float(regularisation)
     return minimise_batched(parameters, problem.objective, tol, max_iter)
+
+
+def joint_fold_scores(features, labels, splits, device="cpu", warm_start: bool = True) -> CrossValidation:
+    """cross_validated_scores by torch, C_GRID → all folds at once (L-BFGS side by side, warm-started)."""
+    import torch
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    from robustpath.tasks.linear_probe import C_GRID, MAX_ITER, TOLERANCE, CrossValidation, gradient_has_converged
+
+    scalers = [StandardScaler().fit(features[train]) for train, _ in splits]
+    masks = np.zeros((len(labels), len(splits)), dtype=bool)
+    for fold, (train, _) in enumerate(splits):
+        masks[train, fold] = True
+    problem = FoldProblem(features, labels, masks, np.stack([s.mean_ for s in scalers]),
+                          np.stack([s.scale_ for s in scalers]), device)
+    outputs = 1 if problem.binary else len(problem.classes)
+    parameters = torch.zeros((len(splits), outputs, features.shape[1] + 1), dtype=torch.float64, device=device)
+    scores = np.zeros((len(splits), len(C_GRID)))
+    converged = np.zeros((len(splits), len(C_GRID)), dtype=bool)
+    for column, c in enumerate(C_GRID):
+        if not warm_start:
+            parameters.zero_()
+        iterations = fit_folds(problem, parameters, c, TOLERANCE, MAX_ITER)
+        gradients = problem.max_abs_gradients(parameters)
+        for fold, (train, held_out) in enumerate(splits):
+            converged[fold, column] = gradient_has_converged(gradients[fold], c, len(train), iterations[fold], MAX_ITER)
+            probabilities = problem.probabilities(parameters, fold, held_out)
+            scores[fold, column] = -log_loss(labels[held_out], probabilities, labels=problem.classes)
+    return CrossValidation(scores, converged)

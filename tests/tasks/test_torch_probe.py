@@ -20,6 +20,7 @@ from robustpath.errors import UsageError
 from robustpath.tasks import TaskContext, create_task
 from robustpath.tasks import linear_probe
 from robustpath.tasks.linear_probe import C_GRID, TOLERANCE, select_solver
+from robustpath.tasks.probe_folds import joint_fold_scores
 from robustpath.tasks.torch_logistic import TorchLogisticRegression
 
 PROBABILITY_TOLERANCE = 1e-6
@@ -215,7 +216,7 @@ def test_joint_fold_scores_match_sklearn_one_fold_at_a_time(classes):
     x = np.concatenate([c + rng.normal(0, 3.0, size=(20, 30)) for c in centres])
     y = np.repeat(np.arange(classes), 20)
     splits = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(x, y))
-    joint = linear_probe.joint_fold_scores(x, y, splits)
+    joint = joint_fold_scores(x, y, splits)
     reference = linear_probe.per_fold_scores(x, y, splits, seed=0, solver="sklearn")
     assert joint.converged.all() and reference.converged.all()
     difference = np.abs(joint.scores - reference.scores).max(axis=0)
