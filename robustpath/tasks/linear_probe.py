@@ -61,7 +61,7 @@ def select_solver(solver: str, rows: int, dims: int, device) -> str:
 
     "auto" picks torch (float64 L-BFGS on the run's device) when the device is CUDA and
     the training embeddings hold at least TORCH_FROM_ELEMENTS values (rows × dims), else
-    scikit-learn; on a CPU torch is no faster (benchmarks/probe_scale.py), so "auto"
+    scikit-learn; on a CPU torch is no faster (benchmarks/probe_solvers.py), so "auto"
     keeps scikit-learn there and small probes stay exactly as before.
     """
     if solver not in SOLVERS:
