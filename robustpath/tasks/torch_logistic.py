@@ -12,14 +12,14 @@ robustpath.tasks.linear_probe) treat both solvers alike.
 Solver: L-BFGS as scipy's L-BFGS-B runs it (robustpath.tasks.batched_lbfgs: 10
 correction pairs, a Wolfe line search, stopping at max |gradient| <= tol (scipy's
 gtol) or when the objective no longer decreases in float64, at most max_iter
-iterations). torch.optim.LBFGS is not used:
-it drops every curvature pair with s·y <= 1e-10 (an absolute threshold), which at
-large C, where gradients are small, leaves it taking 2-3 times scipy's iterations.  The gradient is computed in closed form (two products of
-the N × D features with an N × K or D × K matrix per evaluation), in float64 on
-``device`` — so a result never depends on float32 rounding; thread counts and
-devices change only the last bits of float64 sums.  A warm start (warm_start=True,
-a previous coef_ of the same shape) begins from the previous solution, which is
-how the cross-validation walks up the C grid.
+iterations). torch.optim.LBFGS is not used: it drops every curvature pair with
+s·y <= 1e-10 (an absolute threshold), which at large C, where gradients are small,
+left it taking two to three times scipy's iterations.  The gradient is computed in
+closed form (two products of the N × D features with an N × K or D × K matrix per
+evaluation), in float64 on ``device``, so a result never depends on float32
+rounding; thread counts and devices change only the last bits of float64 sums.  A
+warm start (warm_start=True, a previous coef_ of the same shape) begins from the
+previous solution, which is how the cross-validation walks up the C grid.
 """
 from __future__ import annotations
 
