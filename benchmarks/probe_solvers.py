@@ -76,7 +76,7 @@ def ablation(count: int, dim: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from robustpath.tasks.linear_probe import per_fold_scores
-    from robustpath.tasks.probe_folds import joint_fold_scores
+    from robustpath.tasks.probe_solver.probe_folds import joint_fold_scores
 
     train, labels = embeddings(count, dim)
     features = train.astype(np.float64)

@@ -23,7 +23,7 @@ in the run's notes). Held-out scores agree with fresh fits run to convergence
 (GridSearchCV, tested) within 0.005 log-loss.
 
 Solver: scikit-learn (scipy's L-BFGS-B, one BLAS thread) or torch
-(robustpath.tasks.torch_logistic: the same objective by float64 L-BFGS on the run's
+(robustpath.tasks.probe_solver.torch_logistic: the same objective by float64 L-BFGS on the run's
 device, the same tolerance, warm starts and convergence check).  ``solver="auto"``
 (select_solver) uses torch on a CUDA device from TORCH_FROM_ELEMENTS training values
 (rows × dims) and scikit-learn otherwise, so small probes and CPU runs are unchanged;
@@ -101,7 +101,7 @@ def _logistic_regression(regularisation: float, seed: int, warm_start: bool = Fa
 
     settings = dict(C=regularisation, tol=TOLERANCE, max_iter=MAX_ITER, warm_start=warm_start, random_state=seed)
     if solver == "torch":
-        from robustpath.tasks.torch_logistic import TorchLogisticRegression
+        from robustpath.tasks.probe_solver.torch_logistic import TorchLogisticRegression
 
         return TorchLogisticRegression(**settings, device=device)
     return LogisticRegression(**settings)
@@ -171,13 +171,13 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, 
     Stratified, shuffled folds (seed); the scaler is fitted inside each fold; C
     grows along the grid with warm starts (each fit starts from the previous
     solution: the converged optimum is the one a fresh fit reaches, only sooner).
-    solver "torch" fits the folds of a C side by side (robustpath.tasks.probe_folds).
+    solver "torch" fits the folds of a C side by side (robustpath.tasks.probe_solver.probe_folds).
     """
     from sklearn.model_selection import StratifiedKFold
 
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, labels))
     if solver == "torch":
-        from robustpath.tasks.probe_folds import joint_fold_scores
+        from robustpath.tasks.probe_solver.probe_folds import joint_fold_scores
 
         return joint_fold_scores(features, labels, splits, device)
     return per_fold_scores(features, labels, splits, seed, solver, device)
@@ -304,7 +304,7 @@ class LinearProbeTask(OutcomeTask):
             import torch
 
             facts.update(device=str(device), threads=torch.get_num_threads() if str(device) == "cpu" else None,
-                         algorithm="L-BFGS in torch (robustpath.tasks.batched_lbfgs), float64, the folds side by "
+                         algorithm="L-BFGS in torch (robustpath.tasks.probe_solver.batched_lbfgs), float64, the folds side by "
                                    "side, warm starts along C_GRID")
         else:
             facts.update(device="cpu", threads=1, algorithm="scipy L-BFGS-B via scikit-learn, warm starts along C_GRID")

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from robustpath.tasks.batched_lbfgs import minimise_batched
+from robustpath.tasks.probe_solver.batched_lbfgs import minimise_batched
 
 
 def _quadratics(seed=0, batch=3, size=20):

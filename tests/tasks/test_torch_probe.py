@@ -20,8 +20,8 @@ from robustpath.errors import UsageError
 from robustpath.tasks import TaskContext, create_task
 from robustpath.tasks import linear_probe
 from robustpath.tasks.linear_probe import C_GRID, TOLERANCE, select_solver
-from robustpath.tasks.probe_folds import joint_fold_scores
-from robustpath.tasks.torch_logistic import TorchLogisticRegression
+from robustpath.tasks.probe_solver.probe_folds import joint_fold_scores
+from robustpath.tasks.probe_solver.torch_logistic import TorchLogisticRegression
 
 PROBABILITY_TOLERANCE = 1e-6
 COEFFICIENT_TOLERANCE = 1e-4
@@ -166,7 +166,7 @@ def test_torch_solver_on_cuda_matches_sklearn():
 
 
 def _fold_problem(classes, rng):
-    from robustpath.tasks.probe_folds import FoldProblem
+    from robustpath.tasks.probe_solver.probe_folds import FoldProblem
 
     centres = rng.normal(0, 1.0, size=(classes, 6)) + 4.0  # uncentred, as embeddings are
     x = np.concatenate([c + rng.normal(0, 2.0, size=(15, 6)) for c in centres])

@@ -2,7 +2,7 @@
 
 The F folds' objectives are independent (each: mean log-loss over its training rows
 + ||W_f||² / (2 C N_f), on features standardised by that fold's scaler).  Each fold
-runs its own L-BFGS (robustpath.tasks.batched_lbfgs: own iterate, curvature pairs,
+runs its own L-BFGS (robustpath.tasks.probe_solver.batched_lbfgs: own iterate, curvature pairs,
 line search, stopping), but one objective call evaluates all folds, which shares the
 expensive part: the features are read twice per evaluation for all folds together — logits (N × D by D × F·K) and gradients (F·K × N by N × D) —
 instead of twice per fold, and the products are as thin as K, so they are limited
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustpath.tasks.batched_lbfgs import minimise_batched
+from robustpath.tasks.probe_solver.batched_lbfgs import minimise_batched
 
 if TYPE_CHECKING:
     from robustpath.tasks.linear_probe import CrossValidation

@@ -12,7 +12,7 @@ can stop at gradients of 1e-7 where this goes on to tol), at max_iter iterations
 when the line search finds no step.
 Only the evaluations are shared: the caller's objective takes the B iterates together,
 so a problem whose work is matrix products over shared data (the probe's folds,
-robustpath.tasks.probe_folds) reads that data once per evaluation for all B.
+robustpath.tasks.probe_solver.probe_folds) reads that data once per evaluation for all B.
 A problem that has stopped keeps its iterate; the others go on.  float64, any device.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ the fitted attributes coef_, intercept_, classes_, n_iter_) is scikit-learn's ow
 so the probe's pipeline, cross-validation and convergence check (has_converged in
 robustpath.tasks.linear_probe) treat both solvers alike.
 
-Solver: L-BFGS as scipy's L-BFGS-B runs it (robustpath.tasks.batched_lbfgs: 10
+Solver: L-BFGS as scipy's L-BFGS-B runs it (robustpath.tasks.probe_solver.batched_lbfgs: 10
 correction pairs, a Wolfe line search, stopping at max |gradient| <= tol (scipy's
 gtol) or when the objective no longer decreases in float64, at most max_iter
 iterations). torch.optim.LBFGS is not used: it drops every curvature pair with
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from robustpath.tasks.batched_lbfgs import minimise_batched
+from robustpath.tasks.probe_solver.batched_lbfgs import minimise_batched
 
 
 
