@@ -199,13 +199,6 @@ class _Completion:
         for segment in segments:
             self.left[id(segment.pipeline)] += not segment.done
 
-    def announce_finished(self) -> None:
-        """Announce the pipelines that need no forward pass (all read from a store)."""
-        for number, left in self.left.items():
-            if left == 0:
-                self.on_ready(list(self.pipelines[number].keys))
-        self.forget_targets(self.segments)
-
     def segment_done(self, segment: Segment) -> None:
         number = id(segment.pipeline)
         self.left[number] -= 1
@@ -451,17 +444,15 @@ def compute_embeddings(
         key_segments(plan.segments, keys, batch_size, total=plan.total)
         if on_plan is not None:
             on_plan(entry_digests(plan.all_pipelines, plan.segments))
-    reused_entries = _reuse_stored(plan.segments, store, int(encoder.embed_dim)) if keys is not None else {}
+    completion = _Completion(plan.segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
+    reused_entries = _reuse_stored(plan.segments, store, int(encoder.embed_dim), completion) if keys is not None else {}
     notes: list[str] = []
     forward = _Forward(encoder, device, amp, compile, progress, notes)
-    completion = _Completion(plan.segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
     sweep = _Sweep(
         encoder=encoder, dataset=dataset, pipelines=plan.all_pipelines, segments=plan.segments, device=device,
         batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
         completion=completion,
     )
-    if completion is not None:
-        completion.announce_finished()
     _run_sweep(sweep, group, progress, device, len(variants) + 1)
     notes += sweep.notes
     notes += _store_problems(store, notes, progress)
@@ -517,8 +508,12 @@ def _target(rows: int, dim: int, keys: list[str], arrays: dict) -> Target:
     return target
 
 
-def _reuse_stored(segments: list[Segment], store, dim: int) -> dict[str, int]:
-    """Fill the segments found in ``store`` (a StoreChain, or None); entries reused per source."""
+def _reuse_stored(segments: list[Segment], store, dim: int, completion: "_Completion | None") -> dict[str, int]:
+    """Fill the segments found in ``store`` (a StoreChain, or None), in stream order; entries reused per source.
+
+    A pipeline read entirely from the store is announced (``completion``) as soon as its last
+    segment is read, so that it can be scored, and released, before the next ones are read.
+    """
     reused: dict[str, int] = {}
     if store is None:
         return reused
@@ -529,6 +524,8 @@ def _reuse_stored(segments: list[Segment], store, dim: int) -> dict[str, int]:
             segment.done, segment.remaining = True, 0
             segment.source = "run folder" if getattr(source, "strict", False) else "cache"
             reused[segment.source] = reused.get(segment.source, 0) + 1
+            if completion is not None:
+                completion.segment_done(segment)
     return reused
 
 

@@ -163,21 +163,20 @@ def _context_of(dataset):
     return make_context
 
 
-def test_at_most_a_window_and_the_queue_of_variants_are_alive(customvit, small_dataset, three_per_chunk,  # noqa: F811
-                                                              monkeypatch):
-    tasks = {task.key: task for name in ("linear_probe", "retrieval") for task in create_tasks(name)}
-    monkeypatch.setattr(plan, "WINDOW_BYTES", 1 << 40)
-    expected = TaskScorer(tasks, VARIANTS, _context_of(small_dataset))
-    expected_values = expected.finish(sweep(customvit, small_dataset, on_ready=expected.ready), SilentProgress()).values
-    window = 2
-    set_window(monkeypatch, window, 10, customvit.embed_dim)
+TASKS = ("linear_probe", "retrieval")
+
+
+def _scores_and_most_alive(encoder, dataset, monkeypatch, **options) -> tuple[dict, int]:
+    """Sweep with the variants scored and released beside it (TaskScorer): the scores, and the most
+    corrupted test arrays alive at once (weak references to each array when it is made, counted at
+    every forward pass and around every announcement)."""
     made, most_alive = [], [0]
-    array = Target.array
+    array, forward = Target.array, engine._Forward.__call__
 
     def recording_array(self):
         known = self._array is not None
         result = array(self)
-        if not known and self.shape[0] == 10:  # a corrupted test array, made now
+        if not known and self.shape[0] == len(dataset.indices("test")) and self.shape[0] != len(dataset):
             made.append(weakref.ref(result))
         return result
 
@@ -185,28 +184,72 @@ def test_at_most_a_window_and_the_queue_of_variants_are_alive(customvit, small_d
         gc.collect()
         most_alive[0] = max(most_alive[0], sum(ref() is not None for ref in made))
 
-    forward = engine._Forward.__call__
-
     def counting_forward(self, x):
         count()
         return forward(self, x)
 
     monkeypatch.setattr(Target, "array", recording_array)
     monkeypatch.setattr(engine._Forward, "__call__", counting_forward)
-    scorer = TaskScorer(tasks, VARIANTS, _context_of(small_dataset), release=True, max_queued=MAX_QUEUED)
+    tasks = {task.key: task for name in TASKS for task in create_tasks(name)}
+    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset), release=True, max_queued=MAX_QUEUED)
 
     def on_ready(embeddings, keys):
         count()
         scorer.ready(embeddings, keys)
         count()
 
-    embeddings = sweep(customvit, small_dataset, on_ready=on_ready)
+    embeddings = sweep(encoder, dataset, on_ready=on_ready, **options)
     scores = scorer.finish(embeddings, SilentProgress())
+    monkeypatch.setattr(Target, "array", array)
+    monkeypatch.setattr(engine._Forward, "__call__", forward)
     count()
-    assert scores.values == expected_values
     assert len(made) == len(VARIANTS) and embeddings.variants == {}
-    assert all(ref() is None for ref in made)
-    assert window <= most_alive[0] <= window + MAX_QUEUED  # the window being filled, the variants queued or being scored
+    assert all(ref() is None for ref in made)  # nothing else holds a scored variant
+    return scores.values, most_alive[0]
+
+
+def _expected_scores(encoder, dataset) -> dict:
+    """The scores of every variant from one plain sweep (one window), all arrays kept."""
+    tasks = {task.key: task for name in TASKS for task in create_tasks(name)}
+    whole = engine.compute_embeddings(encoder, dataset, VARIANTS, preset=PRESET, seed=0, device=CPU, batch_size=4)
+    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset))
+    scorer.ready(whole, [CLEAN_VARIANT.key, *whole.variants])
+    return scorer.finish(whole, SilentProgress()).values
+
+
+def test_at_most_a_window_and_the_queue_of_variants_are_alive(customvit, small_dataset, three_per_chunk,  # noqa: F811
+                                                              monkeypatch):
+    monkeypatch.setattr(plan, "WINDOW_BYTES", 1 << 40)
+    expected = _expected_scores(customvit, small_dataset)
+    window = 2
+    set_window(monkeypatch, window, 10, customvit.embed_dim)
+    values, most_alive = _scores_and_most_alive(customvit, small_dataset, monkeypatch)
+    assert values == expected
+    assert window <= most_alive <= window + MAX_QUEUED  # the window being filled, the variants queued or being scored
+
+
+def test_a_run_read_from_its_store_keeps_no_more_alive(customvit, small_dataset, three_per_chunk,  # noqa: F811
+                                                       monkeypatch, tmp_path):
+    """Entries are read in stream order and each variant is announced once read: a resumed run
+    does not hold every stored variant at once."""
+    monkeypatch.setattr(plan, "WINDOW_BYTES", 1 << 40)
+    expected = _expected_scores(customvit, small_dataset)
+    window = 2
+    set_window(monkeypatch, window, 10, customvit.embed_dim)
+    keys = _keys(customvit, small_dataset)
+    sweep(customvit, small_dataset, store=StoreChain([EmbeddingStore(tmp_path, strict=True)]), keys=keys)
+    values, most_alive = _scores_and_most_alive(
+        customvit, small_dataset, monkeypatch, store=StoreChain([EmbeddingStore(tmp_path, strict=True)]), keys=keys)
+    assert values == expected
+    assert most_alive <= window + MAX_QUEUED
+
+
+def _keys(encoder, dataset) -> EmbeddingKeys:
+    return EmbeddingKeys(
+        model={"weights_sha256": "x", "source": "test"}, preprocessing=encoder.preprocessing.as_dict(),
+        native_size=tuple(dataset.native_size), digests=sample_digests(dataset), sample_ids=dataset.sample_ids,
+        seed=0, versions={"robustpath": "test"}, device="cpu", precision="fp32", compiled=False,
+    )
 
 
 class _Interrupted(Exception):
@@ -216,12 +259,7 @@ class _Interrupted(Exception):
 def test_an_interrupted_windowed_sweep_resumes_from_its_store(customvit, small_dataset, three_per_chunk,  # noqa: F811
                                                               monkeypatch, tmp_path):
     set_window(monkeypatch, 2, 10, customvit.embed_dim)
-    keys = EmbeddingKeys(
-        model={"weights_sha256": "x", "source": "test"}, preprocessing=customvit.preprocessing.as_dict(),
-        native_size=tuple(small_dataset.native_size), digests=sample_digests(small_dataset),
-        sample_ids=small_dataset.sample_ids, seed=0, versions={"robustpath": "test"}, device="cpu",
-        precision="fp32", compiled=False,
-    )
+    keys = _keys(customvit, small_dataset)
     uninterrupted = sweep(customvit, small_dataset)
     forward, passes = engine._Forward.__call__, [0]
 
