@@ -85,9 +85,10 @@ class ChunkImages:
 
         height, width = self.dataset.native_size
         images = torch.empty((len(chunk.indices), height, width, 3), dtype=torch.uint8, device=self.device)
-        if any(visit.number == chunk.number for visit in self.pending):
+        if self.pending and self.pending[0].number != chunk.number and any(v.number == chunk.number for v in self.pending):
             while self.pending[0].number != chunk.number:  # planned but no longer needed
                 self._drain(self.pending.popleft())
+        if self.pending and self.pending[0].number == chunk.number:
             self.pending.popleft()
             filled = 0
             while filled < len(chunk.indices):

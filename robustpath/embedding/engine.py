@@ -24,12 +24,15 @@ through the encoder once (torch.inference_mode; autocast bf16/fp16
 on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compile).
 Random corruptions draw from per-sample generators re-seeded from a reused pool.
 
-Chunks are decoded by a DataLoader (``num_workers`` processes; pinned memory on CUDA) and
-copied to the device (non-blocking) once per window that reads them; a chunk read by
-consecutive forward passes stays decoded (robustpath.embedding.decoded).  Every (chunk, pipeline) whose
-last row is embedded is written to the store at once; entries already in a store are
-read instead of computed.  CUDA out-of-memory (in the forward pass or while preparing
-it) halves the batch size and retries the pass, with a notice; nothing finished is lost.
+Chunks are decoded by a DataLoader (``num_workers`` processes; pinned memory on CUDA)
+and copied to the device (non-blocking) once per window that reads them; a chunk read
+by consecutive forward passes stays decoded (robustpath.embedding.decoded).  Every
+(chunk, pipeline) whose last row is embedded is written to the store at once; entries
+already in a store are read instead of computed, in stream order, and a variant read
+entirely from a store is announced as soon as it is read (so a resumed run holds no
+more variants than a fresh one).  CUDA out-of-memory (in the forward pass or while
+preparing it) halves the batch size and retries the pass, with a notice; nothing
+finished is lost.
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ class Embeddings:
     embeddings came from ("run folder" or "cache"); ``stats``: forward passes, images
     forwarded, final batch size, store entries read and written; ``notes``: notices
     worth keeping in run.json (batch size reduced, compile fallback, cache problems).
+    During the sweep (``on_ready``), a variant's arrays appear when first written.
     stats: ``images_nominal`` = every (image, variant) pair, ``images_planned`` = the items
     of the distinct pipelines, ``images_forwarded`` = what went through the encoder.
     """

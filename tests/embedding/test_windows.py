@@ -279,3 +279,32 @@ def test_an_interrupted_windowed_sweep_resumes_from_its_store(customvit, small_d
     np.testing.assert_array_equal(resumed.clean, uninterrupted.clean)
     for key in uninterrupted.variants:
         np.testing.assert_array_equal(resumed.variants[key], uninterrupted.variants[key])
+
+
+class _Flaky:
+    """``encoder`` that raises torch.OutOfMemoryError for forward passes larger than ``limit`` images."""
+
+    def __init__(self, encoder, limit):
+        self.encoder, self.limit = encoder, limit
+        self.embed_dim, self.preprocessing, self.name = encoder.embed_dim, encoder.preprocessing, encoder.name
+
+    def to(self, device):
+        return self
+
+    def encode_image(self, x):
+        if len(x) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.encoder.encode_image(x)
+
+
+def test_out_of_memory_in_a_windowed_sweep_keeps_the_results(customvit, small_dataset, three_per_chunk,  # noqa: F811
+                                                             monkeypatch):
+    set_window(monkeypatch, 2, 10, customvit.embed_dim)
+    reference = sweep(customvit, small_dataset, batch_size=8)
+    dataset, reads = _counting(small_dataset)
+    result = sweep(_Flaky(customvit, limit=3), dataset, batch_size=8)
+    assert result.stats["batch_size"] == 2
+    assert (reads[dataset.indices("test")] >= 4).all()  # re-cut passes read unplanned chunks directly
+    np.testing.assert_allclose(result.clean, reference.clean, rtol=0, atol=1e-6)
+    for key in reference.variants:
+        np.testing.assert_allclose(result.variants[key], reference.variants[key], rtol=0, atol=1e-6)
