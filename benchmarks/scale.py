@@ -69,8 +69,9 @@ def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: i
     screen = 4 * dim * gallery  # the float32 unit gallery of the retrieval screen
     probe = 5 * 8 * dim * gallery  # the probe's float64 training features, scaled copies and solver work
     in_flight = (window + queued) * 4 * dim * test  # W filling (or just finished), `queued` waiting or being scored
+    kept = 8 * 8 * 3 * test if window < variants and 8 * 8 * 3 * test <= 256 * MiB else 0  # decoded between windows
     outcomes = (variants + 1) * test * (8 * (10 + 6 + 3) + 8 * (classes + 3))  # per image and variant
-    return clean + context + screen + probe + in_flight + outcomes + WORKSPACE
+    return clean + context + screen + probe + in_flight + kept + outcomes + WORKSPACE
 
 
 class PeakMemory:

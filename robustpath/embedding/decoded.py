@@ -3,9 +3,12 @@
 The sweep's forward passes go window by window over the chunks (robustpath.embedding.plan),
 so a chunk can be needed again after other chunks: ``decode_visits`` lists the chunks
 to decode, in order, when each pass keeps decoded only the chunks it reads
-(``ChunkImages.keep_only``); a chunk needed by consecutive passes is decoded once.  One
-DataLoader (``num_workers`` processes; pinned memory on CUDA) decodes that list, and
-each chunk is copied to the device once per visit (non-blocking).
+(``ChunkImages.keep_only``) and the chunks to keep (``chunks_to_keep``); a chunk needed
+by consecutive passes is decoded once.  The chunks to keep are those a sweep would decode
+more than once (several windows), when together they hold at most KEEP_DECODED_BYTES of
+decoded images: then every image is decoded once; otherwise each such chunk once per
+window.  One DataLoader (``num_workers`` processes; pinned memory on CUDA) decodes the
+visits, and each chunk is copied to the device once per visit (non-blocking).
 """
 from __future__ import annotations
 
@@ -25,15 +28,29 @@ def chunks_of(pieces) -> list[Chunk]:
     return list(chunks.values())
 
 
-def decode_visits(passes: Iterable[list[Chunk]]) -> list[Chunk]:
+KEEP_DECODED_BYTES = 256 << 20  # decoded images kept across windows, instead of decoding them again
+
+
+def decode_visits(passes: Iterable[list[Chunk]], keep: frozenset[int] = frozenset()) -> list[Chunk]:
     """The chunks to decode, in order, for forward passes that read ``passes`` (their chunks, in order)
-    when each pass keeps only its own chunks decoded."""
+    when each pass keeps decoded only its own chunks and, once decoded, the chunks numbered in ``keep``."""
     visits: list[Chunk] = []
     resident: set[int] = set()
     for chunks in passes:
         visits += [chunk for chunk in chunks if chunk.number not in resident]
-        resident = {chunk.number for chunk in chunks}
+        resident = {chunk.number for chunk in chunks} | (keep & (resident | {chunk.number for chunk in chunks}))
     return visits
+
+
+def chunks_to_keep(passes: list[list[Chunk]], image_bytes: int) -> frozenset[int]:
+    """The numbers of the chunks decoded more than once by ``decode_visits(passes)``, when together they
+    hold at most KEEP_DECODED_BYTES (``image_bytes`` per image); otherwise none."""
+    seen: dict[int, Chunk] = {}
+    again: dict[int, Chunk] = {}
+    for chunk in decode_visits(passes):
+        (again if chunk.number in seen else seen)[chunk.number] = chunk
+    size = sum(len(chunk.indices) for chunk in again.values()) * image_bytes
+    return frozenset(again) if size <= KEEP_DECODED_BYTES else frozenset()
 
 
 class _ImageReader:
@@ -56,11 +73,13 @@ class _ImageReader:
 class ChunkImages:
     """Decodes the planned ``visits`` (decode_visits) in order with one DataLoader; ``get`` a chunk on the device."""
 
-    def __init__(self, dataset, visits: list[Chunk], batch_size: int, num_workers: int, device) -> None:
+    def __init__(self, dataset, visits: list[Chunk], batch_size: int, num_workers: int, device,
+                 keep: frozenset[int] = frozenset()) -> None:
         from torch.utils.data import DataLoader
 
         self.dataset = dataset
         self.device = device
+        self.keep = keep  # chunk numbers that stay decoded once decoded (chunks_to_keep)
         self.pending = deque(visits)
         indices = np.concatenate([c.indices for c in visits]) if visits else np.zeros(0, dtype=np.int64)
         batches, offset = [], 0
@@ -108,7 +127,7 @@ class ChunkImages:
             consumed += len(next(self._batches))
 
     def keep_only(self, chunks: list[Chunk]) -> None:
-        """Free the decoded chunks other than ``chunks``."""
-        keep = {chunk.number for chunk in chunks}
+        """Free the decoded chunks other than ``chunks`` and those to keep."""
+        keep = {chunk.number for chunk in chunks} | self.keep
         for old in [number for number in self.resident if number not in keep]:
             del self.resident[old]

@@ -25,8 +25,9 @@ on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compi
 Random corruptions draw from per-sample generators re-seeded from a reused pool.
 
 Chunks are decoded by a DataLoader (``num_workers`` processes; pinned memory on CUDA)
-and copied to the device (non-blocking) once per window that reads them; a chunk read
-by consecutive forward passes stays decoded (robustpath.embedding.decoded).  Every
+and copied to the device (non-blocking) once, or once per window that reads them when
+the chunks read by several windows hold more than KEEP_DECODED_BYTES of decoded images
+(robustpath.embedding.decoded).  Every
 (chunk, pipeline) whose last row is embedded is written to the store at once; entries
 already in a store are read instead of computed, in stream order, and a variant read
 entirely from a store is announced as soon as it is read (so a resumed run holds no
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robustpath.embedding.decoded import ChunkImages, chunks_of, decode_visits
+from robustpath.embedding.decoded import ChunkImages, chunks_of, chunks_to_keep, decode_visits
 from robustpath.embedding.distributed import settled
 from robustpath.errors import RobustPathError
 from robustpath.embedding.plan import (
@@ -275,8 +276,11 @@ class _Sweep:
     def run(self) -> None:
         import torch
 
-        visits = decode_visits(chunks_of(self.pieces(begin, end)) for begin, end in self.passes())
-        self.images = ChunkImages(self.dataset, visits, self.capacity, self.num_workers, self.device)
+        passes = [chunks_of(self.pieces(begin, end)) for begin, end in self.passes()]
+        height, width = self.dataset.native_size
+        keep = chunks_to_keep(passes, height * width * 3)
+        self.images = ChunkImages(self.dataset, decode_visits(passes, keep), self.capacity, self.num_workers,
+                                  self.device, keep)
         position = self.begin
         while position < self.end:
             try:

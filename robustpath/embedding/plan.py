@@ -13,10 +13,11 @@ window, training chunks, then test chunks; chunk by chunk, pipeline by pipeline,
 clean pipeline first (in the first window only).  So at most ``window`` corrupted
 pipelines are partly embedded at any time, and their arrays are made when first written
 (``Target``): the memory of the embeddings in flight does not grow with the number of
-variants, whatever the number of chunks.  Cost: every chunk that carries corrupted
-pipelines is decoded once per window (ceil(pipelines / window) times) instead of once,
-except that a chunk needed by consecutive forward passes stays decoded (a test split of
-one chunk is decoded once).  With one window, or a test split of one chunk and no
+variants, whatever the number of chunks.  Cost: a chunk that carries corrupted pipelines
+is read by every window (ceil(pipelines / window) times); it is decoded once when the
+chunks read by several windows fit KEEP_DECODED_BYTES together (they then stay decoded;
+robustpath.embedding.decoded), or when consecutive forward passes read it (a test split
+of one chunk), and otherwise once per window.  With one window, or a test split of one chunk and no
 ``corrupt_training``, the order is the chunk-by-chunk order of earlier versions (the same
 forward passes, the same store keys).  Training chunks come first in every window (their
 clean embeddings complete early, so that tasks can be fitted while the corrupted test

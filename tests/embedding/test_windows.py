@@ -3,7 +3,8 @@
 The order is checked by hand on a tiny plan; a sweep whose test split spans several
 chunks gives exactly the embeddings of the chunk-by-chunk order of earlier versions (one
 window), keeps at most the stated number of corrupted arrays alive (weak references),
-decodes each test image once per window, and resumes from its store after an interruption.
+decodes each test image once (within KEEP_DECODED_BYTES) or once per window, and resumes
+from its store after an interruption.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  
 
 import corruptions
 from robustpath.data.dataset import ArrayReader
-from robustpath.embedding import engine, plan
+from robustpath.embedding import decoded, engine, plan
 from robustpath.embedding.cache import EmbeddingKeys, EmbeddingStore, StoreChain, sample_digests
-from robustpath.embedding.decoded import decode_visits
+from robustpath.embedding.decoded import chunks_to_keep, decode_visits
 from robustpath.embedding.plan import Chunk, Pipeline, Target, plan_stream, window_size
 from robustpath.tasks import TaskContext, create_tasks
 from robustpath.tasks.scoring import TaskScorer
@@ -102,10 +103,15 @@ def test_window_size_by_hand(monkeypatch):
     assert window_size(0, rows=10, dim=5) == 1
 
 
-def test_decode_visits_by_hand():
-    a, b, c = (Chunk(number, np.array([number]), np.array([0])) for number in range(3))
-    visits = decode_visits([[a], [a, b], [b], [c], [a], [a]])
-    assert [chunk.number for chunk in visits] == [0, 1, 2, 0]
+def test_decode_visits_by_hand(monkeypatch):
+    a, b, c = (Chunk(number, np.array([number, number]), np.array([0, 1])) for number in range(3))
+    passes = [[a], [a, b], [b], [c], [a], [a], [b]]
+    assert [chunk.number for chunk in decode_visits(passes)] == [0, 1, 2, 0, 1]
+    assert [chunk.number for chunk in decode_visits(passes, frozenset({0}))] == [0, 1, 2, 1]
+    monkeypatch.setattr(decoded, "KEEP_DECODED_BYTES", 4 * 10)
+    assert chunks_to_keep(passes, image_bytes=10) == {0, 1}  # decoded twice each: 4 images of 10 bytes
+    monkeypatch.setattr(decoded, "KEEP_DECODED_BYTES", 4 * 10 - 1)
+    assert chunks_to_keep(passes, image_bytes=10) == frozenset()
 
 
 @pytest.mark.parametrize("corrupt_training", [False, True])
@@ -138,12 +144,18 @@ def _counting(dataset):
     return replace(dataset, reader=Counting(dataset.reader.images)), reads
 
 
-def test_each_test_image_is_decoded_once_per_window(customvit, small_dataset, three_per_chunk, monkeypatch):  # noqa: F811
+def test_test_images_are_decoded_once_or_once_per_window_beyond_the_budget(customvit, small_dataset,  # noqa: F811
+                                                                            three_per_chunk, monkeypatch):
     set_window(monkeypatch, 2, 10, customvit.embed_dim)  # 7 pipelines in windows of 2: 4 windows
     dataset, reads = _counting(small_dataset)
-    sweep(customvit, dataset)
+    sweep(customvit, dataset)  # the 10 test images fit KEEP_DECODED_BYTES: kept decoded across windows
+    assert (reads == 1).all()
+    monkeypatch.setattr(decoded, "KEEP_DECODED_BYTES", 10 * IMAGE_BYTES - 1)
+    dataset, reads = _counting(small_dataset)
+    result = sweep(customvit, dataset)
     assert (reads[dataset.indices("train")] == 1).all()
     assert (reads[dataset.indices("test")] == 4).all()
+    np.testing.assert_array_equal(result.variants["hue/1/pre"], sweep(customvit, small_dataset).variants["hue/1/pre"])
     monkeypatch.setattr(plan, "CHUNK_BYTES", 10 * IMAGE_BYTES)  # the test split in one chunk: decoded once
     dataset, reads = _counting(small_dataset)
     sweep(customvit, dataset)
@@ -301,10 +313,8 @@ def test_out_of_memory_in_a_windowed_sweep_keeps_the_results(customvit, small_da
                                                              monkeypatch):
     set_window(monkeypatch, 2, 10, customvit.embed_dim)
     reference = sweep(customvit, small_dataset, batch_size=8)
-    dataset, reads = _counting(small_dataset)
-    result = sweep(_Flaky(customvit, limit=3), dataset, batch_size=8)
+    result = sweep(_Flaky(customvit, limit=3), small_dataset, batch_size=8)
     assert result.stats["batch_size"] == 2
-    assert (reads[dataset.indices("test")] >= 4).all()  # re-cut passes read unplanned chunks directly
     np.testing.assert_allclose(result.clean, reference.clean, rtol=0, atol=1e-6)
     for key in reference.variants:
         np.testing.assert_allclose(result.variants[key], reference.variants[key], rtol=0, atol=1e-6)
