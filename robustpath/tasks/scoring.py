@@ -13,7 +13,8 @@ Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release
 soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
 are already waiting to be scored, so that a sweep faster than the scoring does not
 pile up embeddings.  Peak memory then holds the clean embeddings, the variants the
-sweep is filling, at most ``max_queued`` + 1 finished ones, and what the tasks keep.
+sweep is filling or has just finished (one window of them: robustpath.embedding.plan),
+at most ``max_queued`` finished ones waiting or being scored, and what the tasks keep.
 """
 from __future__ import annotations
 
