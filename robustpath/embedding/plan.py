@@ -17,9 +17,9 @@ variants, whatever the number of chunks.  Cost: a chunk that carries corrupted p
 is read by every window (ceil(pipelines / window) times); it is decoded once when the
 chunks read by several windows fit KEEP_DECODED_BYTES together (they then stay decoded;
 robustpath.embedding.decoded), or when consecutive forward passes read it (a test split
-of one chunk), and otherwise once per window.  With one window, or a test split of one chunk and no
-``corrupt_training``, the order is the chunk-by-chunk order of earlier versions (the same
-forward passes, the same store keys).  Training chunks come first in every window (their
+of one chunk), and otherwise once per window.  With one window, or a test split of one
+chunk and no ``corrupt_training``, the order is the chunk-by-chunk order of earlier
+versions (the same forward passes).  Training chunks come first in every window (their
 clean embeddings complete early, so that tasks can be fitted while the corrupted test
 images are still being embedded).
 """
