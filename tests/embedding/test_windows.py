@@ -203,7 +203,8 @@ def _scores_and_most_alive(encoder, dataset, monkeypatch, **options) -> tuple[di
     monkeypatch.setattr(Target, "array", recording_array)
     monkeypatch.setattr(engine._Forward, "__call__", counting_forward)
     tasks = {task.key: task for name in TASKS for task in create_tasks(name)}
-    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset), release=True, max_queued=MAX_QUEUED)
+    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset), release=True, max_queued=MAX_QUEUED,
+                        max_queued_bytes=0)  # the count bound, not the byte budget
 
     def on_ready(embeddings, keys):
         count()
