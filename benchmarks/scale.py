@@ -3,12 +3,16 @@
 Synthetic data, in memory: N test images and a gallery (the training split) of G
 images, 8 × 8 px RGB in 4 classes (class colour + noise); a tiny open_clip ViT
 (random weights, 8 px input, patch 4, width 32, one layer) whose embedding is D
-wide (1,024 by default); corruptions ``hue`` at the first V severities (stage pre).
+wide (1,024 by default); each corruption of ``--corruption`` (``hue`` by default,
+repeatable) at the first V severities (stage pre).
 Each N runs in a fresh process, as ``robustpath eval`` runs it: the sweep with the
 tasks scored beside it (robustpath.tasks.scoring.TaskScorer, variants released once
 scored), then what is left to score after the last forward pass, then the per-sample
 export (predictions.csv.gz, every row).  Tasks: retrieval, and the linear probe at a
 fixed C = 1 (its cross-validation does not depend on N: benchmarks/probe_scale.py).
+"tail / sweep" is the scoring left after the last forward pass over the sweep's time.
+Per task, the seconds of ``outcomes`` + ``score`` per variant (median over the corrupted
+variants, wherever they ran) are printed below the table.
 
 Prints one row per N: seconds per stage, peak RSS (a thread samples /proc/self/statm
 every 10 ms; ru_maxrss agrees), the bound of the README's Performance section (the
@@ -17,6 +21,7 @@ at the end each stage's slope (seconds per 10,000 test images, least squares) an
 the ratio of its time per image at the largest and the smallest N (1.0 = linear).
 
     python benchmarks/scale.py --sizes 10000 30000 100000 --gallery 50000 --variants 1
+    python benchmarks/scale.py --sizes 30000 --gallery 2000 --variants 4 --corruption hue --corruption gaussian_blur
 """
 from __future__ import annotations
 
@@ -47,6 +52,32 @@ def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: i
     in_flight = (queued + 2) * 4 * dim * test  # one filling, one ready, `queued` waiting or being scored
     outcomes = (variants + 1) * test * (8 * (10 + 6 + 3) + 8 * (classes + 3))  # per image and variant
     return clean + context + screen + probe + in_flight + outcomes + WORKSPACE
+
+
+class TimedTask:
+    """A task whose ``outcomes`` and ``score`` calls are timed (seconds per variant, in call order)."""
+
+    def __init__(self, task) -> None:
+        self.task = task
+        self.seconds: list[float] = []
+        self._pending = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.task, name)
+
+    def outcomes(self, *args):
+        clock = time.perf_counter()
+        try:
+            return self.task.outcomes(*args)
+        finally:
+            self._pending = time.perf_counter() - clock
+
+    def score(self, outcomes):
+        clock = time.perf_counter()
+        try:
+            return self.task.score(outcomes)
+        finally:
+            self.seconds.append(self._pending + time.perf_counter() - clock)
 
 
 class PeakMemory:
@@ -117,7 +148,7 @@ def build_dataset(test: int, gallery: int, classes: int = 4):
     )
 
 
-def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> dict:
+def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, corruption_names: tuple[str, ...] = ("hue",)) -> dict:
     """One N in this process → seconds and peak bytes per stage."""
     import torch
 
@@ -135,12 +166,12 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> d
     from robustpath.tasks.retrieval import RetrievalTask
     from robustpath.variants import CLEAN_VARIANT, Variant
 
-    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": variants}
+    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": variants * len(corruption_names)}
     clock = time.perf_counter()
     dataset = build_dataset(test, gallery)
     encoder = load_encoder(build_model(folder, dim))
     row["setup_s"], row["setup_peak"] = time.perf_counter() - clock, memory.peak()
-    plan = [Variant("hue", severity, "pre") for severity in range(1, variants + 1)]
+    plan = [Variant(name, severity, "pre") for name in corruption_names for severity in range(1, variants + 1)]
     train = dataset.indices("train")
     device = torch.device("cpu")
 
@@ -151,7 +182,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> d
             clean_test_embeddings=embeddings.clean[embeddings.test_indices], device=device,
         )
 
-    tasks = {"retrieval": RetrievalTask(), "linear_probe": LinearProbeTask(regularisation=1.0)}
+    tasks = {"retrieval": TimedTask(RetrievalTask()), "linear_probe": TimedTask(LinearProbeTask(regularisation=1.0))}
     scorer = TaskScorer(tasks, plan, make_context, release=True)
     memory.reset()
     clock = time.perf_counter()
@@ -161,6 +192,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> d
     clock = time.perf_counter()
     scores = scorer.finish(embeddings, SilentProgress())
     row["after_sweep_s"], row["after_sweep_peak"] = time.perf_counter() - clock, memory.peak()
+    row["task_s"] = {key: sorted(task.seconds)[len(task.seconds) // 2] for key, task in tasks.items()}
     clock = time.perf_counter()
     outcomes = {(key, v.key): scores.outcomes[(key, v.key)] for key in tasks for v in [CLEAN_VARIANT, *plan]}
     save_outcomes(folder / "outcomes.npz", outcomes)
@@ -170,7 +202,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path) -> d
     row["exports_s"], row["exports_peak"] = time.perf_counter() - clock, memory.peak()
     row["predictions_bytes"] = sum(path.stat().st_size for path in written.values())
     row["maxrss"] = _maxrss()
-    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=variants)
+    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=len(plan))
     return row
 
 
@@ -185,13 +217,16 @@ STAGES = ("setup", "sweep", "after_sweep", "exports")
 
 def report(rows: list[dict]) -> None:
     print(f"{'N test':>8} {'gallery':>8} {'D':>5} {'V':>2} " + " ".join(f"{s + ' s':>14}" for s in STAGES)
-          + f" {'peak MiB':>9} {'bound MiB':>9} {'after/sweep':>11} {'pred. MiB':>9}")
+          + f" {'peak MiB':>9} {'bound MiB':>9} {'tail/sweep':>11} {'pred. MiB':>9}")
     for row in rows:
         peak = max(row["maxrss"], *(row[f"{s}_peak"] for s in STAGES))
         print(f"{row['test']:>8} {row['gallery']:>8} {row['dim']:>5} {row['variants']:>2} "
               + " ".join(f"{row[f'{s}_s']:>14.1f}" for s in STAGES)
               + f" {peak / MiB:>9.0f} {row['bound'] / MiB:>9.0f} {row['after_sweep_s'] / row['sweep_s']:>11.2f}"
               + f" {row['predictions_bytes'] / MiB:>9.1f}")
+    for row in rows:
+        print(f"{row['test']:>8}: scoring per variant (outcomes + score, median) "
+              + ", ".join(f"{key} {seconds:.1f} s" for key, seconds in row["task_s"].items()))
     if len(rows) < 2:
         return
     import numpy as np
@@ -210,18 +245,21 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--gallery", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--variants", type=int, default=1, help="hue severities 1..V (at most 4)")
+    parser.add_argument("--variants", type=int, default=1, help="severities 1..V of each corruption (at most 4)")
+    parser.add_argument("--corruption", action="append", help="a corruption of the pathology preset (repeatable; default hue)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    corruptions = tuple(args.corruption or ["hue"])
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.gallery, args.dim, args.variants, args.folder)))
+        print(json.dumps(measure(args.one, args.gallery, args.dim, args.variants, args.folder, corruptions)))
         return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in sorted(args.sizes):
             command = [sys.executable, __file__, "--one", str(size), "--gallery", str(args.gallery), "--dim",
-                       str(args.dim), "--variants", str(args.variants), "--folder", folder]
+                       str(args.dim), "--variants", str(args.variants), "--folder", folder,
+                       *(option for name in corruptions for option in ("--corruption", name))]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(done.stderr[-3000:])
