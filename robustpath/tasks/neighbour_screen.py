@@ -23,17 +23,24 @@ enter the top k:
   the full float64 computation instead; so is every query when the gallery
   has a non-finite value or the screen could not exclude anything.
 
-Within the candidates each similarity gets the same bin as in the full
+Only the candidates whose float32 cosine reaches that threshold (the *reach*
+of the query, at least k, a prefix of the candidates sorted by float32 cosine)
+can enter the top k, so only those are ordered exactly; the gallery's float64
+norms are computed once.  Within them each similarity gets the same bin as in the full
 computation (its fast value is trusted only at least 2^-33 from a bin edge,
 else the fixed-order value decides), so the order is the documented one, for
 any device, BLAS library, thread count or query block.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 SCREEN_CANDIDATES = 32  # float32 candidates per query kept for the exact order
 _SCREEN_ELEMENTS = 1 << 24  # float32 similarities held at once on the device (query rows × gallery)
+_TINY_NORM = 1e-12
+_NORM_ROWS = 4096  # gallery rows converted to float64 at once while the screen is prepared
 
 
 def unit_roundoff(device) -> float:
@@ -57,12 +64,26 @@ def screen_margin(dim: int, roundoff: float) -> float | None:
     return 1.01 * terms / (1.0 - terms) + 2.0 ** -40
 
 
+class Candidates(NamedTuple):
+    """What the screen found for a block of B queries.
+
+    rows: (B, C) int64 gallery rows, highest float32 cosine first; reach: (B,) int64,
+    how many leading rows can enter the top k (k ≤ reach ≤ C); sufficient: (B,) bool,
+    the screen settles the query (else the full computation orders it).
+    """
+
+    rows: np.ndarray
+    reach: np.ndarray
+    sufficient: np.ndarray
+
+
 class ScreenedGallery:
     """A gallery prepared once for many query blocks: float32 unit rows on the device.
 
     gallery: (G, D) float32 or float64 embeddings (kept by reference, not copied);
     device: a torch device (or name).  ``usable`` is False when the gallery has a
     non-finite value or the screen cannot exclude anything (then use the full computation).
+    ``norms``: (G,) float64 max(|row|, 1e-12) of the float64 rows, for the exact order.
     """
 
     def __init__(self, gallery: np.ndarray, device="cpu", candidates: int = SCREEN_CANDIDATES) -> None:
@@ -75,29 +96,37 @@ class ScreenedGallery:
         self.usable = bool(
             self.margin is not None and len(gallery) > self.candidates and np.isfinite(gallery).all()
         )
-        self.unit = None
+        self.unit = self.norms = None
         if self.usable:
-            self.unit = torch.from_numpy(_unit_rows_float32(gallery)).to(self.device)
+            self.norms = np.zeros(len(gallery))
+            unit = np.zeros(gallery.shape, dtype=np.float32)
+            for start in range(0, len(gallery), _NORM_ROWS):
+                rows = slice(start, start + _NORM_ROWS)
+                unit[rows], self.norms[rows] = _unit_rows_float32(gallery[rows], with_norms=True)
+            self.unit = torch.from_numpy(unit).to(self.device)
 
-    def candidate_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(B, D) float64 queries → (B, C) int64 candidate gallery rows and (B,) bool: screen sufficed."""
+    def candidate_rows(self, queries: np.ndarray, k: int, *, unit: bool = False) -> Candidates:
+        """(B, D) float64 queries (``unit``: already divided by max(|row|, 1e-12)) → their Candidates."""
         import torch
 
-        unit_queries = torch.from_numpy(_unit_rows_float32(queries)).to(self.device)
+        unit_queries = queries.astype(np.float32) if unit else _unit_rows_float32(queries)
         with torch.inference_mode():
-            similarity = unit_queries @ self.unit.T
+            similarity = torch.from_numpy(unit_queries).to(self.device) @ self.unit.T
             values, rows = torch.topk(similarity, self.candidates, dim=1)
         values = values.double().cpu().numpy()
         threshold = values[:, k - 1] - 2.0 * self.margin - 2.0 ** -20 - 2.0 ** -30
         sufficient = (values[:, -1] < threshold) & np.isfinite(queries).all(axis=1)
-        return rows.cpu().numpy().astype(np.int64), sufficient
+        reach = np.maximum((values >= threshold[:, None]).sum(axis=1), k)
+        return Candidates(rows.cpu().numpy().astype(np.int64), reach, sufficient)
 
 
-def _unit_rows_float32(vectors: np.ndarray) -> np.ndarray:
-    """(N, D) → float32 rows of the float64-normalised vectors (zero rows stay zero)."""
+def _unit_rows_float32(vectors: np.ndarray, with_norms: bool = False):
+    """(N, D) → float32 rows of the float64-normalised vectors (zero rows stay zero);
+    ``with_norms``: also the (N,) float64 norms max(|row|, 1e-12) they were divided by."""
     wide = np.asarray(vectors, dtype=np.float64)
-    norms = np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), 1e-12)
-    return (wide / norms).astype(np.float32)
+    norms = np.maximum(np.linalg.norm(wide, axis=1, keepdims=True), _TINY_NORM)
+    unit = (wide / norms).astype(np.float32)
+    return (unit, norms[:, 0]) if with_norms else unit
 
 
 def query_blocks(n_queries: int, gallery_size: int) -> range:
