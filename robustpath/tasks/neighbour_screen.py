@@ -3,33 +3,32 @@
 The neighbour order of robustpath.tasks.retrieval (float64 cosine, bins of width
 2^-20, ties by gallery index, fixed-order evaluation near bin edges) costs a
 float64 product of every query with every gallery image.  Here a float32
-product on the model's device (torch) picks, per query, the SCREEN_CANDIDATES
-gallery images of highest float32 cosine; the documented float64 rule then
-orders those candidates only.  The result is the same as the full float64
-computation because the candidates provably contain every image that can
-enter the top k:
+product (torch on the model's device; numpy's BLAS on the CPU) picks, per query,
+the gallery images whose float32 cosine reaches a threshold; the documented
+float64 rule then orders those candidates only.  The result is the same as the
+full float64 computation because the candidates provably contain every image
+that can enter the top k:
 
 - with unit rows rounded to float32 (relative error ≤ u per element) and a
   float32 sum of D products, the float32 cosine differs from the exact one by
-  at most m = (D + 2) · u / (1 − (D + 2) · u) (Cauchy–Schwarz: Σ|q_i g_i| ≤ 1);
-  u = 2^-24 in float32, 2^-11 when torch lets float32 products use TF32, 2^-8
-  for bfloat16 ("medium" precision);
+  at most m = (D + 2) · u / (1 − (D + 2) · u) (Cauchy–Schwarz: Σ|q_i g_i| ≤ 1),
+  for any order of summation; u = 2^-24 in float32, 2^-11 when torch lets
+  float32 products use TF32, 2^-8 for bfloat16 ("medium" precision);
 - if t is the k-th largest float32 cosine of a query, k images have exact
   cosine ≥ t − m, so the k-th exact bin is ≥ bin(t − m), and an image in the
   top k has exact cosine ≥ t − m − h (h = 2^-20), hence float32 cosine
-  ≥ t − 2m − h;
-- a query whose SCREEN_CANDIDATES-th float32 cosine still reaches that
+  ≥ t − 2m − h: the threshold (compared in float64, less another 2^-30);
+- a query with SCREEN_CANDIDATES or more gallery images at or above its
   threshold (many near-ties), or whose embedding is not finite, is ordered by
   the full float64 computation instead; so is every query when the gallery
   has a non-finite value or the screen could not exclude anything.
 
-Only the candidates whose float32 cosine reaches that threshold (the *reach*
-of the query, at least k, a prefix of the candidates sorted by float32 cosine)
-can enter the top k, so only those are ordered exactly; the gallery's float64
-norms are computed once.  Within them each similarity gets the same bin as in the full
-computation (its fast value is trusted only at least 2^-33 from a bin edge,
-else the fixed-order value decides), so the order is the documented one, for
-any device, BLAS library, thread count or query block.
+The images at or above the threshold (the query's *reach*, at least k) are the
+candidates, and the gallery's float64 norms are computed once.  Within them each
+similarity gets the same bin as in the full computation (its fast value is
+trusted only at least 2^-33 from a bin edge, else the fixed-order value
+decides), so the order is the documented one, for any device, BLAS library,
+thread count or query block.
 """
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-SCREEN_CANDIDATES = 32  # float32 candidates per query kept for the exact order
+SCREEN_CANDIDATES = 32  # a query with this many candidates or more takes the full computation
 _SCREEN_ELEMENTS = 1 << 24  # float32 similarities held at once on the device (query rows × gallery)
 _TINY_NORM = 1e-12
 _NORM_ROWS = 4096  # gallery rows converted to float64 at once while the screen is prepared
@@ -67,9 +66,11 @@ def screen_margin(dim: int, roundoff: float) -> float | None:
 class Candidates(NamedTuple):
     """What the screen found for a block of B queries.
 
-    rows: (B, C) int64 gallery rows, highest float32 cosine first; reach: (B,) int64,
-    how many leading rows can enter the top k (k ≤ reach ≤ C); sufficient: (B,) bool,
-    the screen settles the query (else the full computation orders it).
+    rows: (B, W) int64: row b starts with the reach[b] gallery rows that can enter its
+    top k, in gallery order (the rest is padding), for the settled queries; reach: (B,)
+    int64, how many gallery images reach the query's threshold; sufficient: (B,) bool,
+    the screen settles the query (reach < SCREEN_CANDIDATES, finite embedding), else the
+    full computation orders it.
     """
 
     rows: np.ndarray
@@ -111,13 +112,35 @@ class ScreenedGallery:
 
         unit_queries = queries.astype(np.float32) if unit else _unit_rows_float32(queries)
         with torch.inference_mode():
-            similarity = torch.from_numpy(unit_queries).to(self.device) @ self.unit.T
-            values, rows = torch.topk(similarity, self.candidates, dim=1)
-        values = values.double().cpu().numpy()
-        threshold = values[:, k - 1] - 2.0 * self.margin - 2.0 ** -20 - 2.0 ** -30
-        sufficient = (values[:, -1] < threshold) & np.isfinite(queries).all(axis=1)
-        reach = np.maximum((values >= threshold[:, None]).sum(axis=1), k)
-        return Candidates(rows.cpu().numpy().astype(np.int64), reach, sufficient)
+            if self.device.type == "cpu":  # numpy's BLAS: the same bound, faster than torch's here
+                similarity = torch.from_numpy(unit_queries @ self.unit.numpy().T)
+            else:
+                similarity = torch.from_numpy(unit_queries).to(self.device) @ self.unit.T
+            kth = torch.topk(similarity, k, dim=1).values[:, k - 1].double().cpu().numpy()
+            threshold = kth - 2.0 * self.margin - 2.0 ** -20 - 2.0 ** -30
+            within = similarity >= torch.from_numpy(float32_at_least(threshold)).to(self.device)[:, None]
+            reach = within.sum(dim=1).cpu().numpy().astype(np.int64)
+            sufficient = (reach < self.candidates) & np.isfinite(queries).all(axis=1)
+            within &= torch.from_numpy(sufficient).to(self.device)[:, None]
+            pairs = within.nonzero().cpu().numpy()
+        return Candidates(_rows_by_query(pairs, len(queries), int(reach[sufficient].max(initial=k))), reach, sufficient)
+
+
+def float32_at_least(values: np.ndarray) -> np.ndarray:
+    """(B,) float64 → (B,) float32, each the smallest float32 ≥ the value: for float32 x,
+    x ≥ result ⇔ x ≥ value (NaN stays NaN)."""
+    rounded = values.astype(np.float32)
+    return np.where(rounded.astype(np.float64) < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
+
+
+def _rows_by_query(pairs: np.ndarray, queries: int, width: int) -> np.ndarray:
+    """(P, 2) (query, gallery row) pairs sorted by query, then row → (queries, width) int64 table,
+    each query's rows first, zero padding after."""
+    table = np.zeros((queries, width), dtype=np.int64)
+    query_rows, gallery_rows = pairs[:, 0], pairs[:, 1]
+    slots = np.arange(len(pairs)) - np.searchsorted(query_rows, query_rows, side="left")
+    table[query_rows, slots] = gallery_rows
+    return table
 
 
 def _unit_rows_float32(vectors: np.ndarray, with_norms: bool = False):

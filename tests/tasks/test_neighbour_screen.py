@@ -119,3 +119,14 @@ def test_the_reach_holds_the_brute_force_top_k_and_trims_the_candidates():
         nearest_neighbours(queries, gallery, 10, screen=screen),
         [brute_force_order(query, gallery, 10) for query in queries],
     )
+
+
+def test_float32_threshold_compares_like_the_float64_one():
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.uniform(-1, 1, 200), rng.uniform(-1, 1, 50).astype(np.float32).astype(np.float64)])
+    bounds = neighbour_screen.float32_at_least(values)
+    assert bounds.dtype == np.float32
+    for value, bound in zip(values, bounds):
+        near = np.array([np.nextafter(bound, np.float32(-2)), bound, np.nextafter(bound, np.float32(2))], dtype=np.float32)
+        assert ((near >= bound) == (near.astype(np.float64) >= value)).all()
+    assert np.isnan(neighbour_screen.float32_at_least(np.array([np.nan]))).all()
