@@ -38,6 +38,7 @@ import numpy as np
 
 SCREEN_CANDIDATES = 32  # a query with this many candidates or more takes the full computation
 _SCREEN_ELEMENTS = 1 << 24  # float32 similarities held at once on the device (query rows × gallery)
+_QUERY_ELEMENTS = 1 << 22  # float64 query coordinates held at once (query rows × D)
 _TINY_NORM = 1e-12
 _NORM_ROWS = 4096  # gallery rows converted to float64 at once while the screen is prepared
 
@@ -152,6 +153,8 @@ def _unit_rows_float32(vectors: np.ndarray, with_norms: bool = False):
     return (unit, norms[:, 0]) if with_norms else unit
 
 
-def query_blocks(n_queries: int, gallery_size: int) -> range:
-    """Start rows of the query blocks of the float32 screen."""
-    return range(0, n_queries, max(1, _SCREEN_ELEMENTS // max(gallery_size, 1)))
+def query_blocks(n_queries: int, gallery_size: int, dim: int = 1) -> range:
+    """Start rows of the query blocks of the float32 screen: at most 16 M similarities and
+    4 M float64 query coordinates at once."""
+    rows = min(_SCREEN_ELEMENTS // max(gallery_size, 1), _QUERY_ELEMENTS // max(dim, 1))
+    return range(0, n_queries, max(1, rows))

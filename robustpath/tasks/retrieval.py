@@ -159,7 +159,7 @@ def _candidate_similarity(unit_queries: np.ndarray, screen: ScreenedGallery, fou
 
 def _ordered_candidates(queries: np.ndarray, unit_queries: np.ndarray, screen: ScreenedGallery,
                         found: Candidates, k: int) -> np.ndarray:
-    """(B, D) float64 queries and their unit rows, their Candidates (reach ≥ k) → (B, k) in the documented order.
+    """(B, D) float queries and their float64 unit rows, their Candidates (reach ≥ k) → (B, k) in the documented order.
 
     The same rule as _block_neighbours, applied to each query's candidates within
     reach only (the others cannot enter the top k: robustpath.tasks.neighbour_screen):
@@ -175,7 +175,8 @@ def _ordered_candidates(queries: np.ndarray, unit_queries: np.ndarray, screen: S
     query_rows, columns = np.nonzero(doubtful)
     if len(query_rows):
         pairs = np.asarray(gallery[found.rows[query_rows, columns]], dtype=np.float64)
-        bins[query_rows, columns] = similarity_bins(fixed_order_similarity(queries[query_rows], pairs))
+        exact_queries = np.asarray(queries[query_rows], dtype=np.float64)
+        bins[query_rows, columns] = similarity_bins(fixed_order_similarity(exact_queries, pairs))
     keys = (_TOP_BIN - bins) * len(gallery) + found.rows
     order = np.argsort(keys, axis=1)[:, :k]
     return np.take_along_axis(found.rows, order, axis=1)
@@ -184,10 +185,11 @@ def _ordered_candidates(queries: np.ndarray, unit_queries: np.ndarray, screen: S
 def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, neighbours: np.ndarray) -> np.ndarray:
     """Fill ``neighbours`` for the queries the float32 screen settles; return the other query rows."""
     unsettled = []
-    starts = query_blocks(len(queries), len(screen.gallery))
+    starts = query_blocks(len(queries), len(screen.gallery), queries.shape[1])
     for start in starts:
-        block = np.asarray(queries[start : start + starts.step], dtype=np.float64)
-        unit = _unit_rows(block)
+        block = queries[start : start + starts.step]
+        unit = np.array(block, dtype=np.float64)  # a copy, divided in place: _unit_rows(block)
+        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), _TINY_NORM)
         found = screen.candidate_rows(unit, k, unit=True)
         settled = np.flatnonzero(found.sufficient)
         if len(settled) == len(block):  # the usual case: no copies of the block
