@@ -120,7 +120,7 @@ class ScreenedGallery:
             kth = torch.topk(similarity, k, dim=1).values[:, k - 1].double().cpu().numpy()
             threshold = kth - 2.0 * self.margin - 2.0 ** -20 - 2.0 ** -30
             within = similarity >= torch.from_numpy(float32_at_least(threshold)).to(self.device)[:, None]
-            reach = within.sum(dim=1).cpu().numpy().astype(np.int64)
+            reach = within.to(torch.uint8).sum(dim=1, dtype=torch.int32).cpu().numpy().astype(np.int64)  # fast, unlike a bool sum
             sufficient = (reach < self.candidates) & np.isfinite(queries).all(axis=1)
             within &= torch.from_numpy(sufficient).to(self.device)[:, None]
             pairs = within.nonzero().cpu().numpy()
