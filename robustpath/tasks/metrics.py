@@ -48,7 +48,7 @@ from robustpath.spec.run_spec import BOOTSTRAP_RESAMPLES
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1.0 - CONFIDENCE
 _BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (rows × n)
-_CACHED_BYTES = 128 << 20  # an index matrix up to this size (uint16 / int32) is kept for the next task and variant
+_CACHED_BYTES = 32 << 20  # an index matrix up to this size (uint16 / uint32) is kept for the next task and variant
 
 
 CALIBRATION_BINS = 15
@@ -153,9 +153,9 @@ def _shared_indices(n: int, seed: int, resamples: int, rows: int) -> np.ndarray:
 def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Iterator[np.ndarray]:
     """The rows of bootstrap_indices(n, seed, resamples) in consecutive int64 blocks of ≤ 4M indices.
 
-    The matrix is kept in a compact integer type (2 bytes per index up to n = 65,536, else 4)
-    for the next call with the same arguments (the next task or variant) when it takes at
-    most 128 MiB; larger ones are drawn block by block from the same seeded stream (identical rows).
+
+
+
     """
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
     if n * resamples * np.dtype(_compact_dtype(n)).itemsize <= _CACHED_BYTES:
