@@ -153,9 +153,10 @@ def _shared_indices(n: int, seed: int, resamples: int, rows: int) -> np.ndarray:
 def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Iterator[np.ndarray]:
     """The rows of bootstrap_indices(n, seed, resamples) in consecutive int64 blocks of ≤ 4M indices.
 
-
-
-
+    The matrix is kept in a compact integer type (2 bytes per index up to n = 65,536, else 4)
+    for the next call with the same arguments (the next task or variant) when it takes at most
+    32 MiB (n ≤ 16,777 at B = 1,000); larger ones are drawn block by block from the same seeded
+    stream (identical rows).
     """
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
     if n * resamples * np.dtype(_compact_dtype(n)).itemsize <= _CACHED_BYTES:
