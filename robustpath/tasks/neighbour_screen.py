@@ -38,7 +38,7 @@ import numpy as np
 
 SCREEN_CANDIDATES = 32  # a query with this many candidates or more takes the full computation
 _SCREEN_ELEMENTS = 1 << 24  # float32 similarities held at once on the device (query rows × gallery)
-_QUERY_ELEMENTS = 1 << 22  # float64 query coordinates held at once (query rows × D)
+_QUERY_ELEMENTS = 1 << 20  # float64 query coordinates held at once (query rows × D)
 _TINY_NORM = 1e-12
 _NORM_ROWS = 4096  # gallery rows converted to float64 at once while the screen is prepared
 
@@ -155,6 +155,7 @@ def _unit_rows_float32(vectors: np.ndarray, with_norms: bool = False):
 
 def query_blocks(n_queries: int, gallery_size: int, dim: int = 1) -> range:
     """Start rows of the query blocks of the float32 screen: at most 16 M similarities and
-    4 M float64 query coordinates at once."""
+    1 M float64 query coordinates at once (small buffers, which the allocator reuses instead
+    of keeping fragments of larger ones)."""
     rows = min(_SCREEN_ELEMENTS // max(gallery_size, 1), _QUERY_ELEMENTS // max(dim, 1))
     return range(0, n_queries, max(1, rows))
