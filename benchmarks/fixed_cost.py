@@ -11,7 +11,10 @@ the engine forwards 3,760 images: 400 clean + 120 test images × 28 distinct pip
 
 Both with one torch thread (OMP_NUM_THREADS=1), interleaved (one of each per repeat, so
 that load from other processes affects them alike); prints the medians of the wall-clock
-times and their ratio (eval / forward).  ``--python`` and ``--pythonpath`` run (a) from
+times and their ratio (eval / forward), and the same for the CPU time (user + system) of
+each process, which load from other processes changes far less than the wall clock (the
+eval process scores tasks and prepares batches in threads beside the forward passes:
+on idle cores its wall-clock ratio is below its CPU ratio, on saturated cores the two meet).  ``--python`` and ``--pythonpath`` run (a) from
 another checkout (e.g. the main branch) for a before/after comparison.
 
     python benchmarks/fixed_cost.py --repeats 5
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,13 +59,20 @@ def _environment(pythonpath: Path) -> dict:
             "PYTHONPATH": str(pythonpath)}
 
 
-def _timed(command: list[str], env: dict, cwd: Path) -> float:
-    started = time.perf_counter()
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds) of ``command`` run to the end."""
+    cpu, started = _cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if done.returncode != 0:
         sys.exit(f"{' '.join(command[:4])} … failed:\n{done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def eval_command(python: str, data: Path, out: Path) -> list[str]:
@@ -95,11 +106,13 @@ def main() -> None:
         for _ in range(args.repeats):
             runs["eval"].append(_timed(eval_command(args.python, data, out), eval_env, args.pythonpath))
             runs["forward"].append(_timed(forward, _environment(REPOSITORY), REPOSITORY))
-    medians = {name: statistics.median(times) for name, times in runs.items()}
     print(f"images forwarded: {images} (batch size {BATCH_SIZE}, one torch thread), {args.repeats} repeats")
-    for name, times in runs.items():
-        print(f"  {name:<8} median {medians[name]:6.1f} s   runs: {', '.join(f'{t:.1f}' for t in times)}")
-    print(f"ratio eval / forward: {medians['eval'] / medians['forward']:.2f}")
+    for column, label in ((0, "wall-clock"), (1, "CPU (user + system)")):
+        medians = {name: statistics.median(t[column] for t in times) for name, times in runs.items()}
+        print(f"{label}:")
+        for name, times in runs.items():
+            print(f"  {name:<8} median {medians[name]:6.1f} s   runs: {', '.join(f'{t[column]:.1f}' for t in times)}")
+        print(f"  ratio eval / forward: {medians['eval'] / medians['forward']:.2f}")
 
 
 if __name__ == "__main__":

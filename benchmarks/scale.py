@@ -41,6 +41,7 @@ MiB = 1 << 20
 
 
 WORKSPACE = 512 * MiB  # bounded buffers: bootstrap index blocks, screen and candidate blocks, predict blocks, allocator slack
+QUEUED_BYTES = 64 * MiB  # robustpath.tasks.scoring.QUEUED_BYTES: finished variants that may wait beyond `queued`
 
 
 def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: int = 1, queued: int = 2) -> int:
@@ -49,7 +50,8 @@ def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: i
     context = 4 * dim * (test + gallery)  # the tasks' copies: clean training and clean test embeddings
     screen = 4 * dim * gallery  # the float32 unit gallery of the retrieval screen
     probe = 5 * 8 * dim * gallery  # the probe's float64 training features, scaled copies and solver work
-    in_flight = (queued + 2) * 4 * dim * test  # one filling, one ready, `queued` waiting or being scored
+    # one filling, one ready, `queued` waiting or being scored, or more of them within QUEUED_BYTES
+    in_flight = 2 * 4 * dim * test + max(queued * 4 * dim * test, QUEUED_BYTES)
     outcomes = (variants + 1) * test * (8 * (10 + 6 + 3) + 8 * (classes + 3))  # per image and variant
     return clean + context + screen + probe + in_flight + outcomes + WORKSPACE
 

@@ -43,7 +43,7 @@ def module_file(module: str, packages: dict[str, Path]) -> Path | None:
 
 def _imported_names(tree: ast.AST, module: str, is_package: bool, nested: bool) -> set[str]:
     """Modules named by the import statements of ``tree`` (``nested``: inside functions and classes too)."""
-    nodes = ast.walk(tree) if nested else tree.body
+    nodes = _statements(tree.body) if nested else tree.body
     names: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -53,6 +53,24 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool, nested: bool) 
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     return names
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(body: list):
+    """Every statement of ``body`` and of the blocks nested in it (functions, classes, if, try, with, match...).
+
+    Import statements are statements, and statements sit only in these lists (expressions hold
+    none, not even lambdas), so this finds every import that ast.walk does while visiting a
+    fraction of the nodes.
+    """
+    pending = list(reversed(body))
+    while pending:
+        node = pending.pop()
+        yield node
+        for field in _STATEMENT_LISTS:
+            pending.extend(reversed(getattr(node, field, None) or ()))
 
 
 def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:

@@ -22,6 +22,13 @@ every fold is left out of the choice (describe() says which, and note() says so
 in the run's notes). Held-out scores agree with fresh fits run to convergence
 (GridSearchCV, tested) within 0.005 log-loss.
 
+Solver: scikit-learn (scipy's L-BFGS-B, one BLAS thread) or torch
+(robustpath.tasks.probe_solver.torch_logistic: the same objective by float64 L-BFGS on the run's
+device, the same tolerance, warm starts and convergence check).  ``solver="auto"``
+(select_solver) uses torch on a CUDA device from TORCH_FROM_ELEMENTS training values
+(rows × dims) and scikit-learn otherwise, so small probes and CPU runs are unchanged;
+describe()["solver"] records which ran.
+
 Data scale: with ``samples_per_class`` > 0 the probe is trained on a seeded,
 class-balanced subsample (seed, repeat, samples_per_class) of the training
 split — classes with fewer images contribute all they have.
@@ -45,6 +52,26 @@ TOLERANCE = 1e-8  # lbfgs gtol: stop when max |gradient| <= this
 CONVERGED_GRADIENT = 1e-6  # see has_converged
 MAX_ITER = 10_000
 PREDICT_ROWS = 8192  # test images predicted at once
+SOLVERS = ("auto", "sklearn", "torch")
+TORCH_FROM_ELEMENTS = 4_000_000  # "auto": torch on a CUDA device from this many training rows × dims
+
+
+def select_solver(solver: str, rows: int, dims: int, device) -> str:
+    """The solver that fits the probe: "sklearn" or "torch".
+
+    "auto" picks torch (float64 L-BFGS on the run's device) when the device is CUDA and
+    the training embeddings hold at least TORCH_FROM_ELEMENTS values (rows × dims), else
+    scikit-learn; on a CPU torch is no faster (benchmarks/probe_solvers.py), so "auto"
+    keeps scikit-learn there and small probes stay exactly as before.
+    """
+    if solver not in SOLVERS:
+        from robustpath.errors import UsageError, unknown_name_message
+
+        raise UsageError(unknown_name_message("probe solver", solver, SOLVERS))
+    if solver != "auto":
+        return solver
+    on_cuda = getattr(device, "type", str(device)).startswith("cuda")
+    return "torch" if on_cuda and rows * dims >= TORCH_FROM_ELEMENTS else "sklearn"
 
 
 def class_balanced_subsample(labels: np.ndarray, samples_per_class: int, seed: int, repeat: int) -> np.ndarray:
@@ -57,19 +84,27 @@ def class_balanced_subsample(labels: np.ndarray, samples_per_class: int, seed: i
     return np.sort(np.concatenate(chosen))
 
 
-def make_probe(regularisation: float, seed: int):
-    """StandardScaler → LogisticRegression(lbfgs) pipeline with inverse strength C."""
+def make_probe(regularisation: float, seed: int, solver: str = "sklearn", device="cpu"):
+    """StandardScaler → LogisticRegression(lbfgs) pipeline with inverse strength C.
+
+    solver: "sklearn" (scipy's L-BFGS-B) or "torch" (TorchLogisticRegression on ``device``).
+    """
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), _logistic_regression(regularisation, seed))
+    return make_pipeline(StandardScaler(), _logistic_regression(regularisation, seed, solver=solver, device=device))
 
 
-def _logistic_regression(regularisation: float, seed: int, warm_start: bool = False):
+def _logistic_regression(regularisation: float, seed: int, warm_start: bool = False, solver: str = "sklearn",
+                         device="cpu"):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=regularisation, tol=TOLERANCE, max_iter=MAX_ITER, warm_start=warm_start,
-                              random_state=seed)
+    settings = dict(C=regularisation, tol=TOLERANCE, max_iter=MAX_ITER, warm_start=warm_start, random_state=seed)
+    if solver == "torch":
+        from robustpath.tasks.probe_solver.torch_logistic import TorchLogisticRegression
+
+        return TorchLogisticRegression(**settings, device=device)
+    return LogisticRegression(**settings)
 
 
 def max_abs_gradient(model, features: np.ndarray, labels: np.ndarray) -> float:
@@ -103,8 +138,13 @@ def has_converged(model, features: np.ndarray, labels: np.ndarray) -> bool:
     max |gradient| · C N of the optimum. A fit that hit max_iter, or stopped (a failed
     line search) further from the optimum, has not converged.
     """
-    allowed = CONVERGED_GRADIENT * max(1.0, 1.0 / (model.C * len(labels)))
-    return int(np.max(model.n_iter_)) < model.max_iter and max_abs_gradient(model, features, labels) <= allowed
+    gradient = max_abs_gradient(model, features, labels)
+    return gradient_has_converged(gradient, model.C, len(labels), int(np.max(model.n_iter_)), model.max_iter)
+
+
+def gradient_has_converged(gradient: float, regularisation: float, rows: int, iterations: int, max_iter: int) -> bool:
+    """has_converged's rule given max |gradient| (of the objective over ``rows`` training rows at C)."""
+    return iterations < max_iter and gradient <= CONVERGED_GRADIENT * max(1.0, 1.0 / (regularisation * rows))
 
 
 @dataclass(frozen=True)
@@ -124,24 +164,37 @@ class CrossValidation:
         return self.scores.mean(axis=0)
 
 
-def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, folds: int) -> CrossValidation:
+def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, folds: int, solver: str = "sklearn",
+                           device="cpu") -> CrossValidation:
     """Held-out negative log-loss of each C in C_GRID in each fold, and whether each fit converged.
 
     Stratified, shuffled folds (seed); the scaler is fitted inside each fold; C
     grows along the grid with warm starts (each fit starts from the previous
     solution: the converged optimum is the one a fresh fit reaches, only sooner).
+    solver "torch" fits the folds of a C side by side (robustpath.tasks.probe_solver.probe_folds).
     """
-    from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
+
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, labels))
+    if solver == "torch":
+        from robustpath.tasks.probe_solver.probe_folds import joint_fold_scores
+
+        return joint_fold_scores(features, labels, splits, device)
+    return per_fold_scores(features, labels, splits, seed, solver, device)
+
+
+def per_fold_scores(features, labels, splits, seed: int, solver: str = "sklearn", device="cpu",
+                    warm_start: bool = True) -> CrossValidation:
+    """cross_validated_scores one fold at a time: fold → C_GRID, each fit its own L-BFGS run."""
+    from sklearn.metrics import log_loss
     from sklearn.preprocessing import StandardScaler
 
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = np.zeros((folds, len(C_GRID)))
-    converged = np.zeros((folds, len(C_GRID)), dtype=bool)
-    for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
+    scores = np.zeros((len(splits), len(C_GRID)))
+    converged = np.zeros((len(splits), len(C_GRID)), dtype=bool)
+    for fold, (train, held_out) in enumerate(splits):
         scaler = StandardScaler().fit(features[train])
         train_x, held_out_x = scaler.transform(features[train]), scaler.transform(features[held_out])
-        model = _logistic_regression(C_GRID[0], seed, warm_start=True)
+        model = _logistic_regression(C_GRID[0], seed, warm_start=warm_start, solver=solver, device=device)
         for column, c in enumerate(C_GRID):
             model.set_params(C=c).fit(train_x, labels[train])
             converged[fold, column] = has_converged(model, train_x, labels[train])
@@ -150,7 +203,8 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, seed: int, 
     return CrossValidation(scores, converged)
 
 
-def choose_regularisation(features: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, dict]:
+def choose_regularisation(features: np.ndarray, labels: np.ndarray, seed: int, solver: str = "sklearn",
+                          device="cpu") -> tuple[float, dict]:
     """Cross-validated C from C_GRID (ties → the smaller C) → (C, facts for describe()).
 
     Only C whose fits converged in every fold compete; the others are listed in
@@ -162,7 +216,7 @@ def choose_regularisation(features: np.ndarray, labels: np.ndarray, seed: int) -
     folds = min(CV_FOLDS, smallest_class)
     if folds < 2 or len(np.unique(labels)) < 2:
         return DEFAULT_C, {"cv": f"skipped (a class has fewer than 2 images); C = {DEFAULT_C}"}
-    validation = cross_validated_scores(features, labels, seed, folds)
+    validation = cross_validated_scores(features, labels, seed, folds, solver, device)
     usable, scores = validation.usable, validation.mean_scores
     facts = {
         "cv": f"{folds}-fold stratified, shuffled (seed {seed}), scoring {CV_SCORING}",
@@ -179,6 +233,11 @@ def choose_regularisation(features: np.ndarray, labels: np.ndarray, seed: int) -
     return C_GRID[best], facts
 
 
+CLASSIFIERS = {
+    "sklearn": "sklearn LogisticRegression (lbfgs) after StandardScaler",
+    "torch": "LogisticRegression objective solved by torch L-BFGS (float64) after StandardScaler",
+}
+
 INFO = register_task(TaskInfo(
     name="linear_probe", order=10, default=True,
     description="logistic regression (C by cross-validation) on standardised clean training embeddings",
@@ -193,9 +252,13 @@ class LinearProbeTask(OutcomeTask):
     description = INFO.description
     metrics = INFO.metric_names
 
-    def __init__(self, regularisation: float | None = None, samples_per_class: int = 0, repeat: int = 0) -> None:
-        """regularisation: a fixed C, or None to choose it by cross-validation."""
+    def __init__(self, regularisation: float | None = None, samples_per_class: int = 0, repeat: int = 0,
+                 solver: str = "auto") -> None:
+        """regularisation: a fixed C, or None to choose it by cross-validation; solver: one of SOLVERS."""
         super().__init__()
+        select_solver(solver, 0, 0, "cpu")  # an unknown name fails here, before any work
+        self.requested_solver = solver
+        self.solver: str | None = None
         self.regularisation = regularisation
         self.samples_per_class = int(samples_per_class)
         self.repeat = int(repeat)
@@ -216,20 +279,36 @@ class LinearProbeTask(OutcomeTask):
         features = context.train_embeddings[rows].astype(np.float64)
         seed = context.seed + self.repeat
         counts = np.bincount(labels[rows], minlength=len(context.class_names))
+        self.solver = select_solver(self.requested_solver, *features.shape, context.device)
+        device = context.device if self.solver == "torch" else "cpu"
         # Single-threaded BLAS: the products are thin (N × D by D × K), threads buy little and,
         # next to torch's own threads, oversubscribe the cores (measured: 15× slower on 2 busy cores).
         with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             if self.regularisation is None:
-                self.chosen_regularisation, self._facts = choose_regularisation(features, labels[rows], seed)
+                self.chosen_regularisation, self._facts = choose_regularisation(
+                    features, labels[rows], seed, self.solver, device)
             else:
                 self.chosen_regularisation, self._facts = float(self.regularisation), {"cv": "not used (C fixed)"}
-            self._pipeline = make_probe(self.chosen_regularisation, seed)
+            self._pipeline = make_probe(self.chosen_regularisation, seed, self.solver, device)
             self._pipeline.fit(features, labels[rows])
         scaler, model = self._pipeline[0], self._pipeline[-1]
         converged = has_converged(model, scaler.transform(features), labels[rows])
         self._facts["final_fit"] = {"iterations": int(model.n_iter_[0]), "converged": bool(converged)}
         self._facts["training_images_per_class"] = {name: int(n) for name, n in zip(context.class_names, counts)}
+        self._facts["solver"] = self._solver_facts(device, features.shape)
+
+    def _solver_facts(self, device, shape: tuple[int, int]) -> dict:
+        facts = {"name": self.solver, "requested": self.requested_solver, "training_values": int(shape[0] * shape[1])}
+        if self.solver == "torch":
+            import torch
+
+            facts.update(device=str(device), threads=torch.get_num_threads() if str(device) == "cpu" else None,
+                         algorithm="L-BFGS in torch (robustpath.tasks.probe_solver.batched_lbfgs), float64, the folds side by "
+                                   "side, warm starts along C_GRID")
+        else:
+            facts.update(device="cpu", threads=1, algorithm="scipy L-BFGS-B via scikit-learn, warm starts along C_GRID")
+        return facts
 
     @property
     def note(self) -> str | None:
@@ -276,7 +355,7 @@ class LinearProbeTask(OutcomeTask):
 
     def describe(self) -> dict:
         return {
-            "classifier": "sklearn LogisticRegression (lbfgs) after StandardScaler",
+            "classifier": CLASSIFIERS.get(self.solver, CLASSIFIERS["sklearn"]),
             "C": self.chosen_regularisation,
             "C_grid": list(C_GRID) if self.regularisation is None else None,
             **self._facts,

@@ -11,9 +11,14 @@ loop after the sweep would.
 
 Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release) as
 soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
-are already waiting to be scored, so that a sweep faster than the scoring does not
-pile up embeddings.  Peak memory then holds the clean embeddings, the variants the
-sweep is filling, at most ``max_queued`` + 1 finished ones, and what the tasks keep.
+are already waiting to be scored and the waiting ones hold ``max_queued_bytes``
+(QUEUED_BYTES, 64 MiB) or more with the new one, so that a sweep faster than the
+scoring does not pile up embeddings.  Peak memory then holds the clean embeddings, the
+variants the sweep is filling, at most ``max_queued`` + 1 finished ones or finished
+ones of up to ``max_queued_bytes`` + one, and what the tasks keep.  Small variants
+(a few MiB: demo-sized test sets) therefore never hold the sweep back while the tasks
+are fitted (the probe's cross-validation takes seconds): the fit and the forward
+passes go on side by side.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from robustpath.util.progress import ProgressReporter
 from robustpath.variants import CLEAN_VARIANT, Variant
 
 _STOP = object()
+QUEUED_BYTES = 64 * 2**20  # embeddings that may wait to be scored beyond max_queued variants
 
 
 @dataclass
@@ -43,12 +49,15 @@ class TaskScorer:
 
     def __init__(
         self, tasks: dict, variants: list[Variant], make_context: Callable, *, release: bool = False,
-        max_queued: int = 2,
+        max_queued: int = 2, max_queued_bytes: int = QUEUED_BYTES,
     ) -> None:
         self.tasks = tasks
         self.release = release
         self.max_queued = max(1, int(max_queued))
+        self.max_queued_bytes = max(0, int(max_queued_bytes))
         self._queued = 0  # variants submitted and not yet scored (the clean one not counted)
+        self._queued_bytes = 0  # the bytes of their embeddings
+        self._sizes: dict[str, int] = {}
         self._room = threading.Condition()
         self._stopped = False  # the scoring thread ended (finished, failed or cancelled)
         self.variants = {v.key: v for v in [CLEAN_VARIANT, *variants]}
@@ -112,20 +121,29 @@ class TaskScorer:
             if key not in self._submitted:
                 self._submitted.add(key)
                 if key != CLEAN_VARIANT.key:
-                    self._wait_for_room()
+                    self._wait_for_room(key, variant_bytes(embeddings, key))
                 self._jobs.put((embeddings, key))
 
-    def _wait_for_room(self) -> None:
-        """Block while ``max_queued`` variants wait to be scored (unless the scoring stopped)."""
+    def _wait_for_room(self, key: str, size: int) -> None:
+        """Block while ``max_queued`` variants wait to be scored and, with this one, hold more than
+        ``max_queued_bytes`` (unless the scoring stopped)."""
+        def room() -> bool:
+            return (self._queued < self.max_queued or self._queued_bytes + size <= self.max_queued_bytes
+                    or self._stopped)
+
         with self._room:
-            self._room.wait_for(lambda: self._queued < self.max_queued or self._stopped)
+            self._room.wait_for(room)
             self._queued += 1
+            self._queued_bytes += size
+            self._sizes[key] = size
 
     def _scored(self, embeddings, key: str) -> None:
         if self.release and key != CLEAN_VARIANT.key:
             embeddings.release(key)
         with self._room:
-            self._queued -= key != CLEAN_VARIANT.key
+            if key != CLEAN_VARIANT.key:
+                self._queued -= 1
+                self._queued_bytes -= self._sizes.pop(key, 0)
             self._room.notify_all()
 
     def _work(self) -> None:
@@ -164,3 +182,9 @@ class TaskScorer:
             self.scores.outcomes[(task_key, variant.key)] = outcome
             self.scores.values[(task_key, variant.key)] = task.score(outcome)
             self._done.put(None)
+
+
+def variant_bytes(embeddings, key: str) -> int:
+    """The bytes of variant ``key``'s corrupted test (and training, with a corrupted gallery) embeddings."""
+    arrays = (getattr(embeddings, "variants", {}).get(key), getattr(embeddings, "train_variants", {}).get(key))
+    return sum(int(getattr(array, "nbytes", 0)) for array in arrays if array is not None)

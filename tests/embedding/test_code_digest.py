@@ -72,3 +72,29 @@ def test_imports_are_followed_by_hand_reference(tmp_path):
     found = digest_modules(["robustpath.a"], packages={"robustpath": root})
     assert list(found) == ["robustpath", "robustpath.a", "robustpath.b", "robustpath.d", "robustpath.sub",
                            "robustpath.sub.c"]
+
+
+def test_imports_in_every_kind_of_block_are_found_as_ast_walk_finds_them(tmp_path):
+    """Imports nested in functions, classes, if/else, try/except/finally, with, for/while and match cases."""
+    import ast
+
+    from robustpath.embedding.code_digest import _imported_names
+
+    source = (
+        "import m0\n"
+        "def f():\n    import m1\n    def g():\n        from m2 import x\n"
+        "class C:\n    import m3\n    def method(self):\n        import m4\n"
+        "if flag:\n    import m5\nelif other:\n    import m6\nelse:\n    import m7\n"
+        "try:\n    import m8\nexcept ImportError:\n    import m9\nelse:\n    import m10\nfinally:\n    import m11\n"
+        "with open('x') as handle:\n    import m12\n"
+        "for item in items:\n    import m13\nelse:\n    import m14\n"
+        "while True:\n    import m15\n"
+        "match value:\n    case 1:\n        import m16\n    case _:\n        import m17\n"
+        "async def h():\n    async with lock:\n        import m18\n    async for i in items:\n        import m19\n"
+        "lambda: __import__('not_a_statement')\n"
+    )
+    tree = ast.parse(source)
+    expected = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    expected |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {"m2.x"}
+    assert expected == {f"m{i}" for i in range(20)} | {"m2.x"}
+    assert _imported_names(tree, "robustpath.mod", False, nested=True) == expected

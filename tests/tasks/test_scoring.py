@@ -159,7 +159,7 @@ def test_released_variants_leave_memory_once_scored_with_the_same_scores(customv
     kept = TaskScorer(tasks(), variants, make_context)
     expected = kept.finish(run(kept.ready), SilentProgress()).values
     scorer = TaskScorer({key: SlowTask(task) for key, task in tasks().items()}, variants, make_context,
-                        release=True, max_queued=1)
+                        release=True, max_queued=1, max_queued_bytes=0)
     alive, most_alive = {}, [0]
 
     def on_ready(embeddings, keys):
@@ -204,3 +204,51 @@ def test_cancel_stops_between_tasks_and_waits_for_the_thread(customvit, small_da
     scorer.cancel()
     assert not scorer.running  # cancel() returned only once the thread had ended
     assert 1 <= SlowFittingTask.fits < 5  # the fits after the cancel did not run
+
+
+class GatedFitTask:
+    """Wraps a task: fit() waits until ``gate`` is set (a probe's cross-validation that takes a while)."""
+
+    def __init__(self, task, gate) -> None:
+        self.task, self.gate = task, gate
+        self.key, self.name, self.needs_corrupted_training = task.key, task.name, task.needs_corrupted_training
+
+    def fit(self, context):
+        self.gate.wait(30)
+        self.task.fit(context)
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+
+def announce_all(scorer, embeddings) -> "threading.Thread":
+    """ready() for clean, then for every variant one at a time, in a thread (it may have to wait)."""
+    import threading
+
+    def announce():
+        scorer.ready(embeddings, [CLEAN_VARIANT.key])
+        for variant in VARIANTS:
+            scorer.ready(embeddings, [variant.key])
+
+    thread = threading.Thread(target=announce, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(("budget", "held_back"), [(None, False), (0, True)])
+def test_small_variants_wait_beside_a_long_fit_within_the_byte_budget(customvit, small_dataset, budget, held_back):  # noqa: F811
+    import threading
+
+    embeddings = sweep(customvit, small_dataset)
+    expected = TaskScorer(tasks(), VARIANTS, context_of(small_dataset)).finish(embeddings, SilentProgress()).values
+    gate = threading.Event()
+    options = {} if budget is None else {"max_queued_bytes": budget}
+    gated = {key: GatedFitTask(task, gate) for key, task in tasks().items()}
+    scorer = TaskScorer(gated, VARIANTS, context_of(small_dataset), max_queued=1, **options)
+    announcing = announce_all(scorer, embeddings)
+    announcing.join(5)  # every ready() returns at once unless it waits for the fit
+    assert announcing.is_alive() is held_back  # 0 bytes: the second variant waits for the first to be scored
+    gate.set()
+    announcing.join(30)
+    assert not announcing.is_alive()
+    assert scorer.finish(embeddings, SilentProgress()).values == expected
