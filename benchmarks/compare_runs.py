@@ -10,6 +10,11 @@ PNG files, ROOT/<class>/*.png).  Prints one line per compared file and exits 1
 on any difference; meant for refactors that must not change behaviour::
 
     python benchmarks/compare_runs.py --base main [--pin-code-digest]
+    python benchmarks/compare_runs.py --base main --pin-code-digest --chunk-bytes 24000 --window-bytes 1
+
+``--chunk-bytes`` and ``--window-bytes`` set the sweep's chunk of decoded images and its
+window of embeddings in flight (robustpath.embedding.plan) in both runs, so that the small
+test splits span several chunks (24,000 bytes: five 40-px patches) and go one variant at a time.
 
 The run_id in results.csv digests, among the run's inputs, the source bytes of the code
 that makes embeddings (corruptions/, models/, the engine, data/images.py, data/dataset.py),
@@ -72,25 +77,30 @@ def child_env(checkout: Path) -> dict[str, str]:
     return env
 
 
-PINNED_CODE_DIGEST = """
-import importlib, runpy, sys
-for name in ("robustpath.embedding.cache", "robustpath.cache"):  # the module's home after and before the reorganisation
-    try:
-        module = importlib.import_module(name)
-        break
-    except ImportError:
-        continue
-module.code_digest = lambda: "pinned"
+CHILD = """
+import importlib, os, runpy, sys
+if os.environ.get("COMPARE_PIN_CODE_DIGEST"):
+    for name in ("robustpath.embedding.cache", "robustpath.cache"):  # the module's home after and before the reorganisation
+        try:
+            module = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+    module.code_digest = lambda: "pinned"
+for name in ("CHUNK_BYTES", "WINDOW_BYTES"):  # the sweep's chunk and window (robustpath.embedding.plan)
+    if os.environ.get("COMPARE_" + name):
+        setattr(importlib.import_module("robustpath.embedding.plan"), name, int(os.environ["COMPARE_" + name]))
 sys.argv[0] = "robustpath"
 runpy.run_module("robustpath", run_name="__main__", alter_sys=True)
 """
 
 
-def run_eval(checkout: Path, data: str, out: Path, pin_code_digest: bool) -> None:
-    """``python -m robustpath eval`` with ``checkout`` first on the import path, one torch thread."""
-    start = ["-c", PINNED_CODE_DIGEST] if pin_code_digest else ["-m", "robustpath"]
-    command = [sys.executable, *start, "eval", "--data", data, "--out", str(out), *FAST_OPTIONS]
-    done = subprocess.run(command, env=child_env(checkout), cwd=out.parent, capture_output=True, text=True)
+def run_eval(checkout: Path, data: str, out: Path, settings: dict[str, str]) -> None:
+    """``python -m robustpath eval`` with ``checkout`` first on the import path, one torch thread;
+    ``settings``: COMPARE_* variables read by CHILD."""
+    command = [sys.executable, "-c", CHILD, "eval", "--data", data, "--out", str(out), *FAST_OPTIONS]
+    env = {**child_env(checkout), **settings}
+    done = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"eval failed with {checkout} ({data}):\n{done.stderr[-3000:]}")
 
@@ -121,7 +131,12 @@ def main() -> int:
     parser.add_argument("--base", default="main", help="git ref to compare the working tree with")
     parser.add_argument("--every", type=int, default=3, help="image folder: every N-th demo patch")
     parser.add_argument("--pin-code-digest", action="store_true", help="one constant source digest in both runs' run_id")
+    parser.add_argument("--chunk-bytes", type=int, help="the sweep's chunk of decoded images (plan.CHUNK_BYTES)")
+    parser.add_argument("--window-bytes", type=int, help="the sweep's window of embeddings (plan.WINDOW_BYTES)")
     args = parser.parse_args()
+    settings = {name: str(value) for name, value in (
+        ("COMPARE_PIN_CODE_DIGEST", "1" if args.pin_code_digest else None), ("COMPARE_CHUNK_BYTES", args.chunk_bytes),
+        ("COMPARE_WINDOW_BYTES", args.window_bytes)) if value is not None}
     differences = 0
     with tempfile.TemporaryDirectory(prefix="robustpath-compare-") as tmp:
         tmp_path = Path(tmp)
@@ -132,7 +147,7 @@ def main() -> int:
             for label, checkout in checkouts.items():
                 (tmp_path / label).mkdir(exist_ok=True)
                 outs[label] = tmp_path / label / workload
-                run_eval(checkout, data, outs[label], args.pin_code_digest)
+                run_eval(checkout, data, outs[label], settings)
             for name in COMPARED_FILES:
                 verdict = compare_file(outs["base"] / name, outs["current"] / name)
                 differences += verdict.startswith("DIFFERENT")

@@ -3,25 +3,28 @@
 Synthetic data, in memory: N test images and a gallery (the training split) of G
 images, 8 × 8 px RGB in 4 classes (class colour + noise); a tiny open_clip ViT
 (random weights, 8 px input, patch 4, width 32, one layer) whose embedding is D
-wide (1,024 by default); each corruption of ``--corruption`` (``hue`` by default,
-repeatable) at the first V severities (stage pre).
+wide (1,024 by default); V variants at stage pre: hue, then brightness, contrast and
+saturation, severities 1–4 each (at most 16).  ``--chunk-mib`` and ``--window-mib`` set
+the sweep's chunk of decoded images (plan.CHUNK_BYTES) and its window of embeddings in
+flight (plan.WINDOW_BYTES), so that a small test split can span several chunks.
 Each N runs in a fresh process, as ``robustpath eval`` runs it: the sweep with the
 tasks scored beside it (robustpath.tasks.scoring.TaskScorer, variants released once
 scored), then what is left to score after the last forward pass, then the per-sample
 export (predictions.csv.gz, every row).  Tasks: retrieval, and the linear probe at a
 fixed C = 1 (its cross-validation does not depend on N: benchmarks/probe_scale.py).
-"tail / sweep" is the scoring left after the last forward pass over the sweep's time.
-Per task, the seconds of ``outcomes`` + ``score`` per variant (median over the corrupted
+``--corruption`` (repeatable) replaces that plan by each named corruption at severities
+1..V.  "tail/sweep" is the scoring left after the last forward pass over the sweep's time;
+per task, the seconds of ``outcomes`` + ``score`` per variant (median over the corrupted
 variants, wherever they ran) are printed below the table.
 
-Prints one row per N: seconds per stage, peak RSS (a thread samples /proc/self/statm
+Prints one row per N: W (the corrupted test sets filled at once), seconds per stage, peak RSS (a thread samples /proc/self/statm
 every 10 ms; ru_maxrss agrees), the bound of the README's Performance section (the
 process after loading data and model, plus bound_bytes), and
 at the end each stage's slope (seconds per 10,000 test images, least squares) and
 the ratio of its time per image at the largest and the smallest N (1.0 = linear).
 
     python benchmarks/scale.py --sizes 10000 30000 100000 --gallery 50000 --variants 1
-    python benchmarks/scale.py --sizes 30000 --gallery 2000 --variants 4 --corruption hue --corruption gaussian_blur
+    python benchmarks/scale.py --sizes 20000 --gallery 2000 --variants 8 --chunk-mib 1 --window-mib 160
 """
 from __future__ import annotations
 
@@ -44,16 +47,17 @@ WORKSPACE = 512 * MiB  # bounded buffers: bootstrap index blocks, screen and can
 QUEUED_BYTES = 64 * MiB  # robustpath.tasks.scoring.QUEUED_BYTES: finished variants that may wait beyond `queued`
 
 
-def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: int = 1, queued: int = 2) -> int:
-    """The README's peak-memory bound above the process baseline (see Performance in README.md)."""
-    clean = 4 * dim * (test + gallery)  # the clean embeddings of every image
-    context = 4 * dim * (test + gallery)  # the tasks' copies: clean training and clean test embeddings
-    screen = 4 * dim * gallery  # the float32 unit gallery of the retrieval screen
-    probe = 5 * 8 * dim * gallery  # the probe's float64 training features, scaled copies and solver work
-    # one filling, one ready, `queued` waiting or being scored, or more of them within QUEUED_BYTES
-    in_flight = 2 * 4 * dim * test + max(queued * 4 * dim * test, QUEUED_BYTES)
-    outcomes = (variants + 1) * test * (8 * (10 + 6 + 3) + 8 * (classes + 3))  # per image and variant
-    return clean + context + screen + probe + in_flight + outcomes + WORKSPACE
+CORRUPTIONS = ("hue", "brightness", "contrast", "saturation")
+
+
+def plan_variants(count: int, corruption_names: tuple[str, ...] = ()) -> list:
+    """The first ``count`` of hue, brightness, contrast, saturation × severities 1–4 (stage pre);
+    with ``corruption_names``, each of them at severities 1..count."""
+    from robustpath.variants import Variant
+
+    if corruption_names:
+        return [Variant(name, severity, "pre") for name in corruption_names for severity in range(1, count + 1)]
+    return [Variant(name, severity, "pre") for name in CORRUPTIONS for severity in range(1, 5)][:count]
 
 
 class TimedTask:
@@ -80,6 +84,29 @@ class TimedTask:
             return self.task.score(outcomes)
         finally:
             self.seconds.append(self._pending + time.perf_counter() - clock)
+
+
+def in_flight_sets(test: int, dim: int, variants: int, chunk_bytes: int, window_bytes: int, image_bytes: int) -> int:
+    """W: the corrupted test sets the sweep fills at once (README, Performance): one when the decoded test
+    images fit one chunk, otherwise as many as ``window_bytes`` allow (at least one, at most V)."""
+    if test * image_bytes <= chunk_bytes:
+        return 1
+    return max(1, min(variants, window_bytes // (4 * dim * test)))
+
+
+def bound_bytes(test: int, gallery: int, dim: int, classes: int = 4, variants: int = 1, queued: int = 2,
+                window: int = 1) -> int:
+    """The README's peak-memory bound above the process baseline (see Performance in README.md);
+    ``window``: W of in_flight_sets."""
+    clean = 4 * dim * (test + gallery)  # the clean embeddings of every image
+    context = 4 * dim * (test + gallery)  # the tasks' copies: clean training and clean test embeddings
+    screen = 4 * dim * gallery  # the float32 unit gallery of the retrieval screen
+    probe = 5 * 8 * dim * gallery  # the probe's float64 training features, scaled copies and solver work
+    # W filling (or just finished), `queued` waiting or being scored, or more of them within QUEUED_BYTES
+    in_flight = window * 4 * dim * test + max(queued * 4 * dim * test, QUEUED_BYTES)
+    kept = 8 * 8 * 3 * test if window < variants and 8 * 8 * 3 * test <= 256 * MiB else 0  # decoded between windows
+    outcomes = (variants + 1) * test * (8 * (10 + 6 + 3) + 8 * (classes + 3))  # per image and variant
+    return clean + context + screen + probe + in_flight + kept + outcomes + WORKSPACE
 
 
 class PeakMemory:
@@ -150,9 +177,17 @@ def build_dataset(test: int, gallery: int, classes: int = 4):
     )
 
 
-def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, corruption_names: tuple[str, ...] = ("hue",)) -> dict:
+def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chunk_mib: float | None,
+            window_mib: float | None, corruption_names: tuple[str, ...] = ()) -> dict:
     """One N in this process → seconds and peak bytes per stage."""
     import torch
+
+    from robustpath.embedding import plan as stream_plan
+
+    if chunk_mib is not None:
+        stream_plan.CHUNK_BYTES = int(chunk_mib * MiB)
+    if window_mib is not None:
+        stream_plan.WINDOW_BYTES = int(window_mib * MiB)
 
     torch.set_num_threads(1)
     import corruptions
@@ -166,14 +201,14 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, corr
     from robustpath.tasks import TaskContext
     from robustpath.tasks.linear_probe import LinearProbeTask
     from robustpath.tasks.retrieval import RetrievalTask
-    from robustpath.variants import CLEAN_VARIANT, Variant
+    from robustpath.variants import CLEAN_VARIANT
 
-    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": variants * len(corruption_names)}
+    plan = plan_variants(variants, corruption_names)
+    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": len(plan)}
     clock = time.perf_counter()
     dataset = build_dataset(test, gallery)
     encoder = load_encoder(build_model(folder, dim))
     row["setup_s"], row["setup_peak"] = time.perf_counter() - clock, memory.peak()
-    plan = [Variant(name, severity, "pre") for name in corruption_names for severity in range(1, variants + 1)]
     train = dataset.indices("train")
     device = torch.device("cpu")
 
@@ -204,7 +239,10 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, corr
     row["exports_s"], row["exports_peak"] = time.perf_counter() - clock, memory.peak()
     row["predictions_bytes"] = sum(path.stat().st_size for path in written.values())
     row["maxrss"] = _maxrss()
-    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=len(plan))
+    window = in_flight_sets(test, dim, len(plan), stream_plan.CHUNK_BYTES, getattr(stream_plan, "WINDOW_BYTES", 1 << 30),
+                            8 * 8 * 3)
+    row["window"] = window
+    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=len(plan), window=window)
     return row
 
 
@@ -218,11 +256,11 @@ STAGES = ("setup", "sweep", "after_sweep", "exports")
 
 
 def report(rows: list[dict]) -> None:
-    print(f"{'N test':>8} {'gallery':>8} {'D':>5} {'V':>2} " + " ".join(f"{s + ' s':>14}" for s in STAGES)
+    print(f"{'N test':>8} {'gallery':>8} {'D':>5} {'V':>2} {'W':>2} " + " ".join(f"{s + ' s':>14}" for s in STAGES)
           + f" {'peak MiB':>9} {'bound MiB':>9} {'tail/sweep':>11} {'pred. MiB':>9}")
     for row in rows:
         peak = max(row["maxrss"], *(row[f"{s}_peak"] for s in STAGES))
-        print(f"{row['test']:>8} {row['gallery']:>8} {row['dim']:>5} {row['variants']:>2} "
+        print(f"{row['test']:>8} {row['gallery']:>8} {row['dim']:>5} {row['variants']:>2} {row['window']:>2} "
               + " ".join(f"{row[f'{s}_s']:>14.1f}" for s in STAGES)
               + f" {peak / MiB:>9.0f} {row['bound'] / MiB:>9.0f} {row['after_sweep_s'] / row['sweep_s']:>11.2f}"
               + f" {row['predictions_bytes'] / MiB:>9.1f}")
@@ -247,21 +285,27 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--gallery", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--variants", type=int, default=1, help="severities 1..V of each corruption (at most 4)")
-    parser.add_argument("--corruption", action="append", help="a corruption of the pathology preset (repeatable; default hue)")
+    parser.add_argument("--variants", type=int, default=1,
+                        help="V variants: hue 1-4, brightness 1-4, contrast 1-4, saturation 1-4 (at most 16)")
+    parser.add_argument("--corruption", action="append",
+                        help="each named corruption at severities 1..V instead (repeatable)")
+    parser.add_argument("--chunk-mib", type=float, help="decoded images per chunk of the sweep (default: the library's)")
+    parser.add_argument("--window-mib", type=float, help="embeddings in flight per window (default: the library's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    corruptions = tuple(args.corruption or ["hue"])
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.gallery, args.dim, args.variants, args.folder, corruptions)))
+        print(json.dumps(measure(args.one, args.gallery, args.dim, args.variants, args.folder, args.chunk_mib,
+                                 args.window_mib, tuple(args.corruption or ()))))
         return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in sorted(args.sizes):
             command = [sys.executable, __file__, "--one", str(size), "--gallery", str(args.gallery), "--dim",
-                       str(args.dim), "--variants", str(args.variants), "--folder", folder,
-                       *(option for name in corruptions for option in ("--corruption", name))]
+                       str(args.dim), "--variants", str(args.variants), "--folder", folder]
+            command += [f"--{name}-mib={value}" for name, value in (("chunk", args.chunk_mib), ("window", args.window_mib))
+                        if value is not None]
+            command += [option for name in args.corruption or () for option in ("--corruption", name)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(done.stderr[-3000:])

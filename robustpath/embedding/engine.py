@@ -5,11 +5,13 @@ of decoded uint8 images; the chunking depends only on the split and the image si
 Every sample gets the clean pipeline; test samples (all samples with ``corrupt_training``)
 also get one pipeline per variant.  Variants whose pipelines coincide (``pre`` and ``post``
 when the model's resize is a no-op) are computed once.  The work is one stream of
-(chunk, pipeline, sample) items in a fixed order — training chunks, then test chunks;
-chunk by chunk, pipeline by pipeline, clean first — cut into forward passes of
-``batch_size`` images, so the clean embeddings are complete early (tasks are fitted
-and each variant scored while the sweep goes on: ``on_ready``), and the tail of one
-variant shares a forward pass with the head of the next instead of running a small
+(chunk, pipeline, sample) items in a fixed order — the corrupted pipelines in windows of
+as many as WINDOW_BYTES of embeddings allow; window by window, each over training chunks,
+then test chunks; chunk by chunk, pipeline by pipeline, clean first (first window) — cut
+into forward passes of ``batch_size`` images, so the clean embeddings are complete early
+(tasks are fitted and each variant scored while the sweep goes on: ``on_ready``), at most
+one window of corrupted pipelines is partly embedded at any time, and the tail of one
+segment shares a forward pass with the head of the next instead of running a small
 batch.  The images in every forward pass are a function of the plan and the batch
 size only, so a resumed run recomputes exactly the forward passes of an
 uninterrupted one.
@@ -22,11 +24,16 @@ through the encoder once (torch.inference_mode; autocast bf16/fp16
 on CUDA only, CPU stays fp32; channels_last inputs on CUDA; optional torch.compile).
 Random corruptions draw from per-sample generators re-seeded from a reused pool.
 
-Chunks are decoded once by a DataLoader (``num_workers`` processes; pinned memory on
-CUDA) and copied to the device once (non-blocking).  Every (chunk, pipeline) whose
-last row is embedded is written to the store at once; entries already in a store are
-read instead of computed.  CUDA out-of-memory (in the forward pass or while preparing
-it) halves the batch size and retries the pass, with a notice; nothing finished is lost.
+Chunks are decoded by a DataLoader (``num_workers`` processes; pinned memory on CUDA)
+and copied to the device (non-blocking) once, or once per window that reads them when
+the chunks read by several windows hold more than KEEP_DECODED_BYTES of decoded images
+(robustpath.embedding.decoded).  Every
+(chunk, pipeline) whose last row is embedded is written to the store at once; entries
+already in a store are read instead of computed, in stream order, and a variant read
+entirely from a store is announced as soon as it is read (so a resumed run holds no
+more variants than a fresh one).  CUDA out-of-memory (in the forward pass or while
+preparing it) halves the batch size and retries the pass, with a notice; nothing
+finished is lost.
 """
 from __future__ import annotations
 
@@ -37,11 +44,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robustpath.embedding.decoded import ChunkImages, chunks_of, chunks_to_keep, decode_visits
 from robustpath.embedding.distributed import settled
 from robustpath.errors import RobustPathError
 from robustpath.embedding.plan import (
-    Chunk, Pipeline, Segment, StreamPlan, build_pipelines, entry_digests, key_segments, plan_stream,
-    resize_is_identity,
+    Pipeline, Segment, StreamPlan, Target, build_pipelines, entry_digests, key_segments, plan_stream,
+    resize_is_identity, window_size,
 )
 from robustpath.embedding.prefetch import Prefetch, Prepared
 from robustpath.util.progress import ProgressReporter, SilentProgress, notify
@@ -65,6 +73,7 @@ class Embeddings:
     embeddings came from ("run folder" or "cache"); ``stats``: forward passes, images
     forwarded, final batch size, store entries read and written; ``notes``: notices
     worth keeping in run.json (batch size reduced, compile fallback, cache problems).
+    During the sweep (``on_ready``), a variant's arrays appear when first written.
     stats: ``images_nominal`` = every (image, variant) pair, ``images_planned`` = the items
     of the distinct pipelines, ``images_forwarded`` = what went through the encoder.
     """
@@ -92,80 +101,6 @@ def precision_name(device, amp: bool = True) -> str:
 
     dtype = autocast_dtype(device) if amp else None
     return "fp32" if dtype is None else str(dtype).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
-
-
-class _ImageReader:
-    """torch Dataset over a robustpath Dataset: position → (H, W, 3) uint8 tensor."""
-
-    def __init__(self, dataset, indices: np.ndarray) -> None:
-        self.dataset = dataset
-        self.indices = indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position: int):
-        import torch
-
-        image = np.require(self.dataset.read_image(int(self.indices[position])), dtype=np.uint8, requirements=["C", "W"])
-        return torch.from_numpy(image)
-
-
-class _ChunkImages:
-    """Decodes chunks in stream order with one DataLoader; each chunk once, on the device once."""
-
-    def __init__(self, dataset, chunks: list[Chunk], batch_size: int, num_workers: int, device) -> None:
-        from torch.utils.data import DataLoader
-
-        self.dataset = dataset
-        self.device = device
-        self.pending = list(chunks)
-        indices = np.concatenate([c.indices for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-        batches, offset = [], 0
-        for chunk in chunks:
-            for begin in range(0, len(chunk.indices), batch_size):
-                batches.append(list(range(offset + begin, offset + min(begin + batch_size, len(chunk.indices)))))
-            offset += len(chunk.indices)
-        self._batches = iter(
-            DataLoader(
-                _ImageReader(dataset, indices), batch_sampler=batches, num_workers=num_workers,
-                pin_memory=device.type == "cuda",
-            )
-        ) if batches else iter(())
-        self.resident: dict[int, object] = {}
-
-    def get(self, chunk: Chunk):
-        """(C, H, W, 3) uint8 on the device."""
-        if chunk.number in self.resident:
-            return self.resident[chunk.number]
-        import torch
-
-        while self.pending and self.pending[0].number < chunk.number:  # planned but no longer needed
-            self._drain(self.pending.pop(0))
-        height, width = self.dataset.native_size
-        images = torch.empty((len(chunk.indices), height, width, 3), dtype=torch.uint8, device=self.device)
-        if self.pending and self.pending[0].number == chunk.number:
-            self.pending.pop(0)
-            filled = 0
-            while filled < len(chunk.indices):
-                batch = next(self._batches)
-                images[filled : filled + len(batch)].copy_(batch, non_blocking=True)
-                filled += len(batch)
-        else:  # not planned (the batch size changed after an out-of-memory error): read directly
-            for row, index in enumerate(chunk.indices.tolist()):
-                image = np.require(self.dataset.read_image(index), dtype=np.uint8, requirements=["C", "W"])
-                images[row].copy_(torch.from_numpy(image))
-        self.resident[chunk.number] = images
-        return images
-
-    def _drain(self, chunk: Chunk) -> None:
-        consumed = 0
-        while consumed < len(chunk.indices):
-            consumed += len(next(self._batches))
-
-    def release_before(self, number: int) -> None:
-        for old in [n for n in self.resident if n < number]:
-            del self.resident[old]
 
 
 class _Preparer:
@@ -269,13 +204,6 @@ class _Completion:
         for segment in segments:
             self.left[id(segment.pipeline)] += not segment.done
 
-    def announce_finished(self) -> None:
-        """Announce the pipelines that need no forward pass (all read from a store)."""
-        for number, left in self.left.items():
-            if left == 0:
-                self.on_ready(list(self.pipelines[number].keys))
-        self.forget_targets(self.segments)
-
     def segment_done(self, segment: Segment) -> None:
         number = id(segment.pipeline)
         self.left[number] -= 1
@@ -348,8 +276,11 @@ class _Sweep:
     def run(self) -> None:
         import torch
 
-        needed = self._needed_chunks()
-        self.images = _ChunkImages(self.dataset, needed, self.capacity, self.num_workers, self.device)
+        passes = [chunks_of(self.pieces(begin, end)) for begin, end in self.passes()]
+        height, width = self.dataset.native_size
+        keep = chunks_to_keep(passes, height * width * 3)
+        self.images = ChunkImages(self.dataset, decode_visits(passes, keep), self.capacity, self.num_workers,
+                                  self.device, keep)
         position = self.begin
         while position < self.end:
             try:
@@ -373,13 +304,6 @@ class _Sweep:
             pieces = self.pieces(position, end)
             yield position, end, pieces, not all(segment.done for segment, _, _ in pieces)
             position = end
-
-    def _needed_chunks(self) -> list[Chunk]:
-        chunks: dict[int, Chunk] = {}
-        for begin, end in self.passes():
-            for segment, _, _ in self.pieces(begin, end):
-                chunks[segment.chunk.number] = segment.chunk
-        return [chunks[n] for n in sorted(chunks)]
 
     def _allocate(self) -> None:
         """Input buffers for forward passes of the current batch size (one being prepared while
@@ -423,7 +347,7 @@ class _Sweep:
 
     def prepare(self, pieces, buffer) -> int:
         """Fill ``buffer`` with the inputs of ``pieces``; returns the number of images."""
-        self.images.release_before(pieces[0][0].chunk.number)
+        self.images.keep_only(chunks_of(pieces))
         filled = 0
         for segment, offset, count in pieces:
             images = self.images.get(segment.chunk)[offset : offset + count]
@@ -472,12 +396,12 @@ class _Sweep:
         row = 0
         for segment, offset, count in pieces:
             if not segment.done:
-                segment.target[segment.rows[offset : offset + count]] = features[row : row + count]
+                segment.target.array()[segment.rows[offset : offset + count]] = features[row : row + count]
                 segment.remaining -= count
                 if segment.remaining == 0:
                     segment.done = True
                     if self.store is not None and segment.key is not None and self.capacity == self.planned_capacity:
-                        self.store.put(segment.key, segment.target[segment.rows])
+                        self.store.put(segment.key, segment.target.array()[segment.rows])
                     if self.completion is not None:
                         self.completion.segment_done(segment)
             row += count
@@ -528,17 +452,15 @@ def compute_embeddings(
         key_segments(plan.segments, keys, batch_size, total=plan.total)
         if on_plan is not None:
             on_plan(entry_digests(plan.all_pipelines, plan.segments))
-    reused_entries = _reuse_stored(plan.segments, store, int(encoder.embed_dim)) if keys is not None else {}
+    completion = _Completion(plan.segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
+    reused_entries = _reuse_stored(plan.segments, store, int(encoder.embed_dim), completion) if keys is not None else {}
     notes: list[str] = []
     forward = _Forward(encoder, device, amp, compile, progress, notes)
-    completion = _Completion(plan.segments, lambda keys: on_ready(embeddings, keys)) if on_ready is not None else None
     sweep = _Sweep(
         encoder=encoder, dataset=dataset, pipelines=plan.all_pipelines, segments=plan.segments, device=device,
         batch_size=batch_size, num_workers=num_workers, seed=seed, store=store, forward=forward, progress=progress,
         completion=completion,
     )
-    if completion is not None:
-        completion.announce_finished()
     _run_sweep(sweep, group, progress, device, len(variants) + 1)
     notes += sweep.notes
     notes += _store_problems(store, notes, progress)
@@ -561,40 +483,57 @@ def _place_encoder(encoder, device) -> None:
 
 
 def _plan(encoder, dataset, variants: list[Variant], preset, corrupt_training: bool) -> tuple[StreamPlan, Embeddings]:
-    """The stream plan and the Embeddings whose (zeroed) arrays its segments fill.
+    """The stream plan and the Embeddings whose arrays its segments fill.
 
-    Only the Embeddings and the segments hold the arrays, so that a released variant's memory is freed.
+    A corrupted pipeline's arrays are made when first written and recorded in the Embeddings
+    then (empty splits at once); only the Embeddings and the unfinished segments hold them, so
+    that a released variant's memory is freed.
     """
     test_indices, train_indices = dataset.indices("test"), dataset.indices("train")
     dim = int(encoder.embed_dim)
-    clean = np.zeros((len(dataset), dim), dtype=np.float32)
+    embeddings = Embeddings(clean=np.zeros((len(dataset), dim), dtype=np.float32), test_indices=test_indices,
+                            train_indices=train_indices)
     pipelines = build_pipelines(variants, preset, dataset.native_size, encoder.preprocessing)
-    test_targets = {p.name: np.zeros((len(test_indices), dim), dtype=np.float32) for p in pipelines}
-    train_targets = (
-        {p.name: np.zeros((len(train_indices), dim), dtype=np.float32) for p in pipelines} if corrupt_training else {}
-    )
-    plan = plan_stream(dataset, pipelines, clean, test_targets, train_targets, corrupt_training)
-    embeddings = Embeddings(clean=clean, test_indices=test_indices, train_indices=train_indices)
-    for pipeline in pipelines:
-        for key in pipeline.keys:
-            embeddings.variants[key] = test_targets[pipeline.name]
-            if corrupt_training:
-                embeddings.train_variants[key] = train_targets[pipeline.name]
+    splits = [(test_indices, embeddings.variants), *([(train_indices, embeddings.train_variants)] * corrupt_training)]
+    targets = [{p.name: _target(len(indices), dim, p.keys, arrays) for p in pipelines} for indices, arrays in splits]
+    rows = sum(len(indices) for indices, _ in splits)
+    plan = plan_stream(dataset, pipelines, Target(len(dataset), dim, array=embeddings.clean), targets[0],
+                       targets[1] if corrupt_training else {}, corrupt_training,
+                       window=window_size(len(pipelines), rows, dim))
     return plan, embeddings
 
 
-def _reuse_stored(segments: list[Segment], store, dim: int) -> dict[str, int]:
-    """Fill the segments found in ``store`` (a StoreChain, or None); entries reused per source."""
+def _target(rows: int, dim: int, keys: list[str], arrays: dict) -> Target:
+    """A pipeline's target whose array, once made, is ``arrays[key]`` for each of its variant ``keys``."""
+
+    def record(array: np.ndarray) -> None:
+        for key in keys:
+            arrays[key] = array
+
+    target = Target(rows, dim, on_create=record)
+    if rows == 0:
+        target.array()
+    return target
+
+
+def _reuse_stored(segments: list[Segment], store, dim: int, completion: "_Completion | None") -> dict[str, int]:
+    """Fill the segments found in ``store`` (a StoreChain, or None), in stream order; entries reused per source.
+
+    A pipeline read entirely from the store is announced (``completion``) as soon as its last
+    segment is read, so that it can be scored, and released, before the next ones are read.
+    """
     reused: dict[str, int] = {}
     if store is None:
         return reused
     for segment in segments:
         array, source = store.get(segment.key, rows=len(segment.chunk.indices))
         if array is not None and array.shape[1] == dim:
-            segment.target[segment.rows] = array
+            segment.target.array()[segment.rows] = array
             segment.done, segment.remaining = True, 0
             segment.source = "run folder" if getattr(source, "strict", False) else "cache"
             reused[segment.source] = reused.get(segment.source, 0) + 1
+            if completion is not None:
+                completion.segment_done(segment)
     return reused
 
 

@@ -3,10 +3,25 @@
 The samples are cut into chunks (at most CHUNK_BYTES of decoded uint8 images; the
 chunking depends only on the split and the image size).  Every sample gets the clean
 pipeline; test samples (all samples with ``corrupt_training``) also get one pipeline per
-distinct variant.  The stream is (chunk, pipeline, sample) items in a fixed order —
-training chunks, then test chunks; chunk by chunk, pipeline by pipeline, clean first —
-and a segment is all rows of one chunk through one pipeline: the unit that is stored and
-reused (robustpath.embedding.cache).
+distinct variant.  A segment is all rows of one chunk through one pipeline: the unit that
+is stored and reused (robustpath.embedding.cache).
+
+The order of the stream.  The corrupted pipelines are taken in windows of ``window``
+(``window_size``: as many as WINDOW_BYTES of their embeddings allow, at least one), and
+each window goes over all chunks before the next one starts: window by window; within a
+window, training chunks, then test chunks; chunk by chunk, pipeline by pipeline, the
+clean pipeline first (in the first window only).  So at most ``window`` corrupted
+pipelines are partly embedded at any time, and their arrays are made when first written
+(``Target``): the memory of the embeddings in flight does not grow with the number of
+variants, whatever the number of chunks.  Cost: a chunk that carries corrupted pipelines
+is read by every window (ceil(pipelines / window) times); it is decoded once when the
+chunks read by several windows fit KEEP_DECODED_BYTES together (they then stay decoded;
+robustpath.embedding.decoded), or when consecutive forward passes read it (a test split
+of one chunk), and otherwise once per window.  With one window, or a test split of one
+chunk and no ``corrupt_training``, the order is the chunk-by-chunk order of earlier
+versions (the same forward passes).  Training chunks come first in every window (their
+clean embeddings complete early, so that tasks can be fitted while the corrupted test
+images are still being embedded).
 """
 from __future__ import annotations
 
@@ -17,6 +32,14 @@ import numpy as np
 from robustpath.variants import CLEAN_VARIANT, Variant, distinct_pipelines
 
 CHUNK_BYTES = 32 << 20  # decoded uint8 images per chunk (a store entry covers one chunk)
+WINDOW_BYTES = 1 << 30  # float32 embeddings of the corrupted pipelines that are filled at once
+
+
+def window_size(pipeline_count: int, rows: int, dim: int) -> int:
+    """Corrupted pipelines per window: as many (rows, dim) float32 arrays as fit WINDOW_BYTES, at least one
+    (all of them, ``pipeline_count``, when they fit)."""
+    fitting = WINDOW_BYTES // max(1, 4 * rows * dim)
+    return int(max(1, min(pipeline_count, fitting)))
 
 
 def resize_is_identity(native_size: tuple[int, int], prep) -> bool:
@@ -48,6 +71,23 @@ class Pipeline:
         }
 
 
+class Target:
+    """The (rows, dim) float32 array that one pipeline's segments of one split fill, made when first
+    written; ``on_create(array)`` is called then (the caller records it, e.g. in Embeddings)."""
+
+    def __init__(self, rows: int, dim: int, on_create=None, array: np.ndarray | None = None) -> None:
+        self.shape = (int(rows), int(dim))
+        self.on_create = on_create
+        self._array = array
+
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.zeros(self.shape, dtype=np.float32)
+            if self.on_create is not None:
+                self.on_create(self._array)
+        return self._array
+
+
 @dataclass
 class Chunk:
     number: int
@@ -62,7 +102,7 @@ class Segment:
     chunk: Chunk
     pipeline: Pipeline
     start: int  # offset in the stream of items
-    target: np.ndarray
+    target: Target | None  # None once its pipeline is complete (the array is then the caller's)
     rows: np.ndarray  # rows of ``target`` for the chunk's samples
     key: dict | None = None
     remaining: int = 0
@@ -103,13 +143,13 @@ def cut_chunks(indices: np.ndarray, chunk_len: int, first_number: int) -> list[C
     return chunks
 
 
-def plan_stream(dataset, pipelines: list[Pipeline], clean: np.ndarray, test_targets: dict, train_targets: dict,
-                corrupt_training: bool) -> StreamPlan:
-    """The segments of the stream: training chunks first (their clean embeddings complete early, so that
-    tasks can be fitted while the corrupted test images are still being embedded), then test chunks.
+def plan_stream(dataset, pipelines: list[Pipeline], clean: Target, test_targets: dict, train_targets: dict,
+                corrupt_training: bool, window: int) -> StreamPlan:
+    """The segments of the stream in the order of the module docstring.
 
-    ``clean``: (N, D) array of every sample; ``test_targets`` / ``train_targets``: pipeline name →
-    (N_test, D) / (N_train, D) arrays (``train_targets`` empty without ``corrupt_training``).
+    ``clean``: the (N, D) target of every sample; ``test_targets`` / ``train_targets``: pipeline name →
+    (N_test, D) / (N_train, D) targets (``train_targets`` empty without ``corrupt_training``);
+    ``window``: corrupted pipelines per window (>= 1).
     """
     height, width = dataset.native_size
     chunk_len = max(1, CHUNK_BYTES // (height * width * 3))
@@ -117,17 +157,23 @@ def plan_stream(dataset, pipelines: list[Pipeline], clean: np.ndarray, test_targ
     test_chunks = cut_chunks(dataset.indices("test"), chunk_len, len(train_chunks))
     clean_pipeline = Pipeline(CLEAN_VARIANT, CLEAN_VARIANT.stage, [CLEAN_VARIANT.key])
     segments: list[Segment] = []
-    position = 0
-    parts = [(train_chunks, train_targets, pipelines if corrupt_training else []), (test_chunks, test_targets, pipelines)]
-    for chunks, targets, corrupted in parts:
-        for chunk in chunks:
-            segments.append(Segment(chunk, clean_pipeline, position, clean, chunk.indices, remaining=len(chunk.indices)))
-            position += len(chunk.indices)
-            for pipeline in corrupted:
-                segments.append(Segment(chunk, pipeline, position, targets[pipeline.name], chunk.positions,
-                                        remaining=len(chunk.indices)))
-                position += len(chunk.indices)
-    return StreamPlan(clean_pipeline, pipelines, segments, position)
+    parts = [(train_chunks, train_targets if corrupt_training else {}), (test_chunks, test_targets)]
+    for first in range(0, max(1, len(pipelines)), max(1, window)):
+        corrupted = pipelines[first : first + window]
+        for chunks, targets in parts:
+            for chunk in chunks:
+                if first == 0:
+                    segments.append(_segment(chunk, clean_pipeline, segments, clean, chunk.indices))
+                for pipeline in (p for p in corrupted if p.name in targets):
+                    segments.append(_segment(chunk, pipeline, segments, targets[pipeline.name], chunk.positions))
+    total = segments[-1].start + len(segments[-1].chunk.indices) if segments else 0
+    return StreamPlan(clean_pipeline, pipelines, segments, total)
+
+
+def _segment(chunk: Chunk, pipeline: Pipeline, before: list[Segment], target: Target, rows: np.ndarray) -> Segment:
+    """The segment of ``chunk`` through ``pipeline`` that follows the segments ``before`` in the stream."""
+    start = before[-1].start + len(before[-1].chunk.indices) if before else 0
+    return Segment(chunk, pipeline, start, target, rows, remaining=len(chunk.indices))
 
 
 def key_segments(segments: list[Segment], keys, batch_size: int, total: int) -> None:

@@ -14,11 +14,12 @@ soon as every task has scored it; and ``ready`` waits while ``max_queued`` varia
 are already waiting to be scored and the waiting ones hold ``max_queued_bytes``
 (QUEUED_BYTES, 64 MiB) or more with the new one, so that a sweep faster than the
 scoring does not pile up embeddings.  Peak memory then holds the clean embeddings, the
-variants the sweep is filling, at most ``max_queued`` + 1 finished ones or finished
-ones of up to ``max_queued_bytes`` + one, and what the tasks keep.  Small variants
-(a few MiB: demo-sized test sets) therefore never hold the sweep back while the tasks
-are fitted (the probe's cross-validation takes seconds): the fit and the forward
-passes go on side by side.
+variants the sweep is filling or has just finished (one window of them:
+robustpath.embedding.plan), at most ``max_queued`` finished ones waiting or being
+scored (or finished ones of up to ``max_queued_bytes``), and what the tasks keep.
+Small variants (a few MiB: demo-sized test sets) therefore never hold the sweep back
+while the tasks are fitted (the probe's cross-validation takes seconds): the fit and
+the forward passes go on side by side.
 """
 from __future__ import annotations
 
