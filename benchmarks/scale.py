@@ -12,6 +12,10 @@ tasks scored beside it (robustpath.tasks.scoring.TaskScorer, variants released o
 scored), then what is left to score after the last forward pass, then the per-sample
 export (predictions.csv.gz, every row).  Tasks: retrieval, and the linear probe at a
 fixed C = 1 (its cross-validation does not depend on N: benchmarks/probe_scale.py).
+``--corruption`` (repeatable) replaces that plan by each named corruption at severities
+1..V.  "tail/sweep" is the scoring left after the last forward pass over the sweep's time;
+per task, the seconds of ``outcomes`` + ``score`` per variant (median over the corrupted
+variants, wherever they ran) are printed below the table.
 
 Prints one row per N: W (the corrupted test sets filled at once), seconds per stage, peak RSS (a thread samples /proc/self/statm
 every 10 ms; ru_maxrss agrees), the bound of the README's Performance section (the
@@ -46,11 +50,40 @@ QUEUED_BYTES = 64 * MiB  # robustpath.tasks.scoring.QUEUED_BYTES: finished varia
 CORRUPTIONS = ("hue", "brightness", "contrast", "saturation")
 
 
-def plan_variants(count: int) -> list:
-    """The first ``count`` of hue, brightness, contrast, saturation × severities 1–4 (stage pre)."""
+def plan_variants(count: int, corruption_names: tuple[str, ...] = ()) -> list:
+    """The first ``count`` of hue, brightness, contrast, saturation × severities 1–4 (stage pre);
+    with ``corruption_names``, each of them at severities 1..count."""
     from robustpath.variants import Variant
 
+    if corruption_names:
+        return [Variant(name, severity, "pre") for name in corruption_names for severity in range(1, count + 1)]
     return [Variant(name, severity, "pre") for name in CORRUPTIONS for severity in range(1, 5)][:count]
+
+
+class TimedTask:
+    """A task whose ``outcomes`` and ``score`` calls are timed (seconds per variant, in call order)."""
+
+    def __init__(self, task) -> None:
+        self.task = task
+        self.seconds: list[float] = []
+        self._pending = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.task, name)
+
+    def outcomes(self, *args):
+        clock = time.perf_counter()
+        try:
+            return self.task.outcomes(*args)
+        finally:
+            self._pending = time.perf_counter() - clock
+
+    def score(self, outcomes):
+        clock = time.perf_counter()
+        try:
+            return self.task.score(outcomes)
+        finally:
+            self.seconds.append(self._pending + time.perf_counter() - clock)
 
 
 def in_flight_sets(test: int, dim: int, variants: int, chunk_bytes: int, window_bytes: int, image_bytes: int) -> int:
@@ -145,7 +178,7 @@ def build_dataset(test: int, gallery: int, classes: int = 4):
 
 
 def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chunk_mib: float | None,
-            window_mib: float | None) -> dict:
+            window_mib: float | None, corruption_names: tuple[str, ...] = ()) -> dict:
     """One N in this process → seconds and peak bytes per stage."""
     import torch
 
@@ -170,12 +203,12 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chun
     from robustpath.tasks.retrieval import RetrievalTask
     from robustpath.variants import CLEAN_VARIANT
 
-    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": variants}
+    plan = plan_variants(variants, corruption_names)
+    memory, row = PeakMemory(), {"test": test, "gallery": gallery, "dim": dim, "variants": len(plan)}
     clock = time.perf_counter()
     dataset = build_dataset(test, gallery)
     encoder = load_encoder(build_model(folder, dim))
     row["setup_s"], row["setup_peak"] = time.perf_counter() - clock, memory.peak()
-    plan = plan_variants(variants)
     train = dataset.indices("train")
     device = torch.device("cpu")
 
@@ -186,7 +219,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chun
             clean_test_embeddings=embeddings.clean[embeddings.test_indices], device=device,
         )
 
-    tasks = {"retrieval": RetrievalTask(), "linear_probe": LinearProbeTask(regularisation=1.0)}
+    tasks = {"retrieval": TimedTask(RetrievalTask()), "linear_probe": TimedTask(LinearProbeTask(regularisation=1.0))}
     scorer = TaskScorer(tasks, plan, make_context, release=True)
     memory.reset()
     clock = time.perf_counter()
@@ -196,6 +229,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chun
     clock = time.perf_counter()
     scores = scorer.finish(embeddings, SilentProgress())
     row["after_sweep_s"], row["after_sweep_peak"] = time.perf_counter() - clock, memory.peak()
+    row["task_s"] = {key: sorted(task.seconds)[len(task.seconds) // 2] for key, task in tasks.items()}
     clock = time.perf_counter()
     outcomes = {(key, v.key): scores.outcomes[(key, v.key)] for key in tasks for v in [CLEAN_VARIANT, *plan]}
     save_outcomes(folder / "outcomes.npz", outcomes)
@@ -208,7 +242,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chun
     window = in_flight_sets(test, dim, len(plan), stream_plan.CHUNK_BYTES, getattr(stream_plan, "WINDOW_BYTES", 1 << 30),
                             8 * 8 * 3)
     row["window"] = window
-    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=variants, window=window)
+    row["bound"] = row["setup_peak"] + bound_bytes(test, gallery, dim, variants=len(plan), window=window)
     return row
 
 
@@ -223,13 +257,16 @@ STAGES = ("setup", "sweep", "after_sweep", "exports")
 
 def report(rows: list[dict]) -> None:
     print(f"{'N test':>8} {'gallery':>8} {'D':>5} {'V':>2} {'W':>2} " + " ".join(f"{s + ' s':>14}" for s in STAGES)
-          + f" {'peak MiB':>9} {'bound MiB':>9} {'after/sweep':>11} {'pred. MiB':>9}")
+          + f" {'peak MiB':>9} {'bound MiB':>9} {'tail/sweep':>11} {'pred. MiB':>9}")
     for row in rows:
         peak = max(row["maxrss"], *(row[f"{s}_peak"] for s in STAGES))
         print(f"{row['test']:>8} {row['gallery']:>8} {row['dim']:>5} {row['variants']:>2} {row['window']:>2} "
               + " ".join(f"{row[f'{s}_s']:>14.1f}" for s in STAGES)
               + f" {peak / MiB:>9.0f} {row['bound'] / MiB:>9.0f} {row['after_sweep_s'] / row['sweep_s']:>11.2f}"
               + f" {row['predictions_bytes'] / MiB:>9.1f}")
+    for row in rows:
+        print(f"{row['test']:>8}: scoring per variant (outcomes + score, median) "
+              + ", ".join(f"{key} {seconds:.1f} s" for key, seconds in row["task_s"].items()))
     if len(rows) < 2:
         return
     import numpy as np
@@ -250,6 +287,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--variants", type=int, default=1,
                         help="V variants: hue 1-4, brightness 1-4, contrast 1-4, saturation 1-4 (at most 16)")
+    parser.add_argument("--corruption", action="append",
+                        help="each named corruption at severities 1..V instead (repeatable)")
     parser.add_argument("--chunk-mib", type=float, help="decoded images per chunk of the sweep (default: the library's)")
     parser.add_argument("--window-mib", type=float, help="embeddings in flight per window (default: the library's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
@@ -257,7 +296,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(measure(args.one, args.gallery, args.dim, args.variants, args.folder, args.chunk_mib,
-                                 args.window_mib)))
+                                 args.window_mib, tuple(args.corruption or ()))))
         return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -266,6 +305,7 @@ def main() -> None:
                        str(args.dim), "--variants", str(args.variants), "--folder", folder]
             command += [f"--{name}-mib={value}" for name, value in (("chunk", args.chunk_mib), ("window", args.window_mib))
                         if value is not None]
+            command += [option for name in args.corruption or () for option in ("--corruption", name)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(done.stderr[-3000:])

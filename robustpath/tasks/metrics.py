@@ -48,7 +48,7 @@ from robustpath.spec.run_spec import BOOTSTRAP_RESAMPLES
 CONFIDENCE = 0.95
 SIGNIFICANCE = 1.0 - CONFIDENCE
 _BLOCK_ELEMENTS = 1 << 22  # resampled indices held at once (rows × n)
-_CACHED_ELEMENTS = 1 << 22  # an index matrix up to this size (32 MB) is kept for the next variant
+_CACHED_BYTES = 32 << 20  # an index matrix up to this size (uint16 / uint32) is kept for the next task and variant
 
 
 CALIBRATION_BINS = 15
@@ -80,7 +80,7 @@ def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, i
     """
     indices = np.atleast_2d(indices)
     replicates = indices.shape[0]
-    cells = y_true[indices] * n_classes + y_pred[indices]
+    cells = (np.asarray(y_true) * n_classes + np.asarray(y_pred))[indices]  # one gather per resample
     flat = cells + (np.arange(replicates)[:, None] * n_classes * n_classes)
     counts = np.bincount(flat.ravel(), minlength=replicates * n_classes * n_classes)
     return counts.reshape(replicates, n_classes, n_classes)
@@ -133,24 +133,36 @@ def bootstrap_indices(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -
     return rng.integers(0, n, size=(resamples, n))
 
 
+def _compact_dtype(n: int):
+    """The smallest unsigned integer type that holds the indices 0..n-1 (uint16 or uint32)."""
+    return np.uint16 if n <= 1 << 16 else np.uint32
+
+
 @functools.lru_cache(maxsize=1)
-def _shared_indices(n: int, seed: int, resamples: int) -> np.ndarray:
-    indices = bootstrap_indices(n, seed, resamples)
+def _shared_indices(n: int, seed: int, resamples: int, rows: int) -> np.ndarray:
+    """bootstrap_indices(n, seed, resamples) in a compact integer type, drawn ``rows`` rows at a time
+    (one seeded stream: the same rows), read-only."""
+    indices = np.empty((resamples, n), dtype=_compact_dtype(n))
+    rng = np.random.default_rng([seed, n])
+    for start in range(0, resamples, rows):
+        indices[start : start + rows] = rng.integers(0, n, size=(min(rows, resamples - start), n))
     indices.flags.writeable = False
     return indices
 
 
 def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Iterator[np.ndarray]:
-    """The rows of bootstrap_indices(n, seed, resamples) in consecutive blocks of ≤ 4M indices.
+    """The rows of bootstrap_indices(n, seed, resamples) in consecutive int64 blocks of ≤ 4M indices.
 
-    A matrix of up to 4M indices is kept (read-only) for the next call with the same arguments;
-    larger ones are drawn block by block from the same seeded stream (identical rows).
+    The matrix is kept in a compact integer type (2 bytes per index up to n = 65,536, else 4)
+    for the next call with the same arguments (the next task or variant) when it takes at most
+    32 MiB (n ≤ 16,777 at B = 1,000); larger ones are drawn block by block from the same seeded
+    stream (identical rows).
     """
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
-    if n * resamples <= _CACHED_ELEMENTS:
-        indices = _shared_indices(n, seed, resamples)
+    if n * resamples * np.dtype(_compact_dtype(n)).itemsize <= _CACHED_BYTES:
+        indices = _shared_indices(n, seed, resamples, rows)
         for start in range(0, resamples, rows):
-            yield indices[start : start + rows]
+            yield indices[start : start + rows].astype(np.int64)
         return
     rng = np.random.default_rng([seed, n])
     for start in range(0, resamples, rows):

@@ -97,7 +97,7 @@ def metric_replicates(
 def _replicates_of(name: str, outcomes: Outcomes, indices: np.ndarray, clean: Outcomes | None) -> np.ndarray:
     """One non-confusion-matrix metric of metric_replicates for each row of ``indices`` (R, m) → (R,)."""
     if name in outcomes.per_sample:
-        return np.asarray(outcomes.per_sample[name], float)[indices].mean(axis=1)
+        return resampled_means(outcomes.per_sample[name], indices)
     if name in MEDIANS:
         return np.median(np.asarray(outcomes.per_sample[MEDIANS[name]], float)[indices], axis=1)
     if name in CLEAN_SEPARATIONS:
@@ -112,9 +112,26 @@ def _replicates_of(name: str, outcomes: Outcomes, indices: np.ndarray, clean: Ou
     if name == FLIP_RATE:
         if clean is None or clean.predictions is None:
             return np.full(indices.shape[0], np.nan)
-        flipped = (outcomes.predictions != clean.predictions).astype(float)
-        return flipped[indices].mean(axis=1)
+        return resampled_means(outcomes.predictions != clean.predictions, indices)
     raise KeyError(f"metric '{name}' cannot be computed from these outcomes")
+
+
+def resampled_means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(n,) per-sample values, (R, m) int indices → (R,) float64 means of values[indices[r]].
+
+    The same bits as ``np.asarray(values, float)[indices].mean(axis=1)``: where every value
+    is 0 or 1 (hits, flips) the sums are exact integers in any order, so they are counted
+    on one-byte flags instead of summed from gathered float64 values.
+    """
+    values = np.asarray(values)
+    binary = values if values.dtype == bool else None
+    if binary is None and values.dtype.kind in "biuf":
+        flags = values == 1
+        if np.count_nonzero(flags) + np.count_nonzero(values == 0) == len(values):
+            binary = flags
+    if binary is None:
+        return np.asarray(values, float)[indices].mean(axis=1)
+    return np.count_nonzero(binary[indices], axis=1) / indices.shape[1]
 
 
 class PairedScorer:

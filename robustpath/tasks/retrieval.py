@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
-from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, ScreenedGallery, query_blocks
+from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, Candidates, ScreenedGallery, query_blocks
 from robustpath.tasks.base import FLIP_RATE_DEFINITION, GALLERIES, OutcomeTask
 from robustpath.tasks.chance import chance_record
 from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
@@ -127,28 +127,6 @@ def _block_neighbours(queries: np.ndarray, gallery: np.ndarray, unit_gallery: np
     return neighbours, np.take_along_axis(bins, neighbours, axis=1)
 
 
-def _ordered_candidates(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """(B, D) float64 queries, (G, D) gallery, (B, C) candidate rows (C > k) → (B, k) in the documented order.
-
-    The same rule as _block_neighbours, applied to each query's candidates only: any
-    accurate float64 cosine, the fixed-order value within 2^-33 of a bin edge, keys
-    (bin, gallery index).
-    """
-    size = len(gallery)
-    rows = np.asarray(gallery[candidates.ravel()], dtype=np.float64).reshape(*candidates.shape, -1)
-    unit = rows / np.maximum(np.linalg.norm(rows, axis=2, keepdims=True), _TINY_NORM)
-    similarity = np.einsum("bd,bcd->bc", _unit_rows(queries), unit)
-    bins = similarity_bins(similarity)
-    scaled = similarity * 2.0 ** SIMILARITY_GRID_BITS
-    doubtful = np.abs(scaled - np.round(scaled)) < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS
-    query_rows, columns = np.nonzero(doubtful & np.isfinite(similarity))
-    if len(query_rows):
-        bins[query_rows, columns] = similarity_bins(fixed_order_similarity(queries[query_rows], rows[query_rows, columns]))
-    keys = (_TOP_BIN - bins) * size + candidates
-    order = np.argsort(keys, axis=1)[:, :k]
-    return np.take_along_axis(candidates, order, axis=1)
-
-
 def _exact_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(Q, D) float64 queries against the whole float64 gallery, in blocks of queries → (Q, k) neighbours, their bins."""
     neighbours = np.zeros((len(queries), k), dtype=np.int64)
@@ -162,19 +140,64 @@ def _exact_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple
     return neighbours, bins
 
 
+def _candidate_similarity(unit_queries: np.ndarray, screen: ScreenedGallery, found: Candidates) -> np.ndarray:
+    """(B, D) float64 unit queries, their Candidates → (B, C) float64 cosine of each candidate within
+    reach (NaN beyond it): <q/|q|, g> / |g| with the screen's gallery norms, in bounded blocks."""
+    similarity = np.full(found.rows.shape, np.nan)
+    dim = unit_queries.shape[1]
+    for width in np.unique(found.reach):
+        members = np.flatnonzero(found.reach == width)
+        per_step = max(1, _CANDIDATE_ELEMENTS // (int(width) * dim))
+        for begin in range(0, len(members), per_step):
+            rows = members[begin : begin + per_step]
+            candidates = found.rows[rows, :width]
+            vectors = np.asarray(screen.gallery[candidates], dtype=np.float64)
+            dots = np.einsum("bd,bcd->bc", unit_queries[rows], vectors)
+            similarity[rows, :width] = dots / screen.norms[candidates]
+    return similarity
+
+
+def _ordered_candidates(queries: np.ndarray, unit_queries: np.ndarray, screen: ScreenedGallery,
+                        found: Candidates, k: int) -> np.ndarray:
+    """(B, D) float queries and their float64 unit rows, their Candidates (reach ≥ k) → (B, k) in the documented order.
+
+    The same rule as _block_neighbours, applied to each query's candidates within
+    reach only (the others cannot enter the top k: robustpath.tasks.neighbour_screen):
+    any accurate float64 cosine, the fixed-order value within 2^-33 of a bin edge,
+    keys (bin, gallery index).
+    """
+    gallery = screen.gallery
+    similarity = _candidate_similarity(unit_queries, screen, found)
+    within = np.arange(found.rows.shape[1]) < found.reach[:, None]
+    bins = np.where(within, similarity_bins(similarity), _UNDEFINED_BIN - 1)  # beyond reach: last
+    scaled = np.where(within, similarity, 0.5) * 2.0 ** SIMILARITY_GRID_BITS
+    doubtful = (np.abs(scaled - np.round(scaled)) < ROUNDING_GUARD * 2.0 ** SIMILARITY_GRID_BITS) & within
+    query_rows, columns = np.nonzero(doubtful)
+    if len(query_rows):
+        pairs = np.asarray(gallery[found.rows[query_rows, columns]], dtype=np.float64)
+        exact_queries = np.asarray(queries[query_rows], dtype=np.float64)
+        bins[query_rows, columns] = similarity_bins(fixed_order_similarity(exact_queries, pairs))
+    keys = (_TOP_BIN - bins) * len(gallery) + found.rows
+    order = np.argsort(keys, axis=1)[:, :k]
+    return np.take_along_axis(found.rows, order, axis=1)
+
+
 def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, neighbours: np.ndarray) -> np.ndarray:
     """Fill ``neighbours`` for the queries the float32 screen settles; return the other query rows."""
     unsettled = []
-    per_step = max(1, _CANDIDATE_ELEMENTS // (screen.candidates * queries.shape[1]))
-    starts = query_blocks(len(queries), len(screen.gallery))
+    starts = query_blocks(len(queries), len(screen.gallery), queries.shape[1])
     for start in starts:
-        block = np.asarray(queries[start : start + starts.step], dtype=np.float64)
-        candidates, sufficient = screen.candidate_rows(block, k)
-        settled = np.flatnonzero(sufficient)
-        for begin in range(0, len(settled), per_step):
-            rows = settled[begin : begin + per_step]
-            neighbours[start + rows] = _ordered_candidates(block[rows], screen.gallery, candidates[rows], k)
-        unsettled.extend((start + np.flatnonzero(~sufficient)).tolist())
+        block = queries[start : start + starts.step]
+        unit = np.array(block, dtype=np.float64)  # a copy, divided in place: _unit_rows(block)
+        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), _TINY_NORM)
+        found = screen.candidate_rows(unit, k, unit=True)
+        settled = np.flatnonzero(found.sufficient)
+        if len(settled) == len(block):  # the usual case: no copies of the block
+            neighbours[start + settled] = _ordered_candidates(block, unit, screen, found, k)
+        elif len(settled):
+            chosen = Candidates(found.rows[settled], found.reach[settled], found.sufficient[settled])
+            neighbours[start + settled] = _ordered_candidates(block[settled], unit[settled], screen, chosen, k)
+        unsettled.extend((start + np.flatnonzero(~found.sufficient)).tolist())
     return np.asarray(unsettled, dtype=np.int64)
 
 

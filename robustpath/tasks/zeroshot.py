@@ -10,6 +10,10 @@ Class probabilities (for expected_calibration_error) are softmax(100 · cosine):
 released CLIP-style checkpoints sit at or near it).  We use the fixed value for
 every model so that calibration is comparable across models; it does not change
 the predicted class.
+
+Image embeddings are converted to float64 in blocks of FLOAT64_ROWS rows (the
+same blocks as the linear probe's predictions), and the cosine similarities of
+each block give both the predictions and the probabilities.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from robustpath.tasks.registry import TaskInfo, register_task
 
 TEXT_BATCH = 256
 LOGIT_SCALE = 100.0
+FLOAT64_ROWS = 8192  # image embeddings converted to float64 at once
 
 
 def class_text_embeddings(encoder, prompts, device) -> np.ndarray:
@@ -55,10 +60,29 @@ def zero_shot_predict(image_embeddings: np.ndarray, text_embeddings: np.ndarray)
 
 def zero_shot_probabilities(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
     """(N, D), (K, D) → (N, K) softmax(LOGIT_SCALE · cosine), rows sum to 1."""
-    logits = LOGIT_SCALE * cosine_similarities(image_embeddings, text_embeddings)
+    return _softmax_of_cosines(cosine_similarities(image_embeddings, text_embeddings))
+
+
+def _softmax_of_cosines(similarity: np.ndarray) -> np.ndarray:
+    """(N, K) float64 cosine similarities → (N, K) softmax(LOGIT_SCALE · cosine)."""
+    logits = LOGIT_SCALE * similarity
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def zero_shot_outcomes(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D), (K, D) → (N,) int64 predictions and (N, K) probabilities, in blocks of FLOAT64_ROWS images:
+    zero_shot_predict and zero_shot_probabilities of each block, from one cosine computation."""
+    classes = len(text_embeddings)
+    predictions = np.zeros(len(image_embeddings), dtype=np.int64)
+    probabilities = np.zeros((len(image_embeddings), classes))
+    for start in range(0, len(image_embeddings), FLOAT64_ROWS):
+        rows = slice(start, start + FLOAT64_ROWS)
+        similarity = cosine_similarities(image_embeddings[rows], text_embeddings)
+        predictions[rows] = similarity.argmax(axis=1)
+        probabilities[rows] = _softmax_of_cosines(similarity)
+    return predictions, probabilities
 
 
 INFO = register_task(TaskInfo(
@@ -81,11 +105,12 @@ class ZeroShotTask(OutcomeTask):
 
     def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
         context = self.context
+        predictions, probabilities = zero_shot_outcomes(test_embeddings, context.text_embeddings)
         return Outcomes(
             n_classes=len(context.class_names),
             labels=np.asarray(context.test_labels, dtype=np.int64),
-            predictions=zero_shot_predict(test_embeddings, context.text_embeddings).astype(np.int64),
-            probabilities=zero_shot_probabilities(test_embeddings, context.text_embeddings),
+            predictions=predictions,
+            probabilities=probabilities,
         )
 
     def describe(self) -> dict:

@@ -38,7 +38,7 @@ def _by_hand(outcome, clean, seed, resamples):
 
 @pytest.mark.parametrize("block_elements", [1 << 22, 999 * 7, 999])
 def test_blocked_intervals_equal_one_matrix_by_hand(monkeypatch, block_elements):
-    monkeypatch.setattr(metrics, "_CACHED_ELEMENTS", 0)  # never one matrix: resamples drawn block by block
+    monkeypatch.setattr(metrics, "_CACHED_BYTES", 0)  # never one matrix: resamples drawn block by block
     monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", block_elements)
     rng = np.random.default_rng(0)
     clean, corrupted = _outcomes(rng, 999, 0.1), None
@@ -51,3 +51,28 @@ def test_blocked_intervals_equal_one_matrix_by_hand(monkeypatch, block_elements)
     for name in names:
         value = values[name]
         assert (value.ci_low, value.ci_high, value.drop_ci_low, value.drop_ci_high) == expected[name], name
+
+
+@pytest.mark.parametrize("n, resamples", [(5000, 40), (70000, 3)])
+def test_kept_index_matrix_has_the_rows_of_one_seeded_draw(n, resamples):
+    """The matrix kept between tasks and variants (uint16 up to n = 65,536, else uint32) holds
+    the rows numpy.random.default_rng([seed, n]).integers(0, n, (B, n)) draws, in int64 blocks."""
+    expected = np.random.default_rng([3, n]).integers(0, n, size=(resamples, n))
+    for _ in range(2):  # drawn, then read from the kept matrix
+        blocks = list(metrics.bootstrap_index_blocks(n, 3, resamples))
+        assert all(block.dtype == np.int64 for block in blocks)
+        np.testing.assert_array_equal(np.concatenate(blocks), expected)
+    assert metrics._shared_indices.cache_info().currsize == 1
+
+
+def test_resampled_means_of_flags_and_fractions_equal_float_means_by_hand():
+    from robustpath.tasks.outcomes import resampled_means
+
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 500, size=(30, 500))
+    hits = (rng.random(500) < 0.7).astype(float)
+    for values in (hits, hits.astype(bool), hits.astype(np.int64), rng.random(500), np.where(hits, np.nan, 1.0)):
+        by_hand = np.array([np.sum(values[row].astype(float)) for row in rows]) / 500
+        found = resampled_means(values, rows)
+        np.testing.assert_allclose(found, by_hand, rtol=1e-15, atol=0)
+        assert np.array_equal(found, values.astype(float)[rows].mean(axis=1), equal_nan=True)  # the same bits

@@ -58,7 +58,7 @@ def test_screen_agrees_with_the_full_float64_order_and_a_brute_force_reference()
     queries[:3] = gallery[7]
     screen = ScreenedGallery(gallery, "cpu")
     assert screen.usable
-    _, sufficient = screen.candidate_rows(queries.astype(np.float64), 10)
+    sufficient = screen.candidate_rows(queries.astype(np.float64), 10).sufficient
     assert not sufficient[:3].any() and sufficient[3:].mean() > 0.9  # the screen settles the others
     found = nearest_neighbours(queries, gallery, 10, screen=screen)
     full = retrieval._exact_neighbours(queries.astype(np.float64), gallery.astype(np.float64), 10)[0]
@@ -101,3 +101,32 @@ def test_margin_bounds_the_float32_error_and_refuses_useless_screens():
     error = np.abs((a.astype(np.float32) * b.astype(np.float32)).sum(axis=1, dtype=np.float32) - (a * b).sum(axis=1))
     assert error.max() < screen_margin(256, 2.0**-24) < 1e-4
     assert screen_margin(1024, 2.0**-8) is None  # bfloat16 products cannot exclude anything
+
+
+def test_the_reach_holds_the_brute_force_top_k_and_trims_the_candidates():
+    rng = np.random.default_rng(8)
+    centre = rng.normal(size=64)
+    gallery = (centre + rng.normal(0, 0.02, (800, 64))).astype(np.float32)  # cosines near 1, as in untrained encoders
+    gallery[100:104] = gallery[50]  # exact ties
+    queries = (centre + rng.normal(0, 0.02, (40, 64))).astype(np.float32)
+    queries[0] = gallery[50]
+    screen = ScreenedGallery(gallery, "cpu")
+    found = screen.candidate_rows(queries.astype(np.float64), 10)
+    assert found.sufficient.all() and (found.reach >= 10).all() and found.reach.mean() < screen.candidates
+    for row, query in enumerate(queries):
+        assert set(brute_force_order(query, gallery, 10)) <= set(found.rows[row, : found.reach[row]].tolist())
+    np.testing.assert_array_equal(
+        nearest_neighbours(queries, gallery, 10, screen=screen),
+        [brute_force_order(query, gallery, 10) for query in queries],
+    )
+
+
+def test_float32_threshold_compares_like_the_float64_one():
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.uniform(-1, 1, 200), rng.uniform(-1, 1, 50).astype(np.float32).astype(np.float64)])
+    bounds = neighbour_screen.float32_at_least(values)
+    assert bounds.dtype == np.float32
+    for value, bound in zip(values, bounds):
+        near = np.array([np.nextafter(bound, np.float32(-2)), bound, np.nextafter(bound, np.float32(2))], dtype=np.float32)
+        assert ((near >= bound) == (near.astype(np.float64) >= value)).all()
+    assert np.isnan(neighbour_screen.float32_at_least(np.array([np.nan]))).all()

@@ -73,7 +73,7 @@ def test_significance_is_p_below_five_percent_and_agrees_with_the_interval():
 def test_index_blocks_are_the_rows_of_one_seeded_stream(monkeypatch):
     full = bootstrap_indices(37, seed=5, resamples=300)
     assert np.array_equal(np.concatenate(list(bootstrap_index_blocks(37, 5, 300))), full)
-    monkeypatch.setattr(metrics, "_CACHED_ELEMENTS", 0)  # drawn block by block, 7 rows at a time
+    monkeypatch.setattr(metrics, "_CACHED_BYTES", 0)  # drawn block by block, 7 rows at a time
     monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 7 * 37)
     blocks = list(bootstrap_index_blocks(37, 5, 300))
     assert len(blocks) == 43 and np.array_equal(np.concatenate(blocks), full)
