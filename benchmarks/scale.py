@@ -61,12 +61,13 @@ def plan_variants(count: int, corruption_names: tuple[str, ...] = ()) -> list:
 
 
 class TimedTask:
-    """A task whose ``outcomes`` and ``score`` calls are timed (seconds per variant, in call order)."""
+    """A task whose ``outcomes`` and ``score`` calls are timed (seconds per variant, in call order);
+    per thread: after the sweep two threads score variants side by side."""
 
     def __init__(self, task) -> None:
         self.task = task
         self.seconds: list[float] = []
-        self._pending = 0.0
+        self._pending = threading.local()
 
     def __getattr__(self, name: str):
         return getattr(self.task, name)
@@ -76,14 +77,14 @@ class TimedTask:
         try:
             return self.task.outcomes(*args)
         finally:
-            self._pending = time.perf_counter() - clock
+            self._pending.seconds = time.perf_counter() - clock
 
     def score(self, outcomes):
         clock = time.perf_counter()
         try:
             return self.task.score(outcomes)
         finally:
-            self.seconds.append(self._pending + time.perf_counter() - clock)
+            self.seconds.append(self._pending.seconds + time.perf_counter() - clock)
 
 
 def in_flight_sets(test: int, dim: int, variants: int, chunk_bytes: int, window_bytes: int, image_bytes: int) -> int:

@@ -38,6 +38,7 @@ n); the indices come from one seeded stream, so blocks change nothing.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -138,6 +139,9 @@ def _compact_dtype(n: int):
     return np.uint16 if n <= 1 << 16 else np.uint32
 
 
+_SHARED_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def _shared_indices(n: int, seed: int, resamples: int, rows: int) -> np.ndarray:
     """bootstrap_indices(n, seed, resamples) in a compact integer type, drawn ``rows`` rows at a time
@@ -160,7 +164,8 @@ def bootstrap_index_blocks(n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPL
     """
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
     if n * resamples * np.dtype(_compact_dtype(n)).itemsize <= _CACHED_BYTES:
-        indices = _shared_indices(n, seed, resamples, rows)
+        with _SHARED_LOCK:  # variants scored in two threads: one draw, not two racing ones
+            indices = _shared_indices(n, seed, resamples, rows)
         for start in range(0, resamples, rows):
             yield indices[start : start + rows].astype(np.int64)
         return

@@ -36,6 +36,8 @@ corruption as the queries, which the caller passes as ``train_embeddings``.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from robustpath.tasks.outcomes import Outcomes
@@ -326,6 +328,7 @@ class RetrievalTask(OutcomeTask):
         self.gallery = gallery
         self.needs_corrupted_training = gallery == "corrupted"
         self._screen: ScreenedGallery | None = None
+        self._screen_lock = threading.Lock()  # variants may be scored in two threads (tasks.scoring)
 
     def _fit(self, context) -> None:
         self._screen = None  # the clean gallery is screened on first use
@@ -340,9 +343,10 @@ class RetrievalTask(OutcomeTask):
             gallery = context.train_embeddings
         screen = None
         if self.gallery == "clean":  # prepared once, reused by every variant
-            if self._screen is None:
-                self._screen = ScreenedGallery(gallery, context.device)
-            screen = self._screen
+            with self._screen_lock:
+                if self._screen is None:
+                    self._screen = ScreenedGallery(gallery, context.device)
+                screen = self._screen
         gallery_labels = np.asarray(context.train_labels)
         query_labels = np.asarray(context.test_labels, dtype=np.int64)
         n_classes = len(context.class_names)

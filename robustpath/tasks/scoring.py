@@ -9,6 +9,14 @@ variant key), independent of the order they were computed in.  The thread only
 reads arrays that the sweep no longer writes, and computes exactly what a scoring
 loop after the sweep would.
 
+Once the sweep is over, ``finish`` does not just wait: the calling thread takes the
+variants still queued, one at a time, and scores them beside the scoring thread (on
+two cores the scoring left after the last forward pass then takes about half as
+long).  A fitted task's ``outcomes`` and ``score`` only read what ``fit`` built (the
+lazily built caches they share, the bootstrap indices and the retrieval screen, are
+built under a lock), so a variant's scores do not depend on the thread that computed
+them; the scores are returned in the order a single thread would have added them.
+
 Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release) as
 soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
 are already waiting to be scored and the waiting ones hold ``max_queued_bytes``
@@ -66,8 +74,11 @@ class TaskScorer:
         self.scores = Scores()
         self._submitted: set[str] = set()
         self._waiting: list[str] = []  # ready before the clean embeddings
+        self._order: list[str] = []  # the variants in the order they were submitted
         self._jobs: queue.Queue = queue.Queue()
         self._done: queue.Queue = queue.Queue()
+        self._context = None  # the clean context, once every task is fitted
+        self._fit_over = threading.Event()  # the tasks are fitted, or the scoring thread ended
         self._cancelled = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="robustpath-scoring", daemon=True)
@@ -79,28 +90,64 @@ class TaskScorer:
 
     def ready(self, embeddings, keys: list[str]) -> None:
         """The embeddings of variant ``keys`` are complete (on_ready of compute_embeddings)."""
+        self._ready(embeddings, keys, wait=True)
+
+    def _ready(self, embeddings, keys: list[str], wait: bool) -> None:
+        """ready(); ``wait``: whether to wait for room (not after the sweep: every embedding exists)."""
         if CLEAN_VARIANT.key in keys:
-            self._submit(embeddings, [CLEAN_VARIANT.key])
+            self._submit(embeddings, [CLEAN_VARIANT.key], wait)
             keys, self._waiting = [*self._waiting, *[k for k in keys if k != CLEAN_VARIANT.key]], []
         if CLEAN_VARIANT.key not in self._submitted:
             self._waiting.extend(keys)
             return
-        self._submit(embeddings, keys)
+        self._submit(embeddings, keys, wait)
 
     def finish(self, embeddings, progress: ProgressReporter) -> Scores:
-        """Score what was not announced, wait for everything, and return the scores."""
-        self.ready(embeddings, [key for key in self.variants if key not in self._submitted])
+        """Score what was not announced, help the scoring thread with what is still queued, wait for
+        everything, and return the scores."""
+        self._ready(embeddings, [key for key in self.variants if key not in self._submitted], wait=False)
         self._jobs.put(_STOP)
         progress.start("tasks", "Scoring tasks", self.total)
-        for _ in range(self.total):
-            if self._done.get() is _STOP:  # the thread failed
-                break
-            progress.advance("tasks")
+        tally = _Tally(self._done, progress)
+        try:
+            self._help(tally)
+        except BaseException:
+            self.cancel()
+            raise
+        tally.wait(self.total)
         self._thread.join()
         progress.finish("tasks")
         if self._error is not None:
             raise self._error
+        self._order_scores()
         return self.scores
+
+    def _help(self, tally: "_Tally") -> None:
+        """Score queued variants in this thread until the queue holds only the scoring thread's stop."""
+        self._fit_over.wait()
+        while self._context is not None and self._error is None and not tally.failed:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is _STOP:  # the scoring thread's: leave it for the thread
+                self._jobs.put(_STOP)
+                return
+            embeddings, key = job
+            self._score(embeddings, self.variants[key], self._context, tally.advance)
+            self._scored(embeddings, key)
+
+    def _order_scores(self) -> None:
+        """outcomes and values in the order a single scoring thread would have added them."""
+        order = {key: index for index, key in enumerate(self._order)}
+        tasks = {key: index for index, key in enumerate(self.tasks)}
+
+        def rank(item):
+            (task_key, variant_key), _ = item
+            return order.get(variant_key, len(order)), tasks.get(task_key, len(tasks))
+
+        self.scores.outcomes = dict(sorted(self.scores.outcomes.items(), key=rank))
+        self.scores.values = dict(sorted(self.scores.values.items(), key=rank))
 
     def cancel(self, wait: float = 60.0) -> None:
         """Stop after the current task (the run failed or was interrupted) and wait for the thread.
@@ -117,20 +164,21 @@ class TaskScorer:
         """Whether the scoring thread is still alive."""
         return self._thread.is_alive()
 
-    def _submit(self, embeddings, keys: list[str]) -> None:
+    def _submit(self, embeddings, keys: list[str], wait: bool = True) -> None:
         for key in keys:
             if key not in self._submitted:
                 self._submitted.add(key)
+                self._order.append(key)
                 if key != CLEAN_VARIANT.key:
-                    self._wait_for_room(key, variant_bytes(embeddings, key))
+                    self._wait_for_room(key, variant_bytes(embeddings, key), wait)
                 self._jobs.put((embeddings, key))
 
-    def _wait_for_room(self, key: str, size: int) -> None:
+    def _wait_for_room(self, key: str, size: int, wait: bool = True) -> None:
         """Block while ``max_queued`` variants wait to be scored and, with this one, hold more than
-        ``max_queued_bytes`` (unless the scoring stopped)."""
+        ``max_queued_bytes`` (unless the scoring stopped or not ``wait``)."""
         def room() -> bool:
             return (self._queued < self.max_queued or self._queued_bytes + size <= self.max_queued_bytes
-                    or self._stopped)
+                    or self._stopped or not wait)
 
         with self._room:
             self._room.wait_for(room)
@@ -155,23 +203,33 @@ class TaskScorer:
                     return
                 embeddings, key = job
                 if key == CLEAN_VARIANT.key:
-                    context = self.make_context(embeddings)
-                    for task_key, task in self.tasks.items():
-                        if self._cancelled.is_set():
-                            return
-                        task.fit(context)
-                        self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
-                self._score(embeddings, self.variants[key], context)
+                    context = self._fit(embeddings)
+                    if context is None:
+                        return
+                self._score(embeddings, self.variants[key], context, self._done.put)
                 self._scored(embeddings, key)
         except BaseException as exc:  # noqa: BLE001 - raised again by finish() in the caller's thread
             self._error = exc
             self._done.put(_STOP)
         finally:
+            self._fit_over.set()
             with self._room:
                 self._stopped = True
                 self._room.notify_all()  # a waiting ready() sees that the thread ended
 
-    def _score(self, embeddings, variant: Variant, context) -> None:
+    def _fit(self, embeddings):
+        """Fit every task on the clean context → the context (None when cancelled meanwhile)."""
+        context = self.make_context(embeddings)
+        for task_key, task in self.tasks.items():
+            if self._cancelled.is_set():
+                return None
+            task.fit(context)
+            self.scores.records[task_key] = {**task.describe(), "chance": task.chance_levels()}
+        self._context = context
+        self._fit_over.set()
+        return context
+
+    def _score(self, embeddings, variant: Variant, context, done: Callable) -> None:
         for task_key, task in self.tasks.items():
             if self._cancelled.is_set():
                 return
@@ -182,7 +240,42 @@ class TaskScorer:
             outcome = task.outcomes(test, train)
             self.scores.outcomes[(task_key, variant.key)] = outcome
             self.scores.values[(task_key, variant.key)] = task.score(outcome)
-            self._done.put(None)
+            done(None)
+
+
+class _Tally:
+    """Advances the progress bar, in the calling thread, for the tasks scored by either thread."""
+
+    def __init__(self, done: queue.Queue, progress: ProgressReporter) -> None:
+        self.done = done
+        self.progress = progress
+        self.count = 0
+        self.failed = False  # the scoring thread failed
+
+    def advance(self, _=None) -> None:
+        """One task scored in the calling thread; then those the scoring thread reported meanwhile."""
+        self._step()
+        while not self.failed:
+            try:
+                item = self.done.get_nowait()
+            except queue.Empty:
+                return
+            self._take(item)
+
+    def wait(self, total: int) -> None:
+        """Block until ``total`` tasks are scored or the scoring thread failed."""
+        while self.count < total and not self.failed:
+            self._take(self.done.get())
+
+    def _take(self, item) -> None:
+        if item is _STOP:
+            self.failed = True
+        else:
+            self._step()
+
+    def _step(self) -> None:
+        self.count += 1
+        self.progress.advance("tasks")
 
 
 def variant_bytes(embeddings, key: str) -> int:

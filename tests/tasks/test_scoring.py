@@ -252,3 +252,87 @@ def test_small_variants_wait_beside_a_long_fit_within_the_byte_budget(customvit,
     announcing.join(30)
     assert not announcing.is_alive()
     assert scorer.finish(embeddings, SilentProgress()).values == expected
+
+
+class ThreadRecordingTask(SlowTask):
+    """A slow task that records which thread computed the outcomes of which test embeddings."""
+
+    def __init__(self, task, record: list) -> None:
+        super().__init__(task)
+        self.record = record
+
+    def outcomes(self, test, train=None):
+        import threading
+
+        self.record.append((threading.current_thread().name, test))
+        return super().outcomes(test, train)
+
+
+def test_after_the_sweep_the_caller_scores_queued_variants_with_the_same_scores(customvit, small_dataset):  # noqa: F811
+    variants = [Variant("hue", severity, "pre") for severity in (1, 2, 3, 4)] + [Variant("contrast", 2, "pre")]
+    embeddings = engine.compute_embeddings(customvit, small_dataset, variants, preset=PRESET, seed=0, device=CPU,
+                                           batch_size=4)
+    make_context = context_of(small_dataset)
+    record: list = []
+    slow = {key: ThreadRecordingTask(task, record) for key, task in tasks().items()}
+    scores = TaskScorer(slow, variants, make_context).finish(embeddings, SilentProgress())
+    by_variant = {}
+    for thread, test in record:
+        keys = [key for key, array in embeddings.variants.items() if array is test]
+        if keys:
+            by_variant.setdefault(keys[0], set()).add(thread)
+    assert sorted(by_variant) == sorted(v.key for v in variants)
+    assert set().union(*by_variant.values()) == {"MainThread", "robustpath-scoring"}  # both threads scored variants
+    assert all(len(names) == 1 for names in by_variant.values())  # every task of a variant in the same thread
+    context = make_context(embeddings)  # the reference: one loop, in this thread, over fresh tasks
+    for key, task in tasks().items():
+        task.fit(context)
+        for variant in [CLEAN_VARIANT, *variants]:
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            outcome = task.outcomes(test)
+            assert scores.values[(key, variant.key)] == task.score(outcome), (key, variant.key)
+            np.testing.assert_array_equal(scores.outcomes[(key, variant.key)].predictions, outcome.predictions)
+    # in the order one scoring thread adds them: variant by variant, the tasks in order within each
+    order = [(key, v.key) for v in [CLEAN_VARIANT, *variants] for key in tasks()]
+    assert list(scores.values) == order and list(scores.outcomes) == order
+
+
+class FailingInTheCallerTask(FailingTask):
+    """Fails only when the calling thread (not the scoring thread) computes outcomes."""
+
+    def outcomes(self, test, train=None):
+        import threading
+        import time
+
+        time.sleep(0.2)
+        if threading.current_thread() is threading.main_thread():
+            raise UsageError("the caller's task fails")
+        from robustpath.tasks.outcomes import Outcomes
+
+        return Outcomes(per_sample={"x": np.zeros(len(test))})
+
+    def score(self, outcomes):
+        return {}
+
+
+def test_an_error_while_the_caller_scores_is_raised_and_the_thread_stopped(customvit, small_dataset):  # noqa: F811
+    embeddings = sweep(customvit, small_dataset)
+    scorer = TaskScorer({"failing": FailingInTheCallerTask()}, VARIANTS, context_of(small_dataset))
+    with pytest.raises(UsageError, match="the caller's task fails"):
+        scorer.finish(embeddings, SilentProgress())
+    assert not scorer.running
+
+
+def test_the_shared_bootstrap_indices_are_the_same_drawn_from_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from robustpath.tasks import metrics
+
+    metrics._shared_indices.cache_clear()
+    n, seed, resamples = 3000, 7, 200
+    expected = np.random.default_rng([seed, n]).integers(0, n, size=(resamples, n))  # numpy by hand
+    with ThreadPoolExecutor(4) as pool:
+        drawn = list(pool.map(lambda _: np.concatenate(list(metrics.bootstrap_index_blocks(n, seed, resamples))),
+                              range(8)))
+    for indices in drawn:
+        np.testing.assert_array_equal(indices, expected)
