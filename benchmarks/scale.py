@@ -9,7 +9,8 @@ the sweep's chunk of decoded images (plan.CHUNK_BYTES) and its window of embeddi
 flight (plan.WINDOW_BYTES), so that a small test split can span several chunks.
 Each N runs in a fresh process, as ``robustpath eval`` runs it: the sweep with the
 tasks scored beside it (robustpath.tasks.scoring.TaskScorer, variants released once
-scored), then what is left to score after the last forward pass, then the per-sample
+scored), then what is left to score after the last forward pass (the calling thread scores
+queued variants beside the scoring thread; their number is printed), then the per-sample
 export (predictions.csv.gz, every row).  Tasks: retrieval, and the linear probe at a
 fixed C = 1 (its cross-validation does not depend on N: benchmarks/probe_scale.py).
 ``--corruption`` (repeatable) replaces that plan by each named corruption at severities
@@ -67,6 +68,7 @@ class TimedTask:
     def __init__(self, task) -> None:
         self.task = task
         self.seconds: list[float] = []
+        self.threads: list[str] = []  # the thread that scored each variant
         self._pending = threading.local()
 
     def __getattr__(self, name: str):
@@ -85,6 +87,7 @@ class TimedTask:
             return self.task.score(outcomes)
         finally:
             self.seconds.append(self._pending.seconds + time.perf_counter() - clock)
+            self.threads.append(threading.current_thread().name)
 
 
 def in_flight_sets(test: int, dim: int, variants: int, chunk_bytes: int, window_bytes: int, image_bytes: int) -> int:
@@ -231,6 +234,7 @@ def measure(test: int, gallery: int, dim: int, variants: int, folder: Path, chun
     scores = scorer.finish(embeddings, SilentProgress())
     row["after_sweep_s"], row["after_sweep_peak"] = time.perf_counter() - clock, memory.peak()
     row["task_s"] = {key: sorted(task.seconds)[len(task.seconds) // 2] for key, task in tasks.items()}
+    row["caller_variants"] = tasks["retrieval"].threads.count(threading.main_thread().name)
     clock = time.perf_counter()
     outcomes = {(key, v.key): scores.outcomes[(key, v.key)] for key in tasks for v in [CLEAN_VARIANT, *plan]}
     save_outcomes(folder / "outcomes.npz", outcomes)
@@ -267,7 +271,8 @@ def report(rows: list[dict]) -> None:
               + f" {row['predictions_bytes'] / MiB:>9.1f}")
     for row in rows:
         print(f"{row['test']:>8}: scoring per variant (outcomes + score, median) "
-              + ", ".join(f"{key} {seconds:.1f} s" for key, seconds in row["task_s"].items()))
+              + ", ".join(f"{key} {seconds:.1f} s" for key, seconds in row["task_s"].items())
+              + f"; variants scored by the calling thread after the sweep: {row.get('caller_variants', 0)}")
     if len(rows) < 2:
         return
     import numpy as np
