@@ -12,10 +12,11 @@ loop after the sweep would.
 Once the sweep is over, ``finish`` does not just wait: the calling thread takes the
 variants still queued, one at a time, and scores them beside the scoring thread (on
 two cores and a single-threaded BLAS, the scoring left after the last forward pass
-then takes about half as long).  A fitted task's ``outcomes`` and ``score`` only read what ``fit`` built (the
-lazily built caches they share, the bootstrap indices and the retrieval screen, are
-built under a lock), so a variant's scores do not depend on the thread that computed
-them; the scores are returned in the order a single thread would have added them.
+then takes about half as long).  A fitted task's ``outcomes`` and ``score`` only read
+what ``fit`` built (the lazily built caches they share, the bootstrap indices and the
+retrieval screen, are built under a lock), so a variant's scores do not depend on the
+thread that computed them; the scores are returned in the order a single thread would
+have added them.
 
 Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release) as
 soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
