@@ -10,6 +10,7 @@ import torch
 from robustpath.data import load_dataset
 from robustpath.data.dataset import ArrayReader, Dataset
 from robustpath.models import load_encoder
+from robustpath.tasks import TaskContext
 
 
 @contextmanager
@@ -57,3 +58,17 @@ def cli(*args):
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output
     return result
+
+
+def context_of(dataset):
+    """make_context for TaskScorer: the TaskContext of the clean embeddings of ``dataset``."""
+    train = dataset.indices("train")
+
+    def make_context(embeddings):
+        return TaskContext(
+            train_embeddings=embeddings.clean[train], train_labels=dataset.labels[train],
+            test_labels=dataset.labels[embeddings.test_indices], class_names=dataset.classes, seed=0,
+            clean_test_embeddings=embeddings.clean[embeddings.test_indices],
+        )
+
+    return make_context

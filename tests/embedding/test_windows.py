@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
+from engine_fixtures import context_of, customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
 
 import corruptions
 from robustpath.data.dataset import ArrayReader
@@ -23,7 +23,7 @@ from robustpath.embedding import decoded, engine, plan
 from robustpath.embedding.cache import EmbeddingKeys, EmbeddingStore, StoreChain, sample_digests
 from robustpath.embedding.decoded import chunks_to_keep, decode_visits
 from robustpath.embedding.plan import Chunk, Pipeline, Target, plan_stream, window_size
-from robustpath.tasks import TaskContext, create_tasks
+from robustpath.tasks import create_tasks
 from robustpath.tasks.scoring import TaskScorer
 from robustpath.util.progress import SilentProgress
 from robustpath.variants import CLEAN_VARIANT, Variant
@@ -162,19 +162,6 @@ def test_test_images_are_decoded_once_or_once_per_window_beyond_the_budget(custo
     assert (reads == 1).all()
 
 
-def _context_of(dataset):
-    train = dataset.indices("train")
-
-    def make_context(embeddings):
-        return TaskContext(
-            train_embeddings=embeddings.clean[train], train_labels=dataset.labels[train],
-            test_labels=dataset.labels[embeddings.test_indices], class_names=dataset.classes, seed=0,
-            clean_test_embeddings=embeddings.clean[embeddings.test_indices],
-        )
-
-    return make_context
-
-
 TASKS = ("linear_probe", "retrieval")
 
 
@@ -203,7 +190,7 @@ def _scores_and_most_alive(encoder, dataset, monkeypatch, **options) -> tuple[di
     monkeypatch.setattr(Target, "array", recording_array)
     monkeypatch.setattr(engine._Forward, "__call__", counting_forward)
     tasks = {task.key: task for name in TASKS for task in create_tasks(name)}
-    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset), release=True, max_queued=MAX_QUEUED,
+    scorer = TaskScorer(tasks, VARIANTS, context_of(dataset), release=True, max_queued=MAX_QUEUED,
                         max_queued_bytes=0)  # the count bound, not the byte budget
 
     def on_ready(embeddings, keys):
@@ -225,7 +212,7 @@ def _expected_scores(encoder, dataset) -> dict:
     """The scores of every variant from one plain sweep (one window), all arrays kept."""
     tasks = {task.key: task for name in TASKS for task in create_tasks(name)}
     whole = engine.compute_embeddings(encoder, dataset, VARIANTS, preset=PRESET, seed=0, device=CPU, batch_size=4)
-    scorer = TaskScorer(tasks, VARIANTS, _context_of(dataset))
+    scorer = TaskScorer(tasks, VARIANTS, context_of(dataset))
     scorer.ready(whole, [CLEAN_VARIANT.key, *whole.variants])
     return scorer.finish(whole, SilentProgress()).values
 

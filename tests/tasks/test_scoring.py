@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from engine_fixtures import customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
+from engine_fixtures import context_of, customvit, one_thread, small_dataset  # noqa: F401  (fixtures)
 
 import corruptions
 from robustpath.embedding import engine
 from robustpath.errors import UsageError
 from robustpath.util.progress import SilentProgress
 from robustpath.tasks.scoring import TaskScorer
-from robustpath.tasks import TaskContext, create_tasks
+from robustpath.tasks import create_tasks
 from robustpath.variants import CLEAN_VARIANT, Variant
 
 CPU = torch.device("cpu")
@@ -29,19 +29,6 @@ def _one_thread(one_thread):  # noqa: F811
 def sweep(encoder, dataset, **options):
     return engine.compute_embeddings(encoder, dataset, VARIANTS, preset=PRESET, seed=0, device=CPU, batch_size=4,
                                      **options)
-
-
-def context_of(dataset):
-    train = dataset.indices("train")
-
-    def make_context(embeddings):
-        return TaskContext(
-            train_embeddings=embeddings.clean[train], train_labels=dataset.labels[train],
-            test_labels=dataset.labels[embeddings.test_indices], class_names=dataset.classes, seed=0,
-            clean_test_embeddings=embeddings.clean[embeddings.test_indices],
-        )
-
-    return make_context
 
 
 def tasks():
