@@ -45,6 +45,7 @@ from robustpath.tasks.neighbour_screen import SCREEN_CANDIDATES, Candidates, Scr
 from robustpath.tasks.base import FLIP_RATE_DEFINITION, GALLERIES, OutcomeTask
 from robustpath.tasks.chance import chance_record
 from robustpath.tasks.registry import MetricInfo, TaskInfo, register_task
+from robustpath.util.shared_work import map_blocks
 
 TOP_K = (1, 3, 5)
 VOTE_K = 5
@@ -186,9 +187,10 @@ def _ordered_candidates(queries: np.ndarray, unit_queries: np.ndarray, screen: S
 
 def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, neighbours: np.ndarray) -> np.ndarray:
     """Fill ``neighbours`` for the queries the float32 screen settles; return the other query rows."""
-    unsettled = []
     starts = query_blocks(len(queries), len(screen.gallery), queries.shape[1])
-    for start in starts:
+
+    def screen_block(start: int) -> np.ndarray:
+        """Fill the rows of the block at ``start`` that the screen settles → its other rows."""
         block = queries[start : start + starts.step]
         unit = np.array(block, dtype=np.float64)  # a copy, divided in place: _unit_rows(block)
         unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), _TINY_NORM)
@@ -199,8 +201,11 @@ def _screened_neighbours(queries: np.ndarray, screen: ScreenedGallery, k: int, n
         elif len(settled):
             chosen = Candidates(found.rows[settled], found.reach[settled], found.sufficient[settled])
             neighbours[start + settled] = _ordered_candidates(block[settled], unit[settled], screen, chosen, k)
-        unsettled.extend((start + np.flatnonzero(~found.sufficient)).tolist())
-    return np.asarray(unsettled, dtype=np.int64)
+        return start + np.flatnonzero(~found.sufficient)
+
+    # blocks are independent (each fills its own rows): an idle scoring thread may take some
+    unsettled = map_blocks(screen_block, starts)
+    return np.concatenate([np.zeros(0, dtype=np.int64), *unsettled]).astype(np.int64)
 
 
 def nearest_neighbours(
@@ -276,9 +281,12 @@ def neighbour_ranks(queries: np.ndarray, gallery: np.ndarray, targets: np.ndarra
         return ranks
     unit_gallery = _unit_rows(gallery)
     block = max(1, _BLOCK_ELEMENTS // len(gallery))
-    for start in range(0, len(queries), block):
+
+    def rank_block(start: int) -> None:
         rows = slice(start, start + block)
         ranks[rows] = _block_ranks(np.asarray(queries[rows], dtype=np.float64), gallery, unit_gallery, targets[rows])
+
+    map_blocks(rank_block, range(0, len(queries), block))  # independent blocks: an idle scoring thread may take some
     return ranks
 
 

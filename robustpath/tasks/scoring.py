@@ -12,7 +12,10 @@ loop after the sweep would.
 Once the sweep is over, ``finish`` does not just wait: the calling thread takes the
 variants still queued, one at a time, and scores them beside the scoring thread (on
 two cores and a single-threaded BLAS, the scoring left after the last forward pass
-then takes about half as long).  A fitted task's ``outcomes`` and ``score`` only read
+then takes about half as long).  A thread that has no variant left serves the other
+(robustpath.util.shared_work): the tasks publish the query blocks of a variant with
+``map_blocks`` and the idle thread scores some of them, so the last variant is scored
+in two threads too.  A fitted task's ``outcomes`` and ``score`` only read
 what ``fit`` built (the lazily built caches they share, the bootstrap indices and the
 retrieval screen, are built under a lock), so a variant's scores do not depend on the
 thread that computed them; the scores are returned in the order a single thread would
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from robustpath.util.progress import ProgressReporter
+from robustpath.util.shared_work import WorkShare
 from robustpath.variants import CLEAN_VARIANT, Variant
 
 _STOP = object()
@@ -82,6 +86,7 @@ class TaskScorer:
         self._fit_over = threading.Event()  # the tasks are fitted, or the scoring thread ended
         self._cancelled = threading.Event()
         self._error: BaseException | None = None
+        self._share = WorkShare(workers=2)  # this thread and the caller's, once neither has a variant left
         self._thread = threading.Thread(target=self._work, name="robustpath-scoring", daemon=True)
         self._thread.start()
 
@@ -112,6 +117,7 @@ class TaskScorer:
         tally = _Tally(self._done, progress)
         try:
             self._help(tally)
+            self._share.serve(poll=tally.drain)  # blocks of the variants the scoring thread still scores
         except BaseException:
             self.cancel()
             raise
@@ -157,6 +163,7 @@ class TaskScorer:
         interpreter shuts down can abort the process instead of letting it exit.
         """
         self._cancelled.set()
+        self._share.close()
         self._jobs.put(_STOP)
         self._thread.join(wait)
 
@@ -201,6 +208,7 @@ class TaskScorer:
             while not self._cancelled.is_set():
                 job = self._jobs.get()
                 if job is _STOP:
+                    self._share.serve()  # blocks of the variants the caller still scores
                     return
                 embeddings, key = job
                 if key == CLEAN_VARIANT.key:
@@ -213,6 +221,7 @@ class TaskScorer:
             self._error = exc
             self._done.put(_STOP)
         finally:
+            self._share.leave()  # (if it did not serve) the caller's serve() does not wait for this thread
             self._fit_over.set()
             with self._room:
                 self._stopped = True
@@ -238,7 +247,8 @@ class TaskScorer:
             train = None
             if task.needs_corrupted_training:  # retrieval with --gallery corrupted
                 train = context.train_embeddings if variant.is_clean else embeddings.train_variants[variant.key]
-            outcome = task.outcomes(test, train)
+            with self._share.attached():  # an idle thread may score blocks of it (after the sweep)
+                outcome = task.outcomes(test, train)
             self.scores.outcomes[(task_key, variant.key)] = outcome
             self.scores.values[(task_key, variant.key)] = task.score(outcome)
             done(None)
@@ -256,6 +266,10 @@ class _Tally:
     def advance(self, _=None) -> None:
         """One task scored in the calling thread; then those the scoring thread reported meanwhile."""
         self._step()
+        self.drain()
+
+    def drain(self) -> None:
+        """Advance for the tasks the scoring thread reported meanwhile (without one of this thread's)."""
         while not self.failed:
             try:
                 item = self.done.get_nowait()

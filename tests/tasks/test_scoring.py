@@ -323,3 +323,49 @@ def test_the_shared_bootstrap_indices_are_the_same_drawn_from_several_threads():
                               range(8)))
     for indices in drawn:
         np.testing.assert_array_equal(indices, expected)
+
+
+def test_the_last_variant_is_scored_in_two_threads_with_the_same_outcomes(customvit, small_dataset, monkeypatch):  # noqa: F811
+    """After the sweep the thread without a variant left scores query blocks of the other's (identity ranks,
+    one query row per block here); the outcomes equal a one-thread loop's."""
+    import threading
+    import time
+
+    from robustpath.tasks import retrieval
+
+    variants = [Variant("hue", 2, "pre")]
+    embeddings = engine.compute_embeddings(customvit, small_dataset, variants, preset=PRESET, seed=0, device=CPU,
+                                           batch_size=4)
+    make_context = context_of(small_dataset)
+    corrupted = np.asarray(embeddings.variants[variants[0].key], dtype=np.float64)
+    variant_blocks: list = []  # the thread of each block of the variant's queries
+    plain_block_ranks = retrieval._block_ranks
+
+    def slow_block_ranks(queries, *args):
+        if any(np.array_equal(queries[0], row) for row in corrupted):
+            variant_blocks.append(threading.current_thread().name)
+            time.sleep(0.05)  # time for the idle thread to take the next block
+        return plain_block_ranks(queries, *args)
+
+    test_rows = int((small_dataset.splits == "test").sum())
+    monkeypatch.setattr(retrieval, "_BLOCK_ELEMENTS", test_rows)  # one query row per block (clean gallery: the test split)
+    monkeypatch.setattr(retrieval, "_block_ranks", slow_block_ranks)
+    scorer = TaskScorer({task.key: task for task in create_tasks("identity")}, variants, make_context)
+    scorer.ready(embeddings, [CLEAN_VARIANT.key])
+    scorer.ready(embeddings, [variants[0].key])
+    deadline = time.monotonic() + 30
+    while not variant_blocks and time.monotonic() < deadline:  # the scoring thread has started the variant
+        time.sleep(0.005)
+    scores = scorer.finish(embeddings, SilentProgress())  # nothing queued: this thread serves the scoring thread
+    assert variant_blocks[0] == "robustpath-scoring" and len(variant_blocks) == test_rows
+    assert set(variant_blocks) == {"MainThread", "robustpath-scoring"}  # the variant's blocks ran in both threads
+    monkeypatch.setattr(retrieval, "_block_ranks", plain_block_ranks)
+    context = make_context(embeddings)
+    for key, task in {task.key: task for task in create_tasks("identity")}.items():
+        task.fit(context)
+        for variant in [CLEAN_VARIANT, *variants]:
+            test = context.clean_test_embeddings if variant.is_clean else embeddings.variants[variant.key]
+            outcome = task.outcomes(test)
+            assert scores.values[(key, variant.key)] == task.score(outcome), (key, variant.key)
+            for name, values in outcome.per_sample.items():
+                np.testing.assert_array_equal(scores.outcomes[(key, variant.key)].per_sample[name], values)

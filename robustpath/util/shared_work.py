@@ -1,0 +1,139 @@
+"""Blocks of one computation that idle threads may take: the scoring left after the sweep, in two threads.
+
+A few threads (the workers) each run their own jobs.  A worker that has no job
+left calls ``WorkShare.serve``: until every worker has run out of jobs, it runs
+blocks that the others publish.  A worker publishes the blocks of a computation
+with ``map_blocks(function, items)`` (inside ``WorkShare.attached``): it runs
+blocks itself and any idle worker takes the next ones; the results come back in
+the items' order, so they do not depend on which thread ran a block.  Outside
+``attached``, or while no worker serves, ``map_blocks`` is a plain loop.
+
+An exception in a block (also a KeyboardInterrupt in a serving thread) is
+raised again by the ``map_blocks`` call that published it, after the blocks
+already taken have ended.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+_attached = threading.local()
+
+
+class _Blocks:
+    """One ``map_blocks`` call: its items, their results, and how many have ended."""
+
+    def __init__(self, function: Callable, items: list) -> None:
+        self.function = function
+        self.items = items
+        self.results: list = [None] * len(items)
+        self.ended = 0
+        self.error: BaseException | None = None
+
+    def run(self, index: int) -> None:
+        """Run block ``index``; an error is kept for the publisher (and an interrupt raised here too)."""
+        try:
+            if self.error is None:
+                self.results[index] = self.function(self.items[index])
+        except BaseException as exc:  # noqa: BLE001 - raised again by the publishing map_blocks
+            self.error = self.error or exc
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: this thread stops too
+                raise
+
+
+class WorkShare:
+    """Blocks published by ``workers`` threads, taken by those among them that have no job left."""
+
+    def __init__(self, workers: int) -> None:
+        self._changed = threading.Condition()
+        self._waiting: deque[tuple[_Blocks, int]] = deque()  # blocks not yet taken
+        self._busy = int(workers)  # workers that still run jobs of their own
+        self._left: set[int] = set()  # the threads that left (leave() counts each once)
+        self._closed = False
+
+    def leave(self) -> None:
+        """This worker has no job left and will take no blocks (it ended, failed or was cancelled)."""
+        with self._changed:
+            if threading.get_ident() not in self._left:
+                self._left.add(threading.get_ident())
+                self._busy -= 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Serving ends now (the work was cancelled); publishers run their remaining blocks themselves."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def serve(self, poll: Callable[[], None] | None = None, every: float = 0.1) -> None:
+        """This worker has no job left: run published blocks until no worker has a job left
+        (or close()); ``poll`` is called every ``every`` seconds while there is nothing to run."""
+        self.leave()
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._busy <= 0 or self._closed, timeout=every)
+                if self._closed or not (self._waiting or self._busy > 0):
+                    return
+                taken = self._waiting.popleft() if self._waiting else None
+            if taken is None:
+                if poll is not None:
+                    poll()
+                continue
+            self._run(*taken)
+
+    def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
+        """[function(item) for item in items], blocks run by this thread and any serving worker."""
+        blocks = _Blocks(function, list(items))
+        with self._changed:
+            self._waiting.extend((blocks, index) for index in range(len(blocks.items)))
+            self._changed.notify_all()
+        while True:
+            with self._changed:
+                mine = self._take(blocks)
+            if mine is None:
+                break
+            self._run(blocks, mine)
+        with self._changed:
+            self._changed.wait_for(lambda: blocks.ended == len(blocks.items))
+        if blocks.error is not None:
+            raise blocks.error
+        return blocks.results
+
+    def _take(self, blocks: _Blocks) -> int | None:
+        """The next waiting block of ``blocks`` (removed from the queue), or None."""
+        for position, (owner, index) in enumerate(self._waiting):
+            if owner is blocks:
+                del self._waiting[position]
+                return index
+        return None
+
+    def _run(self, blocks: _Blocks, index: int) -> None:
+        try:
+            blocks.run(index)
+        finally:
+            with self._changed:
+                blocks.ended += 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def attached(self) -> Iterator[None]:
+        """map_blocks in this thread publishes its blocks here."""
+        previous = getattr(_attached, "share", None)
+        _attached.share = self
+        try:
+            yield
+        finally:
+            _attached.share = previous
+
+
+def map_blocks(function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
+    """[function(item) for item in items]; inside WorkShare.attached, idle workers may run some of them."""
+    share = getattr(_attached, "share", None)
+    if share is None:
+        return [function(item) for item in items]
+    return share.map(function, items)

@@ -1,0 +1,98 @@
+"""WorkShare: blocks published by one worker are taken by an idle one, results in order, errors raised
+by the publisher, serving ends when every worker has run out of jobs (or on close)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from robustpath.util.shared_work import WorkShare, map_blocks
+
+
+def test_outside_a_share_map_blocks_is_a_plain_loop_in_this_thread():
+    threads = []
+    assert map_blocks(lambda x: threads.append(threading.current_thread()) or x * x, range(5)) == [0, 1, 4, 9, 16]
+    assert set(threads) == {threading.current_thread()}
+
+
+def serving_thread(share: WorkShare, ran: list) -> threading.Thread:
+    def serve():
+        share.serve()
+        ran.append("served")
+
+    thread = threading.Thread(target=serve, name="server")
+    thread.start()
+    return thread
+
+
+def test_an_idle_worker_runs_some_blocks_and_the_results_keep_the_items_order():
+    share, ran, where = WorkShare(workers=2), [], {}
+    server = serving_thread(share, ran)
+
+    def block(item):
+        where[item] = threading.current_thread().name
+        time.sleep(0.02)  # long enough for the server to take the next blocks
+        return item * 10
+
+    with share.attached():
+        results = map_blocks(block, range(20))
+    assert results == [item * 10 for item in range(20)]
+    assert set(where.values()) == {"MainThread", "server"}  # both threads ran blocks
+    assert server.is_alive() and ran == []  # the publisher still has jobs: the server waits for more
+    share.leave()
+    server.join(5)
+    assert not server.is_alive() and ran == ["served"]
+
+
+def test_an_error_in_a_block_the_server_ran_is_raised_by_the_publisher():
+    share = WorkShare(workers=2)
+    server = serving_thread(share, [])
+
+    def block(item):
+        time.sleep(0.01)
+        if threading.current_thread().name == "server":
+            raise ValueError(f"block {item} failed")
+        return item
+
+    with share.attached(), pytest.raises(ValueError, match="block .* failed"):
+        map_blocks(block, range(30))
+    share.leave()
+    server.join(5)
+    assert not server.is_alive()
+
+
+def test_close_ends_serving_at_once_and_the_publisher_runs_the_rest_itself():
+    share = WorkShare(workers=2)
+    ran: list = []
+    server = serving_thread(share, ran)
+    share.close()
+    server.join(5)
+    assert ran == ["served"]
+    with share.attached():
+        assert map_blocks(lambda x: threading.current_thread().name, range(3)) == ["MainThread"] * 3
+
+
+def test_serve_polls_while_there_is_nothing_to_run():
+    share, polls = WorkShare(workers=2), []
+    server = threading.Thread(target=share.serve, kwargs={"poll": lambda: polls.append(1), "every": 0.01})
+    server.start()
+    time.sleep(0.2)
+    share.leave()
+    server.join(5)
+    assert not server.is_alive() and len(polls) >= 3
+
+
+def test_leave_counts_each_thread_once():
+    share = WorkShare(workers=3)
+    share.leave()
+    share.leave()  # the same thread again: two workers still busy
+    ran: list = []
+    server = serving_thread(share, ran)  # leaves too: one worker still busy, so it keeps serving
+    time.sleep(0.1)
+    assert server.is_alive() and ran == []
+    last = threading.Thread(target=share.leave)
+    last.start()
+    last.join(5)
+    server.join(5)
+    assert ran == ["served"]
