@@ -28,6 +28,7 @@ from robustpath.tasks.metrics import (
     paired_drop_p_value,
     percentile_interval,
 )
+from robustpath.util.shared_work import map_blocks
 
 CALIBRATION = "expected_calibration_error"
 FLIP_RATE = "flip_rate"
@@ -155,10 +156,10 @@ class PairedScorer:
 
     def _replicates(self, outcomes: Outcomes) -> dict[str, np.ndarray]:
         """name → (resamples,) metric values over the bootstrap resamples of ``outcomes``."""
-        blocks = [
-            metric_replicates(outcomes, self.names, indices, self.clean)
-            for indices in bootstrap_index_blocks(outcomes.n, self.seed, self.resamples)
-        ]
+        blocks = map_blocks(  # resample blocks drawn in order; an idle scoring thread may compute some
+            lambda indices: metric_replicates(outcomes, self.names, indices, self.clean),
+            bootstrap_index_blocks(outcomes.n, self.seed, self.resamples),
+        )
         return {name: np.concatenate([block[name] for block in blocks]) for name in self.names}
 
     def score(self, outcomes: Outcomes) -> dict[str, MetricValue]:

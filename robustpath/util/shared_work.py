@@ -8,14 +8,18 @@ blocks itself and any idle worker takes the next ones; the results come back in
 the items' order, so they do not depend on which thread ran a block.  Outside
 ``attached``, or while no worker serves, ``map_blocks`` is a plain loop.
 
-An exception in a block (also a KeyboardInterrupt in a serving thread) is
-raised again by the ``map_blocks`` call that published it, after the blocks
-already taken have ended.
+``items`` may be a generator: it is advanced under the share's lock, one item
+per block taken, so at most one item per thread exists at a time (memory stays
+that of the plain loop, per thread) and a seeded stream yields the same items in
+the same order.
+
+An exception in a block or in the generator (also a KeyboardInterrupt in a
+serving thread) is raised again by the ``map_blocks`` call that published it,
+after the blocks already taken have ended.
 """
 from __future__ import annotations
 
 import threading
-from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -26,20 +30,43 @@ _attached = threading.local()
 
 
 class _Blocks:
-    """One ``map_blocks`` call: its items, their results, and how many have ended."""
+    """One ``map_blocks`` call: its items, their results, and how many have been taken and have ended."""
 
-    def __init__(self, function: Callable, items: list) -> None:
+    def __init__(self, function: Callable, items: Iterable) -> None:
         self.function = function
-        self.items = items
-        self.results: list = [None] * len(items)
+        self.items = iter(items)
+        self.results: dict[int, object] = {}
+        self.taken = 0
         self.ended = 0
+        self.exhausted = False
         self.error: BaseException | None = None
 
-    def run(self, index: int) -> None:
-        """Run block ``index``; an error is kept for the publisher (and an interrupt raised here too)."""
+    def take(self) -> tuple[int, object] | None:
+        """The next (index, item), or None when there is none (under the share's lock)."""
+        if self.error is not None:  # a block failed: take no more
+            self.exhausted = True
+        if self.exhausted:
+            return None
+        try:
+            item = next(self.items)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        except BaseException as exc:  # noqa: BLE001 - raised again by the publishing map_blocks
+            self.error, self.exhausted = exc, True
+            return None
+        self.taken += 1
+        return self.taken - 1, item
+
+    @property
+    def done(self) -> bool:
+        return self.exhausted and self.ended == self.taken
+
+    def run(self, index: int, item) -> None:
+        """Run one block; an error is kept for the publisher (and an interrupt raised here too)."""
         try:
             if self.error is None:
-                self.results[index] = self.function(self.items[index])
+                self.results[index] = self.function(item)
         except BaseException as exc:  # noqa: BLE001 - raised again by the publishing map_blocks
             self.error = self.error or exc
             if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: this thread stops too
@@ -51,7 +78,7 @@ class WorkShare:
 
     def __init__(self, workers: int) -> None:
         self._changed = threading.Condition()
-        self._waiting: deque[tuple[_Blocks, int]] = deque()  # blocks not yet taken
+        self._open: list[_Blocks] = []  # published computations that may have blocks left
         self._busy = int(workers)  # workers that still run jobs of their own
         self._left: set[int] = set()  # the threads that left (leave() counts each once)
         self._closed = False
@@ -76,10 +103,10 @@ class WorkShare:
         self.leave()
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._waiting or self._busy <= 0 or self._closed, timeout=every)
-                if self._closed or not (self._waiting or self._busy > 0):
+                self._changed.wait_for(lambda: self._open or self._busy <= 0 or self._closed, timeout=every)
+                if self._closed or not (self._open or self._busy > 0):
                     return
-                taken = self._waiting.popleft() if self._waiting else None
+                taken = self._next_block()
             if taken is None:
                 if poll is not None:
                     poll()
@@ -88,33 +115,37 @@ class WorkShare:
 
     def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
         """[function(item) for item in items], blocks run by this thread and any serving worker."""
-        blocks = _Blocks(function, list(items))
+        blocks = _Blocks(function, items)
         with self._changed:
-            self._waiting.extend((blocks, index) for index in range(len(blocks.items)))
+            self._open.append(blocks)
             self._changed.notify_all()
         while True:
             with self._changed:
-                mine = self._take(blocks)
-            if mine is None:
+                taken = blocks.take()
+                if taken is None and blocks in self._open:
+                    self._open.remove(blocks)
+            if taken is None:
                 break
-            self._run(blocks, mine)
+            self._run(blocks, *taken)
         with self._changed:
-            self._changed.wait_for(lambda: blocks.ended == len(blocks.items))
+            self._changed.wait_for(lambda: blocks.done)
         if blocks.error is not None:
             raise blocks.error
-        return blocks.results
+        return [blocks.results[index] for index in range(blocks.taken)]
 
-    def _take(self, blocks: _Blocks) -> int | None:
-        """The next waiting block of ``blocks`` (removed from the queue), or None."""
-        for position, (owner, index) in enumerate(self._waiting):
-            if owner is blocks:
-                del self._waiting[position]
-                return index
+    def _next_block(self) -> tuple[_Blocks, int, object] | None:
+        """A block of the first published computation that has one left (under the lock)."""
+        while self._open:
+            blocks = self._open[0]
+            taken = blocks.take()
+            if taken is not None:
+                return (blocks, *taken)
+            self._open.pop(0)
         return None
 
-    def _run(self, blocks: _Blocks, index: int) -> None:
+    def _run(self, blocks: _Blocks, index: int, item) -> None:
         try:
-            blocks.run(index)
+            blocks.run(index, item)
         finally:
             with self._changed:
                 blocks.ended += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from robustpath.util.shared_work import WorkShare, map_blocks
@@ -96,3 +97,33 @@ def test_leave_counts_each_thread_once():
     last.join(5)
     server.join(5)
     assert ran == ["served"]
+
+
+def test_a_generator_is_advanced_in_order_one_item_per_block_taken():
+    share, where, alive = WorkShare(workers=2), {}, []
+    server = serving_thread(share, [])
+    rng = np.random.default_rng(5)
+    expected = [np.random.default_rng(5).integers(0, 100, size=50) for _ in range(1)]  # the stream's first block
+    live = [0]
+
+    def stream():
+        for _ in range(12):
+            live[0] += 1
+            alive.append(live[0])
+            yield rng.integers(0, 100, size=50)
+
+    def block(values):
+        where[int(values.sum())] = threading.current_thread().name
+        time.sleep(0.02)
+        live[0] -= 1
+        return values.copy()
+
+    with share.attached():
+        results = map_blocks(block, stream())
+    reference = np.random.default_rng(5).integers(0, 100, size=(12, 50))  # numpy: one seeded stream, in order
+    np.testing.assert_array_equal(np.stack(results), reference)
+    np.testing.assert_array_equal(results[0], expected[0])
+    assert max(alive) <= 2  # never more items drawn than threads running blocks
+    assert set(where.values()) == {"MainThread", "server"}
+    share.leave()
+    server.join(5)
