@@ -379,8 +379,8 @@ class LinearProbeTask(OutcomeTask):
         else:
             facts.update(device="cpu", threads=1,
                          algorithm=f"cross-validation: L-BFGS (scipy, ≤{LBFGS_FIRST_ITER} iterations), then Newton-CG where "
-                                   "L-BFGS has not converged, warm starts along C_GRID; final fit: scipy L-BFGS-B via "
-                                   "scikit-learn")
+                                   "it has not converged and L-BFGS again where Newton-CG has not, warm starts along "
+                                   "C_GRID; final fit: scipy L-BFGS-B via scikit-learn")
         return facts
 
     @property
