@@ -59,6 +59,7 @@ from robustpath.tasks.outcomes import Outcomes
 from robustpath.tasks.base import CLASSIFICATION_DEFINITIONS, CLASSIFICATION_METRICS, OutcomeTask, TaskContext
 from robustpath.tasks.chance import chance_record
 from robustpath.tasks.registry import TaskInfo, register_task
+from robustpath.util.shared_work import map_blocks
 
 DEFAULT_C = 1.0
 C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 9))
@@ -415,9 +416,12 @@ class LinearProbeTask(OutcomeTask):
 
     def outcomes(self, test_embeddings: np.ndarray, train_embeddings: np.ndarray | None = None) -> Outcomes:
         """Predictions in blocks of PREDICT_ROWS test images (bounded float64 copies for large test sets)."""
-        blocks = [test_embeddings[start : start + PREDICT_ROWS] for start in range(0, len(test_embeddings), PREDICT_ROWS)]
-        predictions = [np.asarray(self.predict(block), dtype=np.int64) for block in blocks]
-        probabilities = [self.predict_proba(block) for block in blocks]
+        blocks = map_blocks(  # independent blocks: an idle scoring thread may predict some
+            lambda start: self._predict_block(test_embeddings[start : start + PREDICT_ROWS]),
+            range(0, len(test_embeddings), PREDICT_ROWS),
+        )
+        predictions = [block[0] for block in blocks]
+        probabilities = [block[1] for block in blocks]
         classes = len(self.context.class_names)
         return Outcomes(
             n_classes=classes,
@@ -425,6 +429,9 @@ class LinearProbeTask(OutcomeTask):
             predictions=np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64),
             probabilities=np.concatenate(probabilities) if probabilities else np.zeros((0, classes)),
         )
+
+    def _predict_block(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.predict(block), dtype=np.int64), self.predict_proba(block)
 
     def describe(self) -> dict:
         return {
