@@ -13,9 +13,11 @@ Once the sweep is over, ``finish`` does not just wait: the calling thread takes 
 variants still queued, one at a time, and scores them beside the scoring thread (on
 two cores and a single-threaded BLAS, the scoring left after the last forward pass
 then takes about half as long).  A thread that has no variant left serves the other
-(robustpath.util.shared_work): the tasks publish the query blocks of a variant with
-``map_blocks`` and the idle thread scores some of them, so the last variant is scored
-in two threads too.  A fitted task's ``outcomes`` and ``score`` only read
+(robustpath.util.shared_work): the tasks publish the blocks of a variant (retrieval
+query blocks, prediction blocks, bootstrap resample blocks) with ``map_blocks`` and
+the idle thread scores some of them, so the last variant is scored in two threads too.
+During the sweep, a ``ready`` that has to wait for room does the same: the sweep's
+thread scores blocks of the variant that holds it back instead of waiting idle.  A fitted task's ``outcomes`` and ``score`` only read
 what ``fit`` built (the lazily built caches they share, the bootstrap indices and the
 retrieval screen, are built under a lock), so a variant's scores do not depend on the
 thread that computed them; the scores are returned in the order a single thread would
@@ -23,7 +25,7 @@ have added them.
 
 Memory: with ``release``, a variant's embeddings are dropped (Embeddings.release) as
 soon as every task has scored it; and ``ready`` waits while ``max_queued`` variants
-are already waiting to be scored and the waiting ones hold ``max_queued_bytes``
+(1: the one being scored) are not yet scored and the waiting ones hold ``max_queued_bytes``
 (QUEUED_BYTES, 64 MiB) or more with the new one, so that a sweep faster than the
 scoring does not pile up embeddings.  Peak memory then holds the clean embeddings, the
 variants the sweep is filling or has just finished (one window of them:
@@ -63,7 +65,7 @@ class TaskScorer:
 
     def __init__(
         self, tasks: dict, variants: list[Variant], make_context: Callable, *, release: bool = False,
-        max_queued: int = 2, max_queued_bytes: int = QUEUED_BYTES,
+        max_queued: int = 1, max_queued_bytes: int = QUEUED_BYTES,
     ) -> None:
         self.tasks = tasks
         self.release = release
@@ -188,6 +190,11 @@ class TaskScorer:
             return (self._queued < self.max_queued or self._queued_bytes + size <= self.max_queued_bytes
                     or self._stopped or not wait)
 
+        def has_room() -> bool:
+            with self._room:
+                return room()
+
+        self._share.help_until(has_room)  # meanwhile, score blocks of the variant that holds the sweep back
         with self._room:
             self._room.wait_for(room)
             self._queued += 1
@@ -247,10 +254,11 @@ class TaskScorer:
             train = None
             if task.needs_corrupted_training:  # retrieval with --gallery corrupted
                 train = context.train_embeddings if variant.is_clean else embeddings.train_variants[variant.key]
-            with self._share.attached():  # an idle thread may score blocks of it (after the sweep)
+            with self._share.attached():  # an idle or waiting thread may score blocks of it
                 outcome = task.outcomes(test, train)
+                values = task.score(outcome)
             self.scores.outcomes[(task_key, variant.key)] = outcome
-            self.scores.values[(task_key, variant.key)] = task.score(outcome)
+            self.scores.values[(task_key, variant.key)] = values
             done(None)
 
 

@@ -113,6 +113,17 @@ class WorkShare:
                 continue
             self._run(*taken)
 
+    def help_until(self, finished: Callable[[], bool], every: float = 0.02) -> None:
+        """A worker that must wait (e.g. for room to hand over its next job) runs published blocks
+        meanwhile, until ``finished()`` (checked between blocks and every ``every`` seconds)."""
+        while not finished():
+            with self._changed:
+                taken = None if self._closed else self._next_block()
+                if taken is None:
+                    self._changed.wait(timeout=every)
+            if taken is not None:
+                self._run(*taken)
+
     def map(self, function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
         """[function(item) for item in items], blocks run by this thread and any serving worker."""
         blocks = _Blocks(function, items)

@@ -369,3 +369,43 @@ def test_the_last_variant_is_scored_in_two_threads_with_the_same_outcomes(custom
             assert scores.values[(key, variant.key)] == task.score(outcome), (key, variant.key)
             for name, values in outcome.per_sample.items():
                 np.testing.assert_array_equal(scores.outcomes[(key, variant.key)].per_sample[name], values)
+
+
+def test_a_ready_that_waits_for_room_scores_blocks_of_the_variant_it_waits_for(customvit, small_dataset, monkeypatch):  # noqa: F811
+    """With one variant not yet scored, announcing the next waits; meanwhile the sweep's thread scores
+    query blocks of the first one (identity ranks, one row per block); the scores are a loop's."""
+    import threading
+    import time
+
+    from robustpath.tasks import retrieval
+
+    variants = [Variant("hue", 2, "pre"), Variant("hue", 4, "pre")]
+    embeddings = engine.compute_embeddings(customvit, small_dataset, variants, preset=PRESET, seed=0, device=CPU,
+                                           batch_size=4)
+    first = np.asarray(embeddings.variants[variants[0].key], dtype=np.float64)
+    threads_of_first: list = []
+    plain_block_ranks = retrieval._block_ranks
+
+    def slow_block_ranks(queries, *args):
+        if any(np.array_equal(queries[0], row) for row in first):
+            threads_of_first.append(threading.current_thread().name)
+            time.sleep(0.05)
+        return plain_block_ranks(queries, *args)
+
+    test_rows = int((small_dataset.splits == "test").sum())
+    monkeypatch.setattr(retrieval, "_BLOCK_ELEMENTS", test_rows)
+    monkeypatch.setattr(retrieval, "_block_ranks", slow_block_ranks)
+    make_context = context_of(small_dataset)
+    scorer = TaskScorer({task.key: task for task in create_tasks("identity")}, variants, make_context,
+                        max_queued=1, max_queued_bytes=0)
+    scorer.ready(embeddings, [CLEAN_VARIANT.key])
+    scorer.ready(embeddings, [variants[0].key])
+    scorer.ready(embeddings, [variants[1].key])  # waits until the first is scored, scoring blocks of it meanwhile
+    assert len(threads_of_first) == test_rows and "MainThread" in threads_of_first
+    scores = scorer.finish(embeddings, SilentProgress())
+    monkeypatch.setattr(retrieval, "_block_ranks", plain_block_ranks)
+    context = make_context(embeddings)
+    for key, task in {task.key: task for task in create_tasks("identity")}.items():
+        task.fit(context)
+        for variant in variants:
+            assert scores.values[(key, variant.key)] == task.score(task.outcomes(embeddings.variants[variant.key]))

@@ -127,3 +127,26 @@ def test_a_generator_is_advanced_in_order_one_item_per_block_taken():
     assert set(where.values()) == {"MainThread", "server"}
     share.leave()
     server.join(5)
+
+
+def test_a_waiting_worker_runs_blocks_until_its_wait_is_over():
+    share, where = WorkShare(workers=2), {}
+    over = threading.Event()
+
+    def publisher():
+        def block(item):
+            where[item] = threading.current_thread().name
+            time.sleep(0.02)
+            return item
+
+        with share.attached():
+            assert map_blocks(block, range(20)) == list(range(20))
+        over.set()
+        share.leave()
+
+    thread = threading.Thread(target=publisher, name="publisher")
+    thread.start()
+    share.help_until(over.is_set)  # e.g. waiting for room: helps meanwhile, does not leave
+    thread.join(5)
+    assert set(where.values()) == {"MainThread", "publisher"}
+    assert over.is_set()
